@@ -1,0 +1,46 @@
+"""hyperspy-lacbed: dynamical large-angle CBED for HyperSpy.
+
+Public API
+----------
+simulate
+    Bloch-wave LACBED discs of a crystal (:mod:`hyperspy_lacbed.bloch`).
+generate
+    The same discs from the forward cGAN surrogate (:mod:`hyperspy_lacbed.nets`).
+load_structure
+    A validated crystal structure from a CIF path, a diffpy Structure or an example name.
+projected_potential
+    The projected potential of one unit cell as a ``ProjectedPotential`` signal.
+list_models
+    The pretrained surrogate models that ship with the package.
+
+Heavy modules (torch, HyperSpy) are imported on first use, so that ``import
+hyperspy.api`` stays fast when it discovers this extension.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from hyperspy_lacbed._version import __version__
+
+_LAZY = {
+    "simulate": "hyperspy_lacbed.bloch.lacbed",
+    "generate": "hyperspy_lacbed.nets.inference",
+    "list_models": "hyperspy_lacbed.nets.registry",
+    "load_structure": "hyperspy_lacbed.crystal.structure",
+    "projected_potential": "hyperspy_lacbed.signals.potential",
+    "example_structures": "hyperspy_lacbed.data",
+}
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'hyperspy_lacbed' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,416 @@
+"""Bloch-wave solver: beam pool, structure matrices, batched eigen-solves, thickness propagation.
+
+For each incident tilt the structure matrix (DESIGN.md §2) has the exact excitation error
+s_g on the diagonal and (U_{g−h} + i U'_{g−h}) / 2K off it. Its eigenpairs (γ_j, C) give
+ψ(t) = C diag(exp(2πi γ_j t)) C⁻¹ ψ(0) for every thickness from one solve. Many tilts are
+solved at once as a batch with ``torch.linalg.eig``.
+
+This module works on plain arrays; it imports neither HyperSpy nor the signal classes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from hyperspy_lacbed.bloch.geometry import excitation_errors
+from hyperspy_lacbed.crystal.structure import Crystal, ZoneFrame, zolz_reflections
+from hyperspy_lacbed.crystal.structure_factors import (
+    absorptive_structure_factors,
+    structure_factors,
+)
+
+SOLVERS = ("exact", "fast")
+#: Bytes of working memory one tilt needs per beam², for complex128 (matrix, eigenvectors,
+#: LAPACK workspace and copies, measured with tracemalloc on the Si case).
+BYTES_PER_BEAM2 = 16 * 10
+
+
+@dataclass(frozen=True)
+class BeamPool:
+    """Tilt-independent part of a Bloch-wave calculation.
+
+    Attributes
+    ----------
+    hkl
+        Miller indices of the pool, (P, 3), 000 first.
+    g
+        The pool's reciprocal vectors in the zone-axis frame, (P, 3), 1/Å.
+    potential
+        Matrix of U_{g_i − g_j} + i U'_{g_i − g_j} in Å⁻², (P, P). Its diagonal holds the
+        mean absorptive potential i U'_0 (the real U_0 is folded into K), U_0 + i U'_0, or
+        zeros where the physics leaves it out (Felix).
+    coupled
+        Whether each beam is reachable from 000 through non-zero Fourier coefficients;
+        the others can never be excited and are left out of every matrix.
+    u_zero
+        |U_g| of each beam (its coupling to 000), used by the strong-beam rule.
+    k0
+        Wave number K = 1/λ in 1/Å.
+    normal
+        Unit surface normal in the frame.
+    """
+
+    hkl: np.ndarray
+    g: np.ndarray
+    potential: np.ndarray
+    coupled: np.ndarray
+    u_zero: np.ndarray
+    k0: float
+    normal: np.ndarray
+
+
+def _lattice_centring_allowed(hkl: np.ndarray, symbol: str) -> np.ndarray:
+    h, k, l = hkl.T
+    c = symbol[:1].upper()
+    if c == "F":
+        return ((h % 2 == k % 2) & (k % 2 == l % 2))
+    if c == "I":
+        return (h + k + l) % 2 == 0
+    if c == "A":
+        return (k + l) % 2 == 0
+    if c == "B":
+        return (h + l) % 2 == 0
+    if c == "C":
+        return (h + k) % 2 == 0
+    if c == "R":
+        return (-h + k + l) % 3 == 0
+    return np.ones(len(hkl), bool)
+
+
+def build_pool(
+    crystal: Crystal,
+    frame: ZoneFrame,
+    k0: float,
+    voltage: float,
+    pool_size: int,
+    *,
+    laue_zones: Sequence[int] = (0,),
+    scattering_factors: str = "kirkland",
+    debye_waller: bool = True,
+    absorption: str = "proportional",
+    absorption_fraction: float = 0.1,
+    diagonal: str = "absorptive",
+    normal: np.ndarray | None = None,
+    required: np.ndarray | None = None,
+) -> BeamPool:
+    """Enumerate the beam pool and compute every Fourier coefficient the matrices need.
+
+    The pool holds the ``pool_size`` shortest reflections of the Laue zones, whole shells
+    included so that it keeps the crystal's symmetry, and ``required`` ones.
+    """
+    hkl = pool_reflections(crystal, frame.zone_axis, pool_size, laue_zones)
+    if required is not None and len(required):
+        missing = [tuple(r) for r in np.asarray(required) if not (hkl == r).all(1).any()]
+        if missing:
+            hkl = np.concatenate([hkl, np.array(missing, int)])
+    diff = hkl[:, None, :] - hkl[None, :, :]
+    uniq, inverse = np.unique(diff.reshape(-1, 3), axis=0, return_inverse=True)
+    u = structure_factors(crystal, uniq, voltage, scattering_factors, debye_waller)
+    u_abs = absorptive_structure_factors(
+        crystal, uniq, voltage, absorption, absorption_fraction, scattering_factors,
+        debye_waller, u_real=u,
+    )
+    full = (u + 1j * u_abs)[inverse.reshape(-1)].reshape(len(hkl), len(hkl))
+    if diagonal == "none":  # Felix: no U_0, no U'_0
+        np.fill_diagonal(full, 0.0)
+    elif diagonal == "absorptive":  # U_0 is in K instead; keep the mean absorption i U'_0
+        np.fill_diagonal(full, 1j * full.diagonal().imag)
+    elif diagonal != "full":
+        raise ValueError(f"diagonal must be 'full', 'absorptive' or 'none', not {diagonal!r}.")
+    g = crystal.g_vectors(hkl) @ frame.rotation.T
+    scale = np.abs(full).max()
+    coupled = _connected_to_origin(np.abs(full) > 1e-10 * scale)
+    n = np.array([0.0, 0.0, 1.0]) if normal is None else np.asarray(normal, float)
+    return BeamPool(hkl, g, full, coupled, np.abs(full[:, 0]), k0, n / np.linalg.norm(n))
+
+
+def pool_reflections(
+    crystal: Crystal, zone_axis: Sequence[int], count: int, laue_zones: Sequence[int] = (0,)
+) -> np.ndarray:
+    """The ``count`` shortest reflections allowed by the lattice centring, whole shells kept."""
+    g_try = 1.0
+    while True:
+        hkl = zolz_reflections(crystal, zone_axis, g_try, laue_zones)
+        # Lattice-centring extinctions are exact zeros that no path can excite (Felix drops
+        # them too).
+        hkl = hkl[_lattice_centring_allowed(hkl, crystal.space_group_symbol)]
+        if len(hkl) > count or g_try > 30:
+            break
+        g_try *= 1.3
+    lengths = np.linalg.norm(crystal.g_vectors(hkl), axis=1)  # sorted ascending
+    cut = lengths[min(count, len(lengths)) - 1] + 1e-6
+    return hkl[lengths <= cut]
+
+
+def _connected_to_origin(adjacency: np.ndarray) -> np.ndarray:
+    reached = np.zeros(len(adjacency), bool)
+    reached[0] = True
+    frontier = reached.copy()
+    while frontier.any():
+        new = adjacency[frontier].any(axis=0) & ~reached
+        reached |= new
+        frontier = new
+    return reached
+
+
+@dataclass(frozen=True)
+class BeamRule:
+    """Strong/weak beam selection (Felix's rule by default).
+
+    A beam is strong when |s_g| < s_max, with s_max the smallest multiple of ``s_step`` for
+    which at least ``strong_beams`` beams qualify (``s_step=0`` takes the exact count, ties
+    included), or when |U_g| / (2K |s_g|) ≥ ``perturbation_strength``. Weak beams are the
+    next ``weak_beams`` by |s_g|; they enter as Bethe potentials.
+    """
+
+    strong_beams: int = 100
+    weak_beams: int = 0
+    s_step: float = 0.0
+    perturbation_strength: float = 0.5
+    count_uncoupled: bool = False
+
+
+def select_beams(
+    s: np.ndarray,
+    pool: BeamPool,
+    rule: BeamRule,
+    forced: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Choose strong (and weak) beams for each tilt.
+
+    Returns
+    -------
+    strong, weak
+        Boolean masks (T, P).
+    """
+    abs_s = np.abs(s)
+    ranked = abs_s if rule.count_uncoupled else np.where(pool.coupled[None], abs_s, np.inf)
+    n = min(rule.strong_beams, int(np.isfinite(ranked[0]).sum()))
+    kth = np.partition(ranked, n - 1, axis=1)[:, n - 1 : n]
+    if rule.s_step > 0:
+        s_max = (np.floor(kth / rule.s_step) + 1) * rule.s_step
+        strong = ranked < s_max
+    else:
+        strong = ranked <= kth * (1 + 1e-9) + 1e-15
+    with np.errstate(divide="ignore"):
+        strength = pool.u_zero[None] / (2 * pool.k0 * abs_s)
+    strong |= strength >= rule.perturbation_strength
+    strong[:, forced] = True
+    strong &= pool.coupled[None]
+    weak = np.zeros_like(strong)
+    if rule.weak_beams > 0:
+        rest = np.where(strong | ~pool.coupled[None], np.inf, abs_s)
+        m = min(rule.weak_beams, int(np.isfinite(rest[0]).sum()))
+        if m > 0:
+            kth_w = np.partition(rest, m - 1, axis=1)[:, m - 1 : m]
+            weak = rest <= kth_w * (1 + 1e-9) + 1e-15
+    return strong, weak
+
+
+def _pad_indices(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of True entries per row, padded with -1 to equal length; and the counts."""
+    counts = mask.sum(1)
+    m = int(counts.max()) if len(counts) else 0
+    order = np.argsort(~mask, axis=1, kind="stable")[:, :m]
+    valid = np.arange(m)[None, :] < counts[:, None]
+    return np.where(valid, order, -1), counts
+
+
+def memory_per_tilt(n_beams: int, n_outputs: int, n_thickness: int) -> int:
+    """Estimated bytes of working memory for one tilt with ``n_beams`` strong beams."""
+    return BYTES_PER_BEAM2 * n_beams**2 + 16 * n_beams * (n_outputs + 4) * max(n_thickness, 1)
+
+
+@dataclass
+class SolveStats:
+    """What a solve did: counts and where its time went."""
+
+    tilts: int = 0
+    max_beams: int = 0
+    mean_beams: float = 0.0
+    eig_seconds: float = 0.0
+    total_seconds: float = 0.0
+    chunks: int = 0
+
+
+def solve_tilts(
+    pool: BeamPool,
+    k: np.ndarray,
+    thickness: np.ndarray,
+    outputs: np.ndarray,
+    rule: BeamRule,
+    *,
+    solver: str = "exact",
+    device: str = "cpu",
+    max_memory: float = 2**30,
+    progress: Callable[[int], None] | None = None,
+    stats: SolveStats | None = None,
+) -> np.ndarray:
+    """Beam intensities |ψ_g(t)|² for a set of incident tilts.
+
+    Parameters
+    ----------
+    pool
+        From :func:`build_pool`.
+    k
+        Incident wave vectors in the frame, (T, 3), |k| = K.
+    thickness
+        Thicknesses in Å, (n_t,).
+    outputs
+        Indices into the pool of the beams to return, (R,).
+    rule
+        Beam selection.
+    solver
+        ``"exact"``: complex128 non-Hermitian eigen-solve. ``"fast"``: complex64 eigen-solve
+        followed by one complex128 refinement of eigenvalues and eigenvectors.
+    device
+        torch device.
+    max_memory
+        Bytes the batched solve may use; tilts are processed in chunks that fit.
+    progress
+        Called with the number of tilts finished after each chunk.
+
+    Returns
+    -------
+    numpy.ndarray
+        Intensities, shape (T, n_t, R).
+    """
+    import time
+
+    import torch
+
+    if solver not in SOLVERS:
+        raise ValueError(f"Unknown solver {solver!r}; choose 'exact' or 'fast'.")
+    t_start = time.perf_counter()
+    stats = stats if stats is not None else SolveStats()
+    s = excitation_errors(k, pool.g, pool.k0)
+    strong, weak = select_beams(s, pool, rule, outputs)
+    counts = strong.sum(1)
+    n_max = int(counts.max())
+    per_tilt = memory_per_tilt(n_max + (rule.weak_beams > 0) * rule.weak_beams, len(outputs),
+                               len(thickness))
+    if per_tilt > max_memory:
+        raise ValueError(
+            f"max_memory={max_memory / 2**20:.1f} MiB is too small for one tilt with "
+            f"{n_max} beams (needs about {per_tilt / 2**20:.1f} MiB); raise max_memory or "
+            "lower strong_beams."
+        )
+    chunk = max(1, int(max_memory // per_tilt))
+    dev = torch.device(device)
+    result = np.empty((len(k), len(thickness), len(outputs)))
+    thick = torch.as_tensor(np.asarray(thickness, float), device=dev)
+    potential = torch.as_tensor(pool.potential, device=dev)
+    for start in range(0, len(k), chunk):
+        sl = slice(start, min(start + chunk, len(k)))
+        result[sl] = _solve_chunk(
+            pool, k[sl], s[sl], strong[sl], weak[sl], outputs, thick, potential, solver, dev,
+            stats,
+        )
+        stats.chunks += 1
+        if progress is not None:
+            progress(sl.stop - sl.start)
+    stats.tilts += len(k)
+    stats.max_beams = max(stats.max_beams, n_max)
+    stats.mean_beams = float(counts.mean())
+    stats.total_seconds += time.perf_counter() - t_start
+    return result
+
+
+def _solve_chunk(pool, k, s, strong, weak, outputs, thick, potential, solver, dev, stats):
+    import time
+
+    import torch
+
+    idx, counts = _pad_indices(strong)  # (T, M)
+    t, m = idx.shape
+    pad = idx < 0
+    safe = np.where(pad, 0, idx)
+    k0 = pool.k0
+    kn = k @ pool.normal  # (T,)
+    gn = pool.g @ pool.normal  # (P,)
+    # Surface-normal correction (Spence & Zuo; Palatinus et al. 2015): rows/columns scaled by
+    # 1/sqrt(1 + g·n / k·n), which makes the matrix symmetric in form.
+    d = 1.0 + gn[None, :] / kn[:, None]  # (T, P)
+    ti = torch.as_tensor(safe, device=dev)
+    rows = torch.arange(t, device=dev)[:, None]
+    s_t = torch.as_tensor(s, device=dev)
+    d_t = torch.as_tensor(d, device=dev)
+    diag = 2 * k0 * s_t  # (T, P), 2K s_g
+    a = potential[ti[:, :, None], ti[:, None, :]].clone()  # (T, M, M) U_{g-h}
+    a += torch.diag_embed(diag[rows, ti].to(a.dtype))
+    if weak.any():
+        a = _bethe(a, potential, diag, ti, weak, strong, dev)
+    scale = torch.sqrt(d_t[rows, ti])  # (T, M)
+    kn_t = torch.as_tensor(kn, device=dev)[:, None, None]
+    a = a / (2 * kn_t * scale[:, :, None] * scale[:, None, :])
+    pad_t = torch.as_tensor(pad, device=dev)
+    if pad.any():
+        # Padding beams: isolated, far-off-resonance eigenvalues that never get excited.
+        a = torch.where(pad_t[:, :, None] | pad_t[:, None, :], torch.zeros((), dtype=a.dtype,
+                        device=dev), a)
+        fill = torch.where(pad_t, 1e3 + torch.arange(m, device=dev)[None, :], 0.0).to(a.dtype)
+        a = a + torch.diag_embed(fill)
+    t0 = time.perf_counter()
+    gamma, vec = _eig(a, solver)
+    stats.eig_seconds += time.perf_counter() - t0
+    # ψ(0) = e_000 (000 is pool index 0 and always the first strong beam).
+    e0 = torch.zeros((t, m, 1), dtype=vec.dtype, device=dev)
+    e0[:, 0, 0] = 1.0
+    alpha = torch.linalg.solve(vec, e0)[..., 0]  # (T, M)
+    # Rows of the requested outputs in each tilt's strong-beam list.
+    pos = np.full((t, len(outputs)), -1)
+    for r, o in enumerate(outputs):
+        hit = idx == o
+        pos[:, r] = np.where(hit.any(1), hit.argmax(1), -1)
+    pos_t = torch.as_tensor(np.where(pos < 0, 0, pos), device=dev)
+    c_out = vec[rows, pos_t]  # (T, R, M)
+    phase = torch.exp(2j * math.pi * gamma[:, None, :] * thick[None, :, None])  # (T, nt, M)
+    psi = torch.einsum("trm,tnm,tm->tnr", c_out, phase, alpha)
+    psi = psi / scale[rows, pos_t][:, None, :]
+    out = (psi.abs() ** 2).cpu().numpy()
+    out[np.broadcast_to((pos < 0)[:, None, :], out.shape)] = 0.0
+    return out
+
+
+def _bethe(a, potential, diag, ti, weak, strong, dev):
+    """Fold weak beams into the strong-beam matrix as Bethe potentials.
+
+    U_eff(g, h) = U(g, h) − Σ_w U(g, w) U(w, h) / (2K s_w), the second-order correction for
+    beams w far from the Ewald sphere.
+    """
+    import torch
+
+    widx, _ = _pad_indices(weak)
+    wpad = torch.as_tensor(widx < 0, device=dev)
+    wi = torch.as_tensor(np.where(widx < 0, 0, widx), device=dev)
+    rows = torch.arange(a.shape[0], device=dev)[:, None]
+    u_sw = potential[ti[:, :, None], wi[:, None, :]]  # (T, M, W)
+    u_ws = potential[wi[:, :, None], ti[:, None, :]]  # (T, W, M)
+    inv = 1.0 / diag[rows, wi]
+    inv = torch.where(wpad, torch.zeros_like(inv), inv).to(a.dtype)
+    return a - torch.einsum("tmw,tw,twn->tmn", u_sw, inv, u_ws)
+
+
+def _eig(a, solver):
+    import torch
+
+    if solver == "exact":
+        return torch.linalg.eig(a)
+    lo = torch.complex64
+    gamma, vec = torch.linalg.eig(a.to(lo))
+    gamma, vec = gamma.to(a.dtype), vec.to(a.dtype)
+    # One refinement step in full precision: R = V⁻¹ A V is diagonal up to the single-
+    # precision error; its diagonal corrects the eigenvalues and its off-diagonal part,
+    # divided by the eigenvalue gaps, the eigenvectors (first-order perturbation theory).
+    r = torch.linalg.solve(vec, a @ vec)
+    gamma = torch.diagonal(r, dim1=-2, dim2=-1).clone()
+    gap = gamma[:, None, :] - gamma[:, :, None]  # λ_j − λ_i at [i, j]
+    small = gap.abs() < 1e-7
+    corr = torch.where(small, torch.zeros_like(r), r / torch.where(small, 1.0, gap))
+    corr = corr - torch.diag_embed(torch.diagonal(corr, dim1=-2, dim2=-1))
+    vec = vec + vec @ corr
+    return gamma, vec
