@@ -71,7 +71,9 @@ def to_magnitude(value: Any, unit: str, name: str = "value") -> float | np.ndarr
     try:
         return float(value)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be a number or a quantity in {unit}, not {value!r}.") from exc
+        raise ValueError(
+            f"{name} must be a number or a quantity in {unit}, not {value!r}."
+        ) from exc
 
 
 def electron_wavelength(voltage: float) -> float:

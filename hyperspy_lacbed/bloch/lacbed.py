@@ -23,7 +23,13 @@ from hyperspy_lacbed.bloch.geometry import (
     tilt_grid,
 )
 from hyperspy_lacbed.bloch.solver import BeamPool, BeamRule, SolveStats, build_pool, solve_tilts
-from hyperspy_lacbed.crystal.structure import Crystal, load_structure, zolz_reflections, zone_frame
+from hyperspy_lacbed.crystal.structure import (
+    Crystal,
+    integer_direction,
+    load_structure,
+    zolz_reflections,
+    zone_frame,
+)
 from hyperspy_lacbed.crystal.structure_factors import structure_factors
 from hyperspy_lacbed.units import electron_wavelength, to_magnitude
 
@@ -112,8 +118,9 @@ def _as_settings(**kwargs: Any) -> SimulationSettings:
             f"voltage {voltage / 1e3:g} kV is outside 10–1000 kV; give e.g. '200 kV' "
             "(plain numbers are volts)."
         )
-    thickness = to_magnitude(kwargs.pop("thickness", SimulationSettings.thickness), "angstrom",
-                             "thickness")
+    thickness = to_magnitude(
+        kwargs.pop("thickness", SimulationSettings.thickness), "angstrom", "thickness"
+    )
     thickness = tuple(float(t) for t in np.atleast_1d(thickness))
     if not thickness or not all(math.isfinite(t) and t > 0 for t in thickness):
         raise ValueError(
@@ -133,7 +140,7 @@ def _as_settings(**kwargs: Any) -> SimulationSettings:
     if solver not in ("auto", "exact", "fast"):
         raise ValueError(f"Unknown solver {solver!r}; choose 'auto', 'exact' or 'fast'.")
     settings = SimulationSettings(
-        zone_axis=tuple(int(x) for x in kwargs.pop("zone_axis", (0, 0, 1))),
+        zone_axis=integer_direction(kwargs.pop("zone_axis", (0, 0, 1)), "The zone axis"),
         voltage=float(voltage),
         thickness=thickness,
         pixels=pixels,
@@ -210,12 +217,7 @@ def compute_discs(
         settings = _as_settings(**kwargs)
     frame = zone_frame(crystal, settings.zone_axis, settings.x_direction)
     settings = replace(settings, zone_axis=frame.zone_axis, x_direction=frame.x_direction)
-    if settings.surface_normal is not None:
-        n_cart = np.asarray(settings.surface_normal, float) @ crystal.direct_basis
-        normal = frame.rotation @ (n_cart / np.linalg.norm(n_cart))
-    else:
-        normal = np.array([0.0, 0.0, 1.0])
-    k_vac = 1.0 / electron_wavelength(settings.voltage)
+    normal = _normal_in_frame(crystal, frame, settings.surface_normal)
 
     if settings.reflections is None:
         requested = default_reflections(crystal, frame.zone_axis)
@@ -249,30 +251,8 @@ def compute_discs(
     fold = fold_tilts(kx, ky, ops)
     orbit = _orbit(crystal, frame, requested, fold.rotations)
 
-    pool_count = settings.beam_pool or max(3 * settings.strong_beams + 30, 60)
-    pool = build_pool(
-        crystal, frame, k_vac, settings.voltage, pool_count,
-        laue_zones=settings.laue_zones,
-        scattering_factors=settings.scattering_factors,
-        debye_waller=settings.debye_waller,
-        absorption=settings.absorption,
-        absorption_fraction=settings.absorption_fraction,
-        diagonal=_diagonal_mode(settings),
-        normal=normal,
-        required=orbit,
-    )
-    if settings.mean_inner_potential:
-        # Inside the crystal K² = K_vac² + U_0 (refraction by the mean inner potential).
-        u0 = structure_factors(crystal, np.zeros((1, 3), int), settings.voltage,
-                               settings.scattering_factors, settings.debye_waller)[0].real
-        pool = replace(pool, k0=math.sqrt(k_vac**2 + u0))
+    pool, rule = _prepare_pool(crystal, frame, settings, normal, orbit)
     out_idx = np.array([_index_of(pool.hkl, h) for h in orbit])
-    rule = BeamRule(
-        strong_beams=settings.strong_beams,
-        weak_beams=settings.weak_beams,
-        s_step=settings.strong_beam_step,
-        count_uncoupled=settings.preset == "felix" or settings.strong_beam_step > 0,
-    )
     k_all = incident_vectors(kx.ravel(), ky.ravel(), pool.k0)
     reps = fold.representatives
     if device == "auto":
@@ -280,13 +260,128 @@ def compute_discs(
     stats = SolveStats()
     with _progress(len(reps), show_progressbar) as bar:
         intens = solve_tilts(
-            pool, k_all[reps], np.asarray(settings.thickness), out_idx, rule,
-            solver=_solver_for(settings, device), device=device, max_memory=max_memory,
-            progress=bar.update, stats=stats,
+            pool,
+            k_all[reps],
+            np.asarray(settings.thickness),
+            out_idx,
+            rule,
+            solver=_solver_for(settings, device),
+            device=device,
+            max_memory=max_memory,
+            progress=bar.update,
+            stats=stats,
         )
     discs = _unfold(intens, reps, fold, crystal, frame, orbit, requested, kx.shape)
     settings = replace(settings, solver=_solver_for(settings, device))
     return DiscResult(discs, requested, g_req[:, :2], dk, settings, crystal, stats)
+
+
+def _normal_in_frame(crystal: Crystal, frame, surface_normal) -> np.ndarray:
+    if surface_normal is None:
+        return np.array([0.0, 0.0, 1.0])
+    n_cart = np.asarray(surface_normal, float) @ crystal.direct_basis
+    return frame.rotation @ (n_cart / np.linalg.norm(n_cart))
+
+
+def _prepare_pool(
+    crystal: Crystal,
+    frame,
+    settings: SimulationSettings,
+    normal: np.ndarray,
+    required: np.ndarray,
+    g_max: float | None = None,
+) -> tuple[BeamPool, BeamRule]:
+    """The beam pool (with K) and the beam rule for a set of settings."""
+    k_vac = 1.0 / electron_wavelength(settings.voltage)
+    pool = build_pool(
+        crystal,
+        frame,
+        k_vac,
+        settings.voltage,
+        settings.beam_pool or max(3 * settings.strong_beams + 30, 60),
+        g_max=g_max,
+        laue_zones=settings.laue_zones,
+        scattering_factors=settings.scattering_factors,
+        debye_waller=settings.debye_waller,
+        absorption=settings.absorption,
+        absorption_fraction=settings.absorption_fraction,
+        diagonal=_diagonal_mode(settings),
+        normal=normal,
+        required=required,
+    )
+    if settings.mean_inner_potential:
+        # Inside the crystal K² = K_vac² + U_0 (refraction by the mean inner potential).
+        u0 = structure_factors(
+            crystal,
+            np.zeros((1, 3), int),
+            settings.voltage,
+            settings.scattering_factors,
+            settings.debye_waller,
+        )[0].real
+        pool = replace(pool, k0=math.sqrt(k_vac**2 + u0))
+    rule = BeamRule(
+        strong_beams=settings.strong_beams,
+        weak_beams=settings.weak_beams,
+        s_step=settings.strong_beam_step,
+        count_uncoupled=settings.strong_beam_step > 0,
+    )
+    return pool, rule
+
+
+def beam_intensities(
+    structure: Any,
+    tilts: Any = ((0.0, 0.0),),
+    thickness: Any = (500.0, 1000.0, 2000.0),
+    reflections: Sequence[Sequence[int]] = ((0, 0, 0),),
+    *,
+    g_max: float | None = None,
+    device: str = "cpu",
+    max_memory: float = 2**30,
+    **kwargs: Any,
+) -> np.ndarray:
+    """Beam intensities |ψ_g(t)|² at arbitrary incident tilts, as a plain array.
+
+    Parameters
+    ----------
+    structure
+        Anything :func:`~hyperspy_lacbed.crystal.structure.load_structure` accepts.
+    tilts
+        Transverse incident wave vectors (kx, ky) in 1/Å in the zone-axis frame, (T, 2);
+        (0, 0) is exact zone-axis incidence.
+    thickness
+        Thicknesses (numbers in Å, or strings / quantities).
+    reflections
+        The beams to return.
+    g_max
+        When given, every reflection of the Laue zones with |g| ≤ g_max (1/Å) is in the
+        pool and is a strong beam (set ``strong_beams`` large), as in abTEM and py4DSTEM.
+    **kwargs
+        Physics settings of :func:`simulate` (zone_axis, voltage, absorption, ...).
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape (T, n_thickness, n_reflections).
+    """
+    crystal = load_structure(structure)
+    settings = _as_settings(thickness=thickness, reflections=reflections, **kwargs)
+    frame = zone_frame(crystal, settings.zone_axis, settings.x_direction)
+    normal = _normal_in_frame(crystal, frame, settings.surface_normal)
+    requested = np.array(settings.reflections, int)
+    pool, rule = _prepare_pool(crystal, frame, settings, normal, requested, g_max=g_max)
+    t = np.atleast_2d(np.asarray(tilts, float))
+    k = incident_vectors(t[:, 0], t[:, 1], pool.k0)
+    out_idx = np.array([_index_of(pool.hkl, h) for h in requested])
+    return solve_tilts(
+        pool,
+        k,
+        np.asarray(settings.thickness),
+        out_idx,
+        rule,
+        solver="exact" if settings.solver == "auto" else settings.solver,
+        device=device,
+        max_memory=max_memory,
+    )
 
 
 def _diagonal_mode(settings: SimulationSettings) -> str:
@@ -324,10 +419,12 @@ def _unfold(intens, reps, fold: TiltSymmetry, crystal, frame, orbit, requested, 
     row_of_rep[reps] = np.arange(len(reps))
     lookup = {tuple(h): i for i, h in enumerate(orbit)}
     # For each op, the orbit index of R⁻¹ g for each requested g.
-    src = np.array([
-        [lookup[tuple(h)] for h in _rotate_hkl(crystal, frame, requested, r.T)]
-        for r in fold.rotations
-    ])  # (n_ops, R)
+    src = np.array(
+        [
+            [lookup[tuple(h)] for h in _rotate_hkl(crystal, frame, requested, r.T)]
+            for r in fold.rotations
+        ]
+    )  # (n_ops, R)
     rows = row_of_rep[fold.rep_of]  # (n_pix,)
     cols = src[fold.op_of]  # (n_pix, R)
     out = intens[rows[:, None], :, cols]  # (n_pix, R, n_t)
@@ -466,13 +563,25 @@ def simulate(
     """
     memory = _parse_memory(max_memory)
     settings = _as_settings(
-        zone_axis=zone_axis, x_direction=_opt_tuple(x_direction), voltage=voltage,
-        thickness=thickness, reflections=reflections, pixels=pixels, disc_radius=disc_radius,
-        absorption=absorption, absorption_fraction=absorption_fraction,
-        scattering_factors=scattering_factors, debye_waller=debye_waller,
-        strong_beams=strong_beams, weak_beams=weak_beams,
-        surface_normal=_opt_tuple(surface_normal), beam_pool=beam_pool,
-        laue_zones=tuple(laue_zones), solver=solver, symmetry=symmetry, preset=preset,
+        zone_axis=zone_axis,
+        x_direction=_opt_tuple(x_direction, "The x-direction"),
+        voltage=voltage,
+        thickness=thickness,
+        reflections=reflections,
+        pixels=pixels,
+        disc_radius=disc_radius,
+        absorption=absorption,
+        absorption_fraction=absorption_fraction,
+        scattering_factors=scattering_factors,
+        debye_waller=debye_waller,
+        strong_beams=strong_beams,
+        weak_beams=weak_beams,
+        surface_normal=_opt_tuple(surface_normal, "The surface normal"),
+        beam_pool=beam_pool,
+        laue_zones=tuple(laue_zones),
+        solver=solver,
+        symmetry=symmetry,
+        preset=preset,
     )
     result = compute_discs(
         structure, settings, device=device, max_memory=memory, show_progressbar=show_progressbar
@@ -480,8 +589,8 @@ def simulate(
     return to_signal(result)
 
 
-def _opt_tuple(v: Any) -> tuple[int, ...] | None:
-    return None if v is None else tuple(int(x) for x in v)
+def _opt_tuple(v: Any, what: str) -> tuple[int, ...] | None:
+    return None if v is None else integer_direction(v, what)
 
 
 def _parse_memory(value: Any) -> float:

@@ -67,7 +67,7 @@ def _lattice_centring_allowed(hkl: np.ndarray, symbol: str) -> np.ndarray:
     h, k, l = hkl.T
     c = symbol[:1].upper()
     if c == "F":
-        return ((h % 2 == k % 2) & (k % 2 == l % 2))
+        return (h % 2 == k % 2) & (k % 2 == l % 2)
     if c == "I":
         return (h + k + l) % 2 == 0
     if c == "A":
@@ -86,8 +86,9 @@ def build_pool(
     frame: ZoneFrame,
     k0: float,
     voltage: float,
-    pool_size: int,
+    pool_size: int | None,
     *,
+    g_max: float | None = None,
     laue_zones: Sequence[int] = (0,),
     scattering_factors: str = "kirkland",
     debye_waller: bool = True,
@@ -102,7 +103,11 @@ def build_pool(
     The pool holds the ``pool_size`` shortest reflections of the Laue zones, whole shells
     included so that it keeps the crystal's symmetry, and ``required`` ones.
     """
-    hkl = pool_reflections(crystal, frame.zone_axis, pool_size, laue_zones)
+    if g_max is not None:
+        hkl = zolz_reflections(crystal, frame.zone_axis, g_max, laue_zones)
+        hkl = hkl[_lattice_centring_allowed(hkl, crystal.space_group_symbol)]
+    else:
+        hkl = pool_reflections(crystal, frame.zone_axis, pool_size, laue_zones)
     if required is not None and len(required):
         missing = [tuple(r) for r in np.asarray(required) if not (hkl == r).all(1).any()]
         if missing:
@@ -111,8 +116,14 @@ def build_pool(
     uniq, inverse = np.unique(diff.reshape(-1, 3), axis=0, return_inverse=True)
     u = structure_factors(crystal, uniq, voltage, scattering_factors, debye_waller)
     u_abs = absorptive_structure_factors(
-        crystal, uniq, voltage, absorption, absorption_fraction, scattering_factors,
-        debye_waller, u_real=u,
+        crystal,
+        uniq,
+        voltage,
+        absorption,
+        absorption_fraction,
+        scattering_factors,
+        debye_waller,
+        u_real=u,
     )
     full = (u + 1j * u_abs)[inverse.reshape(-1)].reshape(len(hkl), len(hkl))
     if diagonal == "none":  # Felix: no U_0, no U'_0
@@ -196,8 +207,8 @@ def select_beams(
         strong = ranked < s_max
     else:
         strong = ranked <= kth * (1 + 1e-9) + 1e-15
-    with np.errstate(divide="ignore"):
-        strength = pool.u_zero[None] / (2 * pool.k0 * abs_s)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        strength = np.nan_to_num(pool.u_zero[None] / (2 * pool.k0 * abs_s), nan=np.inf)
     strong |= strength >= rule.perturbation_strength
     strong[:, forced] = True
     strong &= pool.coupled[None]
@@ -291,8 +302,9 @@ def solve_tilts(
     strong, weak = select_beams(s, pool, rule, outputs)
     counts = strong.sum(1)
     n_max = int(counts.max())
-    per_tilt = memory_per_tilt(n_max + (rule.weak_beams > 0) * rule.weak_beams, len(outputs),
-                               len(thickness))
+    per_tilt = memory_per_tilt(
+        n_max + (rule.weak_beams > 0) * rule.weak_beams, len(outputs), len(thickness)
+    )
     if per_tilt > max_memory:
         raise ValueError(
             f"max_memory={max_memory / 2**20:.1f} MiB is too small for one tilt with "
@@ -307,7 +319,16 @@ def solve_tilts(
     for start in range(0, len(k), chunk):
         sl = slice(start, min(start + chunk, len(k)))
         result[sl] = _solve_chunk(
-            pool, k[sl], s[sl], strong[sl], weak[sl], outputs, thick, potential, solver, dev,
+            pool,
+            k[sl],
+            s[sl],
+            strong[sl],
+            weak[sl],
+            outputs,
+            thick,
+            potential,
+            solver,
+            dev,
             stats,
         )
         stats.chunks += 1
@@ -350,8 +371,9 @@ def _solve_chunk(pool, k, s, strong, weak, outputs, thick, potential, solver, de
     pad_t = torch.as_tensor(pad, device=dev)
     if pad.any():
         # Padding beams: isolated, far-off-resonance eigenvalues that never get excited.
-        a = torch.where(pad_t[:, :, None] | pad_t[:, None, :], torch.zeros((), dtype=a.dtype,
-                        device=dev), a)
+        a = torch.where(
+            pad_t[:, :, None] | pad_t[:, None, :], torch.zeros((), dtype=a.dtype, device=dev), a
+        )
         fill = torch.where(pad_t, 1e3 + torch.arange(m, device=dev)[None, :], 0.0).to(a.dtype)
         a = a + torch.diag_embed(fill)
     t0 = time.perf_counter()

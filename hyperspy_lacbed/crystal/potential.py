@@ -32,7 +32,9 @@ class ProjectedCell:
 
 
 def projected_cell(
-    crystal: Crystal, zone_axis: Sequence[int] = (0, 0, 1), x_direction: Sequence[int] | None = None
+    crystal: Crystal,
+    zone_axis: Sequence[int] = (0, 0, 1),
+    x_direction: Sequence[int] | None = None,
 ) -> ProjectedCell:
     """The periodic rectangle (and beam period) of a zone-axis projection."""
     frame = zone_frame(crystal, zone_axis, x_direction)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -121,7 +122,9 @@ class Crystal:
             types.append(keys.setdefault(key, len(keys) + 1))
             sites.append(pos)
         cell = (self.direct_basis, np.array(sites), types)
-        data = spglib.get_symmetry_dataset(cell, symprec=1e-3)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # spglib's error-handling notice
+            data = spglib.get_symmetry_dataset(cell, symprec=1e-3)
         if data is None:
             return {"number": 1, "symbol": "P1", "rotations": np.eye(3, dtype=int)[None]}
         rotations = np.unique(np.asarray(data.rotations), axis=0)
@@ -229,7 +232,9 @@ def _validated(
 ) -> Crystal:
     lp = tuple(float(x) for x in lattice_parameters)
     if len(lp) != 6 or not all(math.isfinite(x) for x in lp):
-        raise StructureError(f"Lattice parameters {lp} are not six finite numbers (a, b, c, α, β, γ).")
+        raise StructureError(
+            f"Lattice parameters {lp} are not six finite numbers (a, b, c, α, β, γ)."
+        )
     if min(lp[:3]) <= 0:
         raise StructureError(
             f"Lattice lengths must be positive, got a, b, c = {lp[:3]} Å; fix the cell in the CIF."
@@ -307,7 +312,12 @@ def _b_from_cif(path: Path) -> bool:
     text = path.read_text(errors="replace").lower()
     return any(
         tag in text
-        for tag in ("_atom_site_b_iso", "_atom_site_u_iso", "_atom_site_aniso_u", "_atom_site_aniso_b")
+        for tag in (
+            "_atom_site_b_iso",
+            "_atom_site_u_iso",
+            "_atom_site_aniso_u",
+            "_atom_site_aniso_b",
+        )
     )
 
 
@@ -322,7 +332,9 @@ def _from_diffpy(structure: Structure, name: str, source: str, has_b: bool) -> C
     return _validated(lp, elements, positions, occ, b, name=name, source=source)
 
 
-def load_structure(source: str | os.PathLike | Structure | Crystal, name: str | None = None) -> Crystal:
+def load_structure(
+    source: str | os.PathLike | Structure | Crystal, name: str | None = None
+) -> Crystal:
     """Load and validate a crystal structure.
 
     Parameters
@@ -362,7 +374,7 @@ def load_structure(source: str | os.PathLike | Structure | Crystal, name: str | 
     try:
         from diffpy.structure import Structure
     except ImportError:  # pragma: no cover - diffpy is a core dependency
-        Structure = ()  # noqa: N806
+        Structure = ()
     if Structure and isinstance(source, Structure):
         return _from_diffpy(source, name or source.title or "structure", "diffpy", True)
     if not isinstance(source, (str, os.PathLike)):
@@ -398,6 +410,11 @@ def load_structure(source: str | os.PathLike | Structure | Crystal, name: str | 
             f"Cannot read {path.name} as a CIF ({type(exc).__name__}: {exc}). "
             "Check that it is a complete CIF with a cell and an _atom_site loop."
         ) from exc
+    if structure is None or len(structure) == 0:
+        raise StructureError(
+            f"The CIF {path.name} has no atoms; it needs an _atom_site loop with at least one "
+            "atom (label, type symbol, fractional x, y, z)."
+        )
     return _from_diffpy(structure, name or path.stem, str(path), _b_from_cif(path))
 
 
@@ -416,7 +433,9 @@ def _smallest_perpendicular(direction: np.ndarray, basis: np.ndarray) -> np.ndar
     if not len(cands):
         raise StructureError("No low-index direction is perpendicular to the zone axis.")
     # Shortest first, then prefer positive components (so [001] gives [100]).
-    order = np.lexsort((-cands[:, 2], -cands[:, 1], -cands[:, 0], np.round(np.linalg.norm(cart, axis=1), 8)))
+    order = np.lexsort(
+        (-cands[:, 2], -cands[:, 1], -cands[:, 0], np.round(np.linalg.norm(cart, axis=1), 8))
+    )
     return cands[order[0]]
 
 
@@ -441,7 +460,7 @@ class ZoneFrame:
         return np.stack([self.ex, self.ey, self.ez])
 
 
-def _integer_direction(v: Any, what: str) -> tuple[int, int, int]:
+def integer_direction(v: Any, what: str) -> tuple[int, int, int]:
     arr = np.asarray(v, dtype=float).ravel()
     if arr.shape != (3,) or not np.all(np.isfinite(arr)):
         raise ValueError(f"{what} must be three integers [u, v, w], got {v!r}.")
@@ -453,7 +472,9 @@ def _integer_direction(v: Any, what: str) -> tuple[int, int, int]:
 
 
 def zone_frame(
-    crystal: Crystal, zone_axis: Sequence[int] = (0, 0, 1), x_direction: Sequence[int] | None = None
+    crystal: Crystal,
+    zone_axis: Sequence[int] = (0, 0, 1),
+    x_direction: Sequence[int] | None = None,
 ) -> ZoneFrame:
     """The frame of zone axis [uvw] (a real-space direction) with in-plane x-direction.
 
@@ -472,14 +493,14 @@ def zone_frame(
     ValueError
         A zero, non-integer or non-perpendicular direction.
     """
-    uvw = _integer_direction(zone_axis, "The zone axis")
+    uvw = integer_direction(zone_axis, "The zone axis")
     basis = crystal.direct_basis
     ez = np.asarray(uvw, float) @ basis
     ez /= np.linalg.norm(ez)
     if x_direction is None:
         xd = tuple(int(x) for x in _smallest_perpendicular(ez, basis))
     else:
-        xd = _integer_direction(x_direction, "The x-direction")
+        xd = integer_direction(x_direction, "The x-direction")
     ex = np.asarray(xd, float) @ basis
     ex_norm = np.linalg.norm(ex)
     if abs(ex @ ez) > 1e-6 * ex_norm:
@@ -523,7 +544,7 @@ def zolz_reflections(
     The zero-order Laue zone holds the g with h·u + k·v + l·w = 0. Sorted by |g|,
     then by index, with 000 first.
     """
-    uvw = np.asarray(_integer_direction(zone_axis, "The zone axis"))
+    uvw = np.asarray(integer_direction(zone_axis, "The zone axis"))
     lengths = np.linalg.norm(crystal.direct_basis, axis=1)
     hmax = np.ceil(g_max * lengths).astype(int)
     grids = np.meshgrid(*[np.arange(-m, m + 1) for m in hmax], indexing="ij")
