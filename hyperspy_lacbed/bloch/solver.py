@@ -346,7 +346,7 @@ def _solve_chunk(pool, k, s, strong, weak, outputs, thick, potential, solver, de
 
     import torch
 
-    idx, counts = _pad_indices(strong)  # (T, M)
+    idx, _ = _pad_indices(strong)  # (T, M)
     t, m = idx.shape
     pad = idx < 0
     safe = np.where(pad, 0, idx)
