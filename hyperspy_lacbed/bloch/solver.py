@@ -218,7 +218,7 @@ def select_beams(
         m = min(rule.weak_beams, int(np.isfinite(rest[0]).sum()))
         if m > 0:
             kth_w = np.partition(rest, m - 1, axis=1)[:, m - 1 : m]
-            weak = rest <= kth_w * (1 + 1e-9) + 1e-15
+            weak = (rest <= kth_w * (1 + 1e-9) + 1e-15) & np.isfinite(rest)
     return strong, weak
 
 

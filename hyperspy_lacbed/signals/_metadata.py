@@ -1,0 +1,283 @@
+"""Helpers shared by the signal classes: parsing user input into metadata values.
+
+Everything here turns what a user may type (pint quantities, strings such as
+``"200 kV"``, plain numbers in the documented default unit, lists and arrays) into
+the plain Python values kept in HyperSpy metadata, so that the metadata survives a
+save and load in the ``.hspy`` and ``.zspy`` formats and reads back the same way.
+Errors are :class:`ValueError` with a message naming the quantity and the fix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import PurePath
+from typing import Any
+
+import numpy as np
+import pint
+import traits.api as t
+
+from hyperspy_lacbed.units import electron_wavelength, to_magnitude, ureg
+
+#: Unit strings written on the axes. Both parse with pint's application registry,
+#: the one HyperSpy's ``axes_manager.convert_units`` uses.
+INVERSE_ANGSTROM = "1/Å"
+ANGSTROM = "Å"
+MRAD = "mrad"
+
+
+def is_undefined(value: Any) -> bool:
+    """Whether a traits value (an axis name or unit) has not been set."""
+    return value is t.Undefined or value is None or value == "<undefined>"
+
+
+def _quantity(value: Any, name: str) -> pint.Quantity | None:
+    """Parse ``value`` into a pint quantity; ``None`` for a plain number."""
+    if isinstance(value, pint.Quantity):
+        return value
+    if isinstance(value, str):
+        try:
+            q = ureg().Quantity(value)
+        except Exception as exc:  # pint raises several unrelated types
+            raise ValueError(
+                f"Cannot read {name} {value!r} as a quantity; give a number or a string "
+                "with its unit, such as '200 kV' or '0.3 1/Å'."
+            ) from exc
+        return q if isinstance(q, pint.Quantity) else None
+    return None
+
+
+def finite_positive(value: float, name: str, fix: str = "") -> float:
+    """Return ``value`` as a float, or raise if it is NaN, infinite or not positive."""
+    value = float(value)
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite positive number, got {value}. {fix}".strip())
+    return value
+
+
+def parse_beam_energy(value: Any) -> float:
+    """Beam energy in keV from an energy ("200 keV"), a voltage ("200 kV") or a number in keV.
+
+    Raises
+    ------
+    ValueError
+        If the unit is neither an energy nor a voltage, or the value is not positive.
+    """
+    q = _quantity(value, "beam_energy")
+    if q is None:
+        kev = to_magnitude(value, "keV", "beam_energy")
+    else:
+        reg = ureg()
+        if q.dimensionality == reg.Quantity(1, "eV").dimensionality:
+            kev = q.to("keV").magnitude
+        elif q.dimensionality == reg.Quantity(1, "V").dimensionality:
+            kev = q.to("kV").magnitude
+        else:
+            raise ValueError(
+                f"beam_energy is given in {q.units:~}, which is neither an energy nor a "
+                "voltage; give it as '200 kV', '200 keV' or a number in keV."
+            )
+    return finite_positive(
+        np.asarray(kev).item(), "beam_energy (keV)", "Give it as '200 kV' or 200 (keV)."
+    )
+
+
+def wavelength_from_kev(beam_energy_kev: float) -> float:
+    """Relativistic electron wavelength in Å for a beam energy in keV."""
+    return electron_wavelength(beam_energy_kev * 1e3)
+
+
+def is_angle(unit: Any) -> bool:
+    """Whether ``unit`` (a string or pint unit) is an angle (dimensionless in pint)."""
+    try:
+        return ureg().Quantity(1, unit).dimensionless
+    except Exception:
+        return False
+
+
+def parse_tilt(value: Any, name: str, beam_energy_kev: float | None) -> float:
+    """A transverse wave vector or tilt in 1/Å.
+
+    Parameters
+    ----------
+    value
+        A reciprocal length ("0.3 1/Å", "3 1/nm"), an angle ("12 mrad", "0.5 deg"),
+        a pint quantity of either, or a number in 1/Å.
+    name
+        What the value is, for the error message.
+    beam_energy_kev
+        Needed for angles (k = angle / λ); ``None`` if unknown.
+    """
+    q = _quantity(value, name)
+    if q is None:
+        k = to_magnitude(value, "1/angstrom", name)
+    elif q.dimensionless:
+        if beam_energy_kev is None:
+            raise ValueError(
+                f"{name} is an angle ({value}), and converting it to 1/Å needs the beam "
+                "energy: pass beam_energy='200 kV' or call "
+                "set_experimental_parameters(beam_energy=...) first."
+            )
+        mrad = q.to("mrad").magnitude
+        k = mrad / (1000.0 * wavelength_from_kev(beam_energy_kev))
+    else:
+        k = to_magnitude(q, "1/angstrom", name)
+    return finite_positive(np.asarray(k).item(), f"{name} (1/Å)")
+
+
+def as_int_vector(value: Any, name: str, length: int = 3, nonzero: bool = False) -> list[int]:
+    """A crystallographic direction or plane as a list of ``length`` integers."""
+    arr = np.asarray(value)
+    if arr.shape != (length,):
+        raise ValueError(
+            f"{name} must be {length} integers such as {[0] * (length - 1) + [1]}, got {value!r}."
+        )
+    if not np.issubdtype(arr.dtype, np.number) or not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must contain finite integers, got {value!r}.")
+    if not np.allclose(arr, np.round(arr)):
+        raise ValueError(f"{name} must contain integers (Miller indices), got {value!r}.")
+    if nonzero and not np.any(arr):
+        raise ValueError(f"{name} cannot be [0, 0, 0]; give a direction such as [0, 0, 1].")
+    return [int(v) for v in np.round(arr)]
+
+
+def default_x_direction(zone_axis: Sequence[int]) -> list[int] | None:
+    """The default in-plane x direction: [100] for the [001] zone axis, else unknown."""
+    za = [int(v) for v in zone_axis]
+    g = math.gcd(*za) or 1
+    if [v // g for v in za] == [0, 0, 1]:
+        return [1, 0, 0]
+    return None
+
+
+def as_reflections(value: Any) -> list[list[int]]:
+    """Reflections as a list of [h, k, l] integer lists."""
+    try:
+        arr = np.asarray(value)
+    except ValueError as exc:
+        raise ValueError(f"reflections must be a list of [h, k, l], got {value!r}.") from exc
+    if arr.ndim == 1 and arr.size == 3:
+        arr = arr[None]
+    if arr.ndim != 2 or arr.shape[1] != 3 or not np.issubdtype(arr.dtype, np.number):
+        raise ValueError(
+            "reflections must be a list of [h, k, l] integer triplets such as "
+            f"[[0, 0, 0], [2, 0, 0]], got an array of shape {arr.shape}."
+        )
+    return [as_int_vector(r, "reflection") for r in arr]
+
+
+def as_g_vectors(value: Any) -> list[list[float]]:
+    """In-plane reciprocal vectors as a list of [gx, gy] in 1/Å."""
+    if isinstance(value, pint.Quantity):
+        value = to_magnitude(value, "1/angstrom", "g_vectors")
+    arr = np.asarray(value, dtype=float)
+    if arr.ndim == 1 and arr.size == 2:
+        arr = arr[None]
+    if arr.ndim != 2 or arr.shape[1] != 2:
+        raise ValueError(
+            "g_vectors must be a list of [gx, gy] in 1/Å, one per reflection, got an array "
+            f"of shape {arr.shape}."
+        )
+    if not np.all(np.isfinite(arr)):
+        raise ValueError("g_vectors contain NaN or infinite values; give finite [gx, gy] in 1/Å.")
+    return arr.tolist()
+
+
+def as_thickness(value: Any) -> list[float]:
+    """One or more thicknesses in Å (numbers in Å, strings such as "100 nm", quantities)."""
+    if isinstance(value, (str, pint.Quantity)):
+        mag = np.atleast_1d(to_magnitude(value, "angstrom", "thickness"))
+    elif np.ndim(value) == 0:
+        mag = np.atleast_1d(to_magnitude(value, "angstrom", "thickness"))
+    else:
+        mag = np.asarray([to_magnitude(v, "angstrom", "thickness") for v in value], dtype=float)
+    mag = np.asarray(mag, dtype=float).ravel()
+    if mag.size == 0 or not np.all(np.isfinite(mag)) or np.any(mag <= 0):
+        raise ValueError(
+            f"thickness must be one or more finite positive lengths (Å), got {value!r}."
+        )
+    if np.any(np.diff(mag) <= 0):
+        raise ValueError(
+            f"thicknesses must be strictly increasing, got {mag.tolist()} Å; sort them "
+            "(and the data along the thickness axis) first."
+        )
+    return mag.tolist()
+
+
+def parse_angle_mrad(value: Any, name: str, beam_energy_kev: float | None) -> float:
+    """An angle in mrad from an angle ("12 mrad"), a reciprocal length ("0.3 1/Å") or mrad."""
+    q = _quantity(value, name)
+    if q is None:
+        mrad = to_magnitude(value, "mrad", name)
+    elif q.dimensionless:
+        mrad = q.to("mrad").magnitude
+    else:
+        k = to_magnitude(q, "1/angstrom", name)
+        if beam_energy_kev is None:
+            raise ValueError(
+                f"{name} is given as a reciprocal length ({value}); converting it to mrad needs "
+                "the beam energy: pass beam_energy='200 kV' as well."
+            )
+        mrad = 1000.0 * wavelength_from_kev(beam_energy_kev) * k
+    return finite_positive(np.asarray(mrad).item(), f"{name} (mrad)")
+
+
+def is_evenly_spaced(values: Sequence[float], rtol: float = 1e-9) -> bool:
+    """Whether ``values`` are evenly spaced (always true for fewer than three)."""
+    d = np.diff(np.asarray(values, dtype=float))
+    return bool(d.size < 2 or np.allclose(d, d[0], rtol=rtol, atol=0))
+
+
+def clean_settings(value: Any) -> Any:
+    """Turn a free-form settings object into plain, saveable Python values.
+
+    Dataclasses become dicts, NumPy scalars and arrays become numbers and lists,
+    paths become strings, mappings get string keys; anything else becomes its
+    ``repr``. The result saves and loads with ``.hspy`` and ``.zspy``.
+    """
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return clean_settings(dataclasses.asdict(value))
+    if isinstance(value, Mapping):
+        return {str(k): clean_settings(v) for k, v in value.items()}
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, PurePath):
+        return str(value)
+    if isinstance(value, pint.Quantity):
+        return f"{value:~}"
+    if isinstance(value, (list, tuple)):
+        return [clean_settings(v) for v in value]
+    return repr(value)
+
+
+def thickness_axis_dict(values: Sequence[float]) -> dict[str, Any]:
+    """A HyperSpy axis dictionary for thicknesses in Å (non-uniform unless evenly spaced)."""
+    v = np.asarray(values, dtype=float)
+    d = {"name": "thickness", "units": ANGSTROM, "navigate": True}
+    if v.size == 1:
+        return {**d, "size": 1, "offset": float(v[0]), "scale": 1.0}
+    if is_evenly_spaced(v):
+        return {**d, "size": int(v.size), "offset": float(v[0]), "scale": float(v[1] - v[0])}
+    return {**d, "axis": v}
+
+
+def set_axis_values(axis: Any, values: Sequence[float]) -> None:
+    """Set the values of a navigation axis in place, switching uniform/non-uniform as needed."""
+    v = np.asarray(values, dtype=float)
+    if v.size != axis.size:
+        raise ValueError(f"{v.size} values given for the {axis.name} axis of size {axis.size}.")
+    if v.size == 1 or is_evenly_spaced(v):
+        if not axis.is_uniform:
+            axis.convert_to_uniform_axis(log_scale_error=False)
+        axis.scale = float(v[1] - v[0]) if v.size > 1 else 1.0
+        axis.offset = float(v[0])
+    else:
+        if axis.is_uniform:
+            axis.convert_to_non_uniform_axis()
+        axis.axis = v
