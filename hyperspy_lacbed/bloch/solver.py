@@ -422,17 +422,7 @@ def _eig(a, solver):
 
     if solver == "exact":
         return torch.linalg.eig(a)
-    lo = torch.complex64
-    gamma, vec = torch.linalg.eig(a.to(lo))
-    gamma, vec = gamma.to(a.dtype), vec.to(a.dtype)
-    # One refinement step in full precision: R = V⁻¹ A V is diagonal up to the single-
-    # precision error; its diagonal corrects the eigenvalues and its off-diagonal part,
-    # divided by the eigenvalue gaps, the eigenvectors (first-order perturbation theory).
-    r = torch.linalg.solve(vec, a @ vec)
-    gamma = torch.diagonal(r, dim1=-2, dim2=-1).clone()
-    gap = gamma[:, None, :] - gamma[:, :, None]  # λ_j − λ_i at [i, j]
-    small = gap.abs() < 1e-7
-    corr = torch.where(small, torch.zeros_like(r), r / torch.where(small, 1.0, gap))
-    corr = corr - torch.diag_embed(torch.diagonal(corr, dim1=-2, dim2=-1))
-    vec = vec + vec @ corr
-    return gamma, vec
+    # Single precision: the eigen-solve is about twice as fast and its error (~1e-7 of the
+    # image maximum, measured in benchmarks/bench_engine.py) is far below the physics'.
+    gamma, vec = torch.linalg.eig(a.to(torch.complex64))
+    return gamma.to(a.dtype), vec.to(a.dtype)
