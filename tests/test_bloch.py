@@ -133,6 +133,7 @@ def test_si001_discs_have_4mm_symmetry():
         strong_beams=40,
         thickness=[700.0, 1800.0],
         symmetry=False,
+        solver="exact",
         reflections=[[0, 0, 0], [4, 0, 0], [2, 2, 0]],
     )
     zero = result.discs[:, 0]
@@ -163,6 +164,7 @@ def test_symmetry_reduction_equals_brute_force(name, zone, x_dir):
         strong_beams=30,
         thickness=[400.0, 1300.0],
         absorption="proportional",
+        solver="exact",
     )
     reduced = compute_discs(name, symmetry=True, **kwargs)
     brute = compute_discs(name, symmetry=False, **kwargs)
@@ -171,7 +173,7 @@ def test_symmetry_reduction_equals_brute_force(name, zone, x_dir):
 
 
 def test_chunked_solve_equals_single_chunk():
-    kwargs = dict(pixels=16, strong_beams=30, thickness=[900.0])
+    kwargs = dict(pixels=16, strong_beams=30, thickness=[900.0], solver="exact")
     one = compute_discs("GaAs", **kwargs)
     many = compute_discs("GaAs", max_memory=2e6, **kwargs)
     assert many.stats.chunks > one.stats.chunks
@@ -181,7 +183,13 @@ def test_chunked_solve_equals_single_chunk():
 
 def test_bethe_weak_beams_approach_the_full_solution():
     crystal = "Si"
-    kwargs = dict(pixels=8, thickness=[1000.0], reflections=[[0, 0, 0], [2, 2, 0]], symmetry=False)
+    kwargs = dict(
+        pixels=8,
+        thickness=[1000.0],
+        reflections=[[0, 0, 0], [2, 2, 0]],
+        symmetry=False,
+        solver="exact",
+    )
     full = compute_discs(crystal, strong_beams=60, **kwargs).discs
     few = compute_discs(crystal, strong_beams=12, **kwargs).discs
     bethe = compute_discs(crystal, strong_beams=12, weak_beams=48, **kwargs).discs
@@ -210,3 +218,36 @@ def test_bad_arguments_raise_clear_errors(kwargs, match):
 
     with pytest.raises(ValueError, match=match):
         simulate("Si", pixels=kwargs.pop("pixels", 8), strong_beams=10, **kwargs)
+
+
+@pytest.mark.parametrize(("name", "zone"), [("SrTiO3", (0, 1, 1)), ("GaAs", (0, 0, 1))])
+def test_fast_solver_matches_exact_to_1e3_of_the_maximum(name, zone):
+    kwargs = dict(zone_axis=zone, pixels=12, strong_beams=70, thickness=[500.0, 2000.0])
+    exact = compute_discs(name, solver="exact", **kwargs)
+    fast = compute_discs(name, solver="fast", **kwargs)
+    assert fast.settings.solver == "fast"
+    peak = exact.discs.max(axis=(-2, -1), keepdims=True)
+    err = (np.abs(fast.discs - exact.discs) / peak).max()
+    assert 0 < err < 1e-3
+
+
+def test_auto_solver_choice():
+    assert compute_discs("Cu", pixels=2, strong_beams=10).settings.solver == "fast"
+    felix = compute_discs("Cu", pixels=2, strong_beams=10, preset="felix")
+    assert felix.settings.solver == "exact"
+
+
+def test_many_structures_serial_threads_and_distributed_agree():
+    from hyperspy_lacbed.bloch.lacbed import _as_settings, compute_many
+
+    settings = _as_settings(pixels=8, strong_beams=25, thickness=[600.0, 1200.0])
+    names = ["Si", "GaAs", "Cu"]
+    serial = [compute_discs(n, settings).discs for n in names]
+    threads = [r.discs for r in compute_many(names, settings, num_workers=2)]
+    for a, b in zip(serial, threads, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-14, rtol=0)
+    distributed = pytest.importorskip("distributed")
+    with distributed.Client(n_workers=2, threads_per_worker=1, processes=False) as client:
+        dist = [r.discs for r in compute_many(names, settings, client=client)]
+    for a, b in zip(serial, dist, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-14, rtol=0)

@@ -194,40 +194,22 @@ def default_reflections(crystal: Crystal, zone_axis: Sequence[int], shells: int 
     return allowed[np.isin(lengths, levels)]
 
 
-#: Share of ``strong_beams`` the fast solver diagonalises; the rest become Bethe potentials.
-FAST_CORE_FRACTION = 0.6
-#: The fast solver is used by ``solver="auto"`` only from this many strong beams on: below it
-#: the Bethe-reduced core is too small for the 1e-3 accuracy measured in the benchmark.
-FAST_MIN_STRONG_BEAMS = 60
-
-
 def _solver_for(settings: SimulationSettings) -> str:
     """Resolve ``solver="auto"``.
 
-    The fast solver (Bethe-reduced core, single-precision eigen-solve) matches the exact one
-    to better than 1e-3 of the image maximum on the reference cases with the default physics
-    and at least :data:`FAST_MIN_STRONG_BEAMS` strong beams (``benchmarks/bench_engine.py``);
-    presets that reproduce another program's conventions always use the exact solver.
+    The fast solver (single-precision eigen-solve) matched the exact one to better than
+    1e-3 of the image maximum on every reference case of ``benchmarks/bench_engine.py``
+    (1–3e-4); presets that reproduce another program's conventions use the exact solver.
     """
     if settings.solver != "auto":
         return settings.solver
-    if (
-        settings.preset is None
-        and settings.strong_beam_step == 0
-        and (settings.strong_beams >= FAST_MIN_STRONG_BEAMS)
-    ):
-        return "fast"
-    return "exact"
+    return "exact" if settings.preset is not None else "fast"
 
 
-def _beam_rule(settings: SimulationSettings, solver: str) -> BeamRule:
-    strong, weak = settings.strong_beams, settings.weak_beams
-    if solver == "fast":
-        core = max(math.ceil(FAST_CORE_FRACTION * strong), min(strong, 30))
-        strong, weak = core, weak + strong - core
+def _beam_rule(settings: SimulationSettings) -> BeamRule:
     return BeamRule(
-        strong_beams=strong,
-        weak_beams=weak,
+        strong_beams=settings.strong_beams,
+        weak_beams=settings.weak_beams,
         s_step=settings.strong_beam_step,
         count_uncoupled=settings.strong_beam_step > 0,
     )
@@ -350,7 +332,7 @@ def _prepare_pool(
             settings.debye_waller,
         )[0].real
         pool = replace(pool, k0=math.sqrt(k_vac**2 + u0))
-    return pool, _beam_rule(settings, _solver_for(settings))
+    return pool, _beam_rule(settings)
 
 
 def beam_intensities(
@@ -465,17 +447,22 @@ def _auto_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def _want_progress(show: bool | None) -> bool:
+    """Resolve ``show_progressbar=None`` to HyperSpy's preference."""
+    if show is not None:
+        return bool(show)
+    try:
+        import hyperspy.api as hs
+
+        return bool(hs.preferences.General.show_progressbar)
+    except Exception:  # HyperSpy absent or not configured
+        return False
+
+
 class _progress:
     def __init__(self, total: int, show: bool | None):
-        if show is None:
-            try:
-                import hyperspy.api as hs
-
-                show = hs.preferences.General.show_progressbar
-            except Exception:  # HyperSpy absent or not configured
-                show = False
         self._bar = None
-        if show:
+        if _want_progress(show):
             from tqdm.auto import tqdm
 
             self._bar = tqdm(total=total, desc="Bloch-wave tilts", unit="tilt")
@@ -517,6 +504,7 @@ def simulate(
     device: str = "auto",
     max_memory: Any = "1 GiB",
     show_progressbar: bool | None = None,
+    client: Any = None,
 ):
     """Simulate LACBED discs of a crystal with the Bloch-wave method.
 
@@ -574,12 +562,17 @@ def simulate(
         Working memory of the batched eigen-solves (``"1 GiB"``, bytes as a number).
     show_progressbar
         Show a progress bar; default HyperSpy's preference.
+    client
+        With a list of structures: a ``dask.distributed.Client`` that runs one task per
+        structure on its workers; without one, the structures run through dask's local
+        threaded scheduler.
 
     Returns
     -------
-    LACBED
+    LACBED or list of LACBED
         Navigation axes (thickness, reflection), signal axes (ky, kx) in 1/Å, with all
         settings in ``metadata.LACBED.settings`` and ``metadata.LACBED.source == "bloch"``.
+        A list of structures gives a list of signals, in the same order.
 
     Examples
     --------
@@ -610,10 +603,64 @@ def simulate(
         symmetry=symmetry,
         preset=preset,
     )
+    if isinstance(structure, (list, tuple)):
+        results = compute_many(
+            structure,
+            settings,
+            device=device,
+            max_memory=memory,
+            client=client,
+            show_progressbar=show_progressbar,
+        )
+        return [to_signal(r) for r in results]
     result = compute_discs(
         structure, settings, device=device, max_memory=memory, show_progressbar=show_progressbar
     )
     return to_signal(result)
+
+
+def compute_many(
+    structures: Sequence[Any],
+    settings: SimulationSettings,
+    *,
+    device: str = "auto",
+    max_memory: float = 2**30,
+    client: Any = None,
+    num_workers: int | None = None,
+    show_progressbar: bool | None = None,
+) -> list[DiscResult]:
+    """Run :func:`compute_discs` for many structures as a dask graph (one task each).
+
+    With a ``dask.distributed.Client`` the tasks run on its workers (a LocalCluster, or an
+    HPC cluster through dask-jobqueue) with no other change; otherwise on local threads.
+    Each task's eigen-solves already use every torch thread, so the local default is one
+    task at a time per core pair (``num_workers``).
+    """
+    import dask
+
+    if not structures:
+        raise ValueError("No structures given: pass at least one CIF path, Structure or name.")
+    crystals = [load_structure(s) for s in structures]  # fail fast on bad input
+    tasks = [
+        dask.delayed(compute_discs)(
+            c, settings, device=device, max_memory=max_memory, show_progressbar=False
+        )
+        for c in crystals
+    ]
+    if client is not None:
+        return list(client.gather(client.compute(tasks)))
+    from dask.diagnostics import ProgressBar
+
+    with ProgressBar() if _want_progress(show_progressbar) else _NullContext():
+        return list(dask.compute(*tasks, scheduler="threads", num_workers=num_workers or 1))
+
+
+class _NullContext:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
 
 
 def _opt_tuple(v: Any, what: str) -> tuple[int, ...] | None:
