@@ -24,8 +24,10 @@ from hyperspy_lacbed.crystal.structure_factors import (
 )
 
 SOLVERS = ("exact", "fast")
-#: Bytes of working memory one tilt needs per beam², for complex128 (matrix, eigenvectors,
-#: LAPACK workspace and copies, measured with tracemalloc on the Si case).
+#: Bytes of working memory one tilt needs per beam², complex128: the gathered matrix, its
+#: copies through scaling and padding, eigenvectors, LAPACK workspace and the solve. A
+#: deliberately conservative figure: the peak RSS measured by benchmarks/bench_engine.py
+#: stays below the estimate.
 BYTES_PER_BEAM2 = 16 * 10
 
 
