@@ -340,7 +340,8 @@ def load_structure(
     Parameters
     ----------
     source
-        A path to a CIF file, a ``diffpy.structure.Structure``, a :class:`Crystal`
+        A path to a CIF file, a ``diffpy.structure.Structure``, a
+        :class:`~hyperspy_lacbed.crystal.structure.Crystal`
         (returned unchanged), or the name of an example crystal shipped with the package
         (see :func:`hyperspy_lacbed.example_structures`).
     name
@@ -351,7 +352,8 @@ def load_structure(
     Crystal
         Every atom of the unit cell (the CIF's symmetry operations applied), with
         occupancies and isotropic Debye–Waller factors B in Å². When the CIF gives no
-        displacement parameter, B = :data:`DEFAULT_B_ISO` (0.5 Å²) is used; U is turned
+        displacement parameter, B =
+        :data:`~hyperspy_lacbed.crystal.structure.DEFAULT_B_ISO` (0.5 Å²) is used; U is turned
         into B = 8π²U.
 
     Raises
@@ -533,6 +535,35 @@ def lattice_period(crystal: Crystal, direction_cartesian: np.ndarray) -> tuple[n
     )
 
 
+def _layer_point(uvw: np.ndarray, n: int) -> np.ndarray:
+    """An integer [hkl] with h·u + k·v + l·w = n (uvw with gcd 1)."""
+    if n == 0:
+        return np.zeros(3, int)
+    for r in range(1, 50):
+        rng = np.arange(-r, r + 1)
+        cand = np.stack(np.meshgrid(rng, rng, rng, indexing="ij"), -1).reshape(-1, 3)
+        hit = cand[cand @ uvw == n]
+        if len(hit):
+            return hit[np.argmin(np.abs(hit).sum(1))]
+    raise StructureError(f"No reflection found in Laue zone {n} of {uvw.tolist()}.")
+
+
+def _zone_plane_basis(crystal: Crystal, uvw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two integer vectors spanning the lattice {hkl : hkl·uvw = 0}, Gauss-reduced."""
+    rng = np.arange(-6, 7)
+    cand = np.stack(np.meshgrid(rng, rng, rng, indexing="ij"), -1).reshape(-1, 3)
+    cand = cand[(cand @ uvw == 0) & np.any(cand != 0, axis=1)]
+    lengths = np.linalg.norm(crystal.g_vectors(cand), axis=1)
+    cand = cand[np.argsort(lengths, kind="stable")]
+    b1 = cand[0]
+    # A pair is a basis of that lattice exactly when its cross product is ±[uvw].
+    for b2 in cand[1:]:
+        cross = np.cross(b1, b2)
+        if np.array_equal(cross, uvw) or np.array_equal(cross, -uvw):
+            return b1, b2
+    raise StructureError(f"Could not find a basis of the zone plane of {uvw.tolist()}.")
+
+
 def zolz_reflections(
     crystal: Crystal,
     zone_axis: Sequence[int] = (0, 0, 1),
@@ -545,11 +576,23 @@ def zolz_reflections(
     then by index, with 000 first.
     """
     uvw = np.asarray(integer_direction(zone_axis, "The zone axis"))
-    lengths = np.linalg.norm(crystal.direct_basis, axis=1)
-    hmax = np.ceil(g_max * lengths).astype(int)
-    grids = np.meshgrid(*[np.arange(-m, m + 1) for m in hmax], indexing="ij")
-    hkl = np.stack([g.ravel() for g in grids], axis=1)
-    hkl = hkl[np.isin(hkl @ uvw, list(laue_zones))]
+    uvw = uvw // math.gcd(*(abs(int(x)) for x in uvw))
+    # Enumerate each Laue layer as a 2-D lattice (two reduced integer basis vectors of the
+    # plane h·uvw = 0 plus one point of the layer) instead of a 3-D box, which grows as
+    # g_max³ and dominates the cost of fine potentials.
+    b1, b2 = _zone_plane_basis(crystal, uvw)
+    g1, g2 = crystal.g_vectors(b1), crystal.g_vectors(b2)
+    area = np.linalg.norm(np.cross(g1, g2))
+    layers = []
+    for n in laue_zones:
+        h0 = _layer_point(uvw, int(n))
+        g0 = crystal.g_vectors(h0)
+        reach = g_max + np.linalg.norm(g0)
+        m1 = int(np.ceil(reach * np.linalg.norm(g2) / area)) + 1
+        m2 = int(np.ceil(reach * np.linalg.norm(g1) / area)) + 1
+        i, j = np.meshgrid(np.arange(-m1, m1 + 1), np.arange(-m2, m2 + 1), indexing="ij")
+        layers.append(h0 + i.reshape(-1, 1) * b1 + j.reshape(-1, 1) * b2)
+    hkl = np.concatenate(layers)
     glen = np.linalg.norm(crystal.g_vectors(hkl), axis=1)
     keep = glen <= g_max + 1e-9
     hkl, glen = hkl[keep], glen[keep]

@@ -953,6 +953,40 @@ class LACBED(Signal2D):
         md["General"]["title"] = title
         return montage._new(out, nav + disc_axes, md)
 
+    # ------------------------------------------------------------------ cGAN
+    def retrieve_potential(
+        self,
+        model: Any = "default",
+        lattice_parameter: Any = None,
+        thickness: Any = None,
+        **kwargs: Any,
+    ) -> Any:
+        """The projected potential behind these discs, from the inverse cGAN surrogate.
+
+        A thin wrapper of :func:`hyperspy_lacbed.nets.inference.retrieve_potential` (see it
+        for every option: ``beam_energy``, ``batch_size``, ``device``,
+        ``show_progressbar``, ``models_dir``). Works on stacks of discs and on montages,
+        in memory or lazily.
+
+        Parameters
+        ----------
+        model
+            ``"default"``, a model name (``hyperspy_lacbed.list_models()``) or folder.
+        lattice_parameter
+            Cubic lattice parameter in Å (or a quantity); default from the metadata or the
+            g vectors.
+        thickness
+            Default the thickness axis or ``metadata.Sample.thickness``.
+
+        Returns
+        -------
+        ProjectedPotential
+            In V·Å, one cell of edge a, the strongest column on the centre pixel.
+        """
+        from hyperspy_lacbed.nets.inference import retrieve_potential
+
+        return retrieve_potential(self, model, lattice_parameter, thickness, **kwargs)
+
     def _unit_factor(self, units: str, beam_energy: Any = None, what: str = "the axis") -> float:
         """Factor taking a value in ``units`` (a reciprocal length or an angle) to 1/Å."""
         reg = ureg()

@@ -184,6 +184,43 @@ class ProjectedPotential(Signal2D):
         xd = self.metadata.get_item("Sample.x_direction")
         return None if xd is None else tuple(int(v) for v in xd)
 
+    def generate_lacbed(
+        self,
+        thickness: Any = None,
+        model: Any = "default",
+        batch_size: int = 32,
+        device: Any = None,
+        show_progressbar: bool | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """LACBED discs of this potential (or stack) from the forward cGAN surrogate.
+
+        A thin wrapper of :func:`hyperspy_lacbed.nets.inference.potential_to_lacbed`.
+
+        Parameters
+        ----------
+        thickness
+            One or more thicknesses ("100 nm", numbers in Å); default the model's.
+        model
+            ``"default"``, a model name (``hyperspy_lacbed.list_models()``) or folder.
+        batch_size
+            Network passes per batch.
+        device
+            ``None``: CUDA when available, else CPU.
+        show_progressbar
+            Default HyperSpy's preference.
+
+        Returns
+        -------
+        LACBED
+            ``(*stack, [thickness], reflection, ky, kx)``; lazy if this signal is.
+        """
+        from hyperspy_lacbed.nets.inference import potential_to_lacbed
+
+        return potential_to_lacbed(
+            self, thickness, model, batch_size, device, show_progressbar, **kwargs
+        )
+
 
 class LazyProjectedPotential(LazySignal2D, ProjectedPotential):
     """Lazy projected potential (dask-backed)."""

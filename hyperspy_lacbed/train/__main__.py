@@ -1,0 +1,231 @@
+"""Training command line: ``python -m hyperspy_lacbed.train generate|fit|evaluate|export``.
+
+Every run can be reproduced from one TOML file (``--config run.toml``) whose tables
+``[dataset]``, ``[fit]``, ``[evaluate]`` and ``[export]`` hold the same options as the
+command line (command-line options win). Example::
+
+    [dataset]
+    store = "data/lacbed-v1"
+    seed = 0
+    splits = {train = 2000, val = 32, test = 64}
+    domain = {strong_beams = 60}
+
+    [fit]
+    store = "data/lacbed-v1"
+    direction = "forward"
+    out = "runs/forward"
+    hours = 1.0
+    batch_size = 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+
+def _config(path: str | None, table: str) -> dict[str, Any]:
+    if not path:
+        return {}
+    data = tomllib.loads(Path(path).read_text())
+    return dict(data.get(table, {}))
+
+
+def _merge(args: argparse.Namespace, table: dict[str, Any], defaults: dict[str, Any]) -> dict:
+    """Command-line values win over the config file, which wins over the defaults."""
+    out = dict(defaults)
+    out.update(table)
+    for key, value in vars(args).items():
+        if value is not None and key not in ("func", "config", "command"):
+            out[key] = value
+    return out
+
+
+def _parse_splits(text: str | dict | None) -> dict[str, int]:
+    if isinstance(text, dict):
+        return {str(k): int(v) for k, v in text.items()}
+    out = {}
+    for part in (text or "").split(","):
+        if part.strip():
+            name, _, n = part.partition("=")
+            if not n:
+                raise ValueError(
+                    f"--splits takes name=count pairs such as 'train=2000,val=32', not {part!r}."
+                )
+            out[name.strip()] = int(n)
+    if not out:
+        raise ValueError("No splits given: use --splits train=2000,val=32,test=64.")
+    return out
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from hyperspy_lacbed.nets.domain import Domain
+    from hyperspy_lacbed.train.dataset import DatasetRecipe, generate_dataset
+
+    opts = _merge(
+        args,
+        _config(args.config, "dataset"),
+        {"seed": 0, "workers": 1, "device": "cpu", "domain": {}},
+    )
+    if "store" not in opts:
+        raise ValueError("Give the dataset folder with --store (or store = ... in [dataset]).")
+    domain = Domain.from_dict({**Domain().to_dict(), **opts["domain"]})
+    if opts.get("strong_beams"):
+        domain = Domain.from_dict({**domain.to_dict(), "strong_beams": opts["strong_beams"]})
+    for split, n in _parse_splits(opts.get("splits")).items():
+        recipe = DatasetRecipe(
+            domain=domain.to_dict(), n_structures=n, seed=int(opts["seed"]), split=split
+        )
+        report = generate_dataset(
+            recipe,
+            opts["store"],
+            num_workers=int(opts["workers"]),
+            limit=opts.get("limit"),
+            device=opts["device"],
+            show_progressbar=not opts.get("quiet", False),
+        )
+        print(f"{split}: {report}")
+    return 0
+
+
+def _fit(args: argparse.Namespace) -> int:
+    from hyperspy_lacbed.train.dataset import LACBEDDataset
+    from hyperspy_lacbed.train.loop import TrainConfig, fit
+
+    opts = _merge(args, _config(args.config, "fit"), {"direction": "forward"})
+    for key in ("store", "out"):
+        if key not in opts:
+            raise ValueError(f"Give --{key} (or {key} = ... in [fit]).")
+    train = LACBEDDataset(opts["store"], split=opts.get("split", "train"), augment=True)
+    val = LACBEDDataset(opts["store"], split=opts["val_split"]) if opts.get("val_split") else None
+    fields = set(TrainConfig.__dataclass_fields__)
+    config = TrainConfig(
+        **{k: v for k, v in opts.items() if k in fields and k != "out_dir"},
+        out_dir=opts["out"],
+    )
+    summary = fit(
+        train, config, val_dataset=val, resume=True, show_progressbar=not opts.get("quiet", False)
+    )
+    print(json.dumps(summary, indent=1, default=str))
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from hyperspy_lacbed.train.loop import export
+
+    opts = _merge(args, _config(args.config, "export"), {"models_dir": "models"})
+    extra = json.loads(Path(opts["card"]).read_text()) if opts.get("card") else None
+    path = export(
+        opts["checkpoint"],
+        opts["models_dir"],
+        opts["name"],
+        extra_card=extra,
+        overwrite=bool(opts.get("overwrite")),
+    )
+    print(f"exported {path}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from hyperspy_lacbed.train.evaluate import evaluate_model
+
+    opts = _merge(args, _config(args.config, "evaluate"), {"split": "test"})
+    result = evaluate_model(
+        opts["model"],
+        opts["store"],
+        split=opts["split"],
+        limit=opts.get("limit"),
+        figure=opts.get("figure"),
+    )
+    print(result.markdown())
+    if opts.get("json"):
+        Path(opts["json"]).write_text(json.dumps(result.to_dict(), indent=1))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``python -m hyperspy_lacbed.train``."""
+    p = argparse.ArgumentParser(
+        prog="python -m hyperspy_lacbed.train",
+        description="Train the LACBED cGAN surrogates: generate a dataset with the Bloch-wave "
+        "engine, fit a model, evaluate it, export it to models/.",
+    )
+    p.add_argument("--config", help="TOML file with [dataset], [fit], [evaluate], [export]")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser(
+        "generate",
+        help="simulate synthetic cubic crystals into a zarr store (resumes where it stopped)",
+    )
+    g.add_argument("--store", help="dataset folder (zarr), e.g. data/lacbed-v1")
+    g.add_argument("--splits", help="name=count pairs, e.g. train=2000,val=32,test=64")
+    g.add_argument("--seed", type=int, help="seed of the synthetic structures (default 0)")
+    g.add_argument(
+        "--strong-beams",
+        type=int,
+        dest="strong_beams",
+        help="strong beams of the Bloch-wave solves (default: the domain's)",
+    )
+    g.add_argument("--limit", type=int, help="stop after this many new samples per split")
+    g.add_argument("--workers", type=int, help="local dask threads (default 1 on 2 cores)")
+    g.add_argument("--device", help="cpu, cuda or auto (default cpu)")
+    g.add_argument("--quiet", action="store_true", default=None, help="no progress bar")
+    g.set_defaults(func=_generate)
+
+    f = sub.add_parser("fit", help="train (or resume training) a forward or inverse model")
+    f.add_argument("--store", help="dataset folder made by 'generate'")
+    f.add_argument("--split", help="training split (default train)")
+    f.add_argument("--val-split", dest="val_split", help="validation split, e.g. val")
+    f.add_argument(
+        "--direction",
+        choices=["forward", "inverse"],
+        help="forward: potential → discs; inverse: discs → potential",
+    )
+    f.add_argument("--out", help="checkpoint folder; an existing one is resumed")
+    f.add_argument("--steps", type=int, help="total optimiser steps")
+    f.add_argument("--hours", type=float, help="wall-clock budget; stops with a checkpoint")
+    f.add_argument("--batch-size", type=int, dest="batch_size", help="batch size (default 8)")
+    f.add_argument(
+        "--checkpoint-every", type=int, dest="checkpoint_every", help="steps between checkpoints"
+    )
+    f.add_argument("--seed", type=int, help="training seed")
+    f.add_argument("--device", help="cpu or cuda")
+    f.add_argument("--quiet", action="store_true", default=None, help="no progress bar")
+    f.set_defaults(func=_fit)
+
+    e = sub.add_parser("evaluate", help="ℓMSE tables and figures of a model on a split")
+    e.add_argument("--model", help="model name in models/ or a folder (default: default)")
+    e.add_argument("--store", help="dataset folder")
+    e.add_argument("--split", help="split to evaluate (default test)")
+    e.add_argument("--limit", type=int, help="first N samples only")
+    e.add_argument("--figure", help="write best/median/worst cases to this PNG")
+    e.add_argument("--json", help="write the metrics to this JSON file")
+    e.set_defaults(func=_evaluate)
+
+    x = sub.add_parser("export", help="write a checkpoint as models/<name>/ (safetensors + card)")
+    x.add_argument("--checkpoint", help="checkpoint folder of 'fit'")
+    x.add_argument("--name", help="model name, e.g. default-forward")
+    x.add_argument("--models-dir", dest="models_dir", help="models folder (default models)")
+    x.add_argument("--card", help="JSON file of extra card entries (metrics, notes)")
+    x.add_argument("--overwrite", action="store_true", default=None, help="replace a model")
+    x.set_defaults(func=_export)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the training command line; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, FileExistsError, KeyError) as exc:
+        print(f"python -m hyperspy_lacbed.train {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,775 @@
+"""Metrics of the cGAN surrogates on held-out structures (DESIGN.md §4).
+
+ℓMSE
+    Mean over the pixels of an image of (prediction − reference)², both divided by the
+    reference image's maximum (so the reference lies in [0, 1]). For discs the "image" is
+    by default the whole pattern of one thickness (all R discs, one maximum), as the
+    training loop's validation; :func:`lmse` takes other axes for per-disc values.
+Origin-invariant ℓMSE (potentials)
+    The minimum of the ℓMSE over every cyclic translation of the predicted cell
+    (all at once by an FFT cross-correlation) and over the operations of the zone axis
+    that map the square grid onto itself (the 8 operations of 4mm for cubic [001]): a
+    projected potential has no preferred origin, and the rotated or mirrored crystal
+    gives the same pattern up to the same operation.
+
+Everything works on numpy arrays and a model-agnostic ``predict`` callable (or
+precomputed predictions), so this module does not depend on the networks.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "EvaluationResult",
+    "align_potential",
+    "disc_montage",
+    "evaluate_dataset",
+    "evaluate_forward",
+    "evaluate_inverse",
+    "lmse",
+    "markdown_table",
+    "origin_invariant_lmse",
+    "plot_cases",
+    "space_group_table",
+    "thickness_table",
+]
+
+#: ``predict(inputs, lattice_parameters, thickness) -> outputs`` for a batch: forward
+#: inputs (B, P, P) V·Å → (B, R, D, D) intensities; inverse (B, R, D, D) → (B, P, P).
+Predictor = Callable[[np.ndarray, np.ndarray, float], np.ndarray]
+
+
+def _peak(reference: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    m = np.max(reference, axis=axes, keepdims=True)
+    alt = np.max(np.abs(reference), axis=axes, keepdims=True)
+    m = np.where(m > 0, m, alt)  # an all-negative or zero reference: its largest |value|
+    return np.where(m > 0, m, 1.0)
+
+
+def lmse(
+    prediction: np.ndarray, reference: np.ndarray, axes: Sequence[int] = (-2, -1)
+) -> np.ndarray:
+    """ℓMSE of each image: mean over ``axes`` of ((pred − ref) / max(ref))².
+
+    Parameters
+    ----------
+    prediction, reference
+        Arrays of the same shape; ``axes`` are the pixels of one image.
+    axes
+        Axes of an image: ``(-2, -1)`` for single images, ``(-3, -2, -1)`` for a pattern
+        of R discs.
+
+    Returns
+    -------
+    numpy.ndarray
+        One value per image (the other axes), float64.
+    """
+    pred = np.asarray(prediction, np.float64)
+    ref = np.asarray(reference, np.float64)
+    if pred.shape != ref.shape:
+        raise ValueError(f"prediction {pred.shape} and reference {ref.shape} differ in shape.")
+    axes = tuple(int(a) for a in axes)
+    m = _peak(ref, axes)
+    return np.mean(((pred - ref) / m) ** 2, axis=axes)
+
+
+def _operations(operations: Any, shape: tuple[int, int]) -> list[np.ndarray]:
+    from hyperspy_lacbed.train.dataset import square_grid_operations
+
+    if operations is None:
+        ops = square_grid_operations()
+        if shape[0] != shape[1]:
+            ops = [m for m in ops if not (m[0, 1] or m[1, 0])]
+        return ops
+    if isinstance(operations, str):
+        if operations in ("none", "1"):
+            return [np.eye(2, dtype=int)]
+        raise ValueError(f"Unknown operations {operations!r}; give None, 'none' or matrices.")
+    return [np.asarray(m, int).reshape(2, 2) for m in operations]
+
+
+def _best_alignment(
+    prediction: np.ndarray, reference: np.ndarray, operations: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(values, op index, shift (sy, sx)) of the best aligned ℓMSE, per image."""
+    from hyperspy_lacbed.train.dataset import transform_potential
+
+    pred = np.asarray(prediction, np.float64)
+    ref = np.asarray(reference, np.float64)
+    if pred.shape != ref.shape:
+        raise ValueError(f"prediction {pred.shape} and reference {ref.shape} differ in shape.")
+    ny, nx = ref.shape[-2:]
+    m = _peak(ref, (-2, -1))
+    r = ref / m
+    fr = np.fft.fft2(r)
+    rr = np.mean(r * r, axis=(-2, -1))
+    lead = ref.shape[:-2]
+    best = np.full(lead, np.inf)
+    best_op = np.zeros(lead, int)
+    best_shift = np.zeros((*lead, 2), int)
+    for k, mat in enumerate(_operations(operations, (ny, nx))):
+        p = transform_potential(pred, mat) / m
+        # corr[s] = Σ_x p(x − s) r(x): the overlap of the prediction shifted by s.
+        corr = np.fft.ifft2(np.conj(np.fft.fft2(p)) * fr).real / (nx * ny)
+        flat = corr.reshape(*lead, -1)
+        idx = np.argmax(flat, axis=-1)
+        cmax = np.take_along_axis(flat, idx[..., None], axis=-1)[..., 0]
+        val = np.maximum(np.mean(p * p, axis=(-2, -1)) + rr - 2 * cmax, 0.0)
+        better = val < best
+        best = np.where(better, val, best)
+        best_op = np.where(better, k, best_op)
+        shift = np.stack(np.unravel_index(idx, (ny, nx)), axis=-1)
+        best_shift = np.where(better[..., None], shift, best_shift)
+    return best, best_op, best_shift
+
+
+def origin_invariant_lmse(
+    prediction: np.ndarray, reference: np.ndarray, operations: Any = None
+) -> np.ndarray:
+    """ℓMSE minimised over cyclic translations and grid symmetry operations.
+
+    Parameters
+    ----------
+    prediction, reference
+        Periodic images (..., P, P) of one cell each.
+    operations
+        2 × 2 integer matrices acting on (x, y) about the origin; default the 8
+        operations of 4mm (the cubic [001] zone; only the 4 diagonal ones on a
+        rectangular grid). ``"none"``: translations only.
+
+    Returns
+    -------
+    numpy.ndarray
+        One value per image, ≤ :func:`lmse` of the same pair.
+    """
+    return _best_alignment(prediction, reference, operations)[0]
+
+
+def align_potential(
+    prediction: np.ndarray, reference: np.ndarray, operations: Any = None
+) -> np.ndarray:
+    """The prediction moved by the operation and cyclic shift that fit the reference best."""
+    from hyperspy_lacbed.train.dataset import transform_potential
+
+    pred = np.asarray(prediction)
+    _, op, shift = _best_alignment(pred, reference, operations)
+    ops = _operations(operations, pred.shape[-2:])
+    flat_pred = pred.reshape(-1, *pred.shape[-2:])
+    out = np.empty_like(flat_pred)
+    for i, (o, s) in enumerate(zip(op.ravel(), shift.reshape(-1, 2))):
+        moved = transform_potential(flat_pred[i], ops[int(o)])
+        out[i] = np.roll(moved, (int(s[0]), int(s[1])), axis=(-2, -1))
+    return out.reshape(pred.shape)
+
+
+# ----------------------------------------------------------------------------------------
+# Tables
+# ----------------------------------------------------------------------------------------
+
+
+def _space_group_symbol(number: int) -> str:
+    try:
+        import spglib
+
+        from hyperspy_lacbed.train.structures import _HALL_NUMBER
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            sg_type = spglib.get_spacegroup_type(_HALL_NUMBER[int(number)])
+        return str(sg_type.international_short)
+    except Exception:  # not cubic, or spglib missing
+        return ""
+
+
+def _stats(values: np.ndarray) -> dict[str, float]:
+    v = np.asarray(values, float).ravel()
+    v = v[np.isfinite(v)]
+    if not v.size:
+        return {"n": 0, "mean": float("nan"), "median": float("nan"), "max": float("nan")}
+    return {
+        "n": int(v.size),
+        "mean": float(v.mean()),
+        "median": float(np.median(v)),
+        "max": float(v.max()),
+    }
+
+
+def space_group_table(
+    values: np.ndarray, space_groups: Sequence[int], thicknesses: Sequence[float] | None = None
+) -> dict[int, dict[str, Any]]:
+    """Statistics of a metric per space group.
+
+    Parameters
+    ----------
+    values
+        (n,) or (n, n_t) metric values (one row per structure).
+    space_groups
+        (n,) space-group numbers.
+    thicknesses
+        (n_t,) Å; when given, the mean at each thickness is listed too.
+
+    Returns
+    -------
+    dict
+        ``{sg: {"symbol", "n", "mean", "median", "max"[, "mean_per_thickness"]}}``, sorted by
+        space group; ``n`` counts structures.
+    """
+    v = np.asarray(values, float)
+    sg = np.asarray(space_groups, int)
+    out: dict[int, dict[str, Any]] = {}
+    for g in np.unique(sg):
+        rows = v[sg == g]
+        entry: dict[str, Any] = {"symbol": _space_group_symbol(int(g)), **_stats(rows)}
+        entry["n"] = int(rows.shape[0])
+        if thicknesses is not None and rows.ndim == 2:
+            entry["mean_per_thickness"] = [float(x) for x in np.nanmean(rows, axis=0)]
+        out[int(g)] = entry
+    return out
+
+
+def thickness_table(values: np.ndarray, thicknesses: Sequence[float]) -> dict[float, dict]:
+    """Statistics of a metric (n, n_t) per thickness: ``{t_Å: {"n", "mean", "median", "max"}}``."""
+    v = np.asarray(values, float)
+    return {float(t): _stats(v[:, k]) for k, t in enumerate(thicknesses)}
+
+
+def markdown_table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
+    """A markdown table of ``rows`` (dicts) with the given columns; floats as ``%.3g``."""
+
+    def fmt(x: Any) -> str:
+        if isinstance(x, (float, np.floating)):
+            return f"{x:.3g}"
+        return str(x)
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in columns) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+@dataclass
+class EvaluationResult:
+    """Per-sample metrics of one model on one set of structures.
+
+    Attributes
+    ----------
+    direction
+        ``"forward"`` or ``"inverse"``.
+    metrics
+        Name → (n, n_t) array: ``"lmse"`` always; ``"lmse_per_disc_mean"`` (forward, the
+        mean over the R discs of each disc's own ℓMSE) or ``"lmse_origin_invariant"``
+        (inverse).
+    space_groups
+        (n,) space groups.
+    thicknesses
+        (n_t,) Å.
+    indices
+        (n,) sample indices in the source dataset.
+    extra
+        Free-form information (model name, dataset path, ...).
+    """
+
+    direction: str
+    metrics: dict[str, np.ndarray]
+    space_groups: np.ndarray
+    thicknesses: np.ndarray
+    indices: np.ndarray
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def lmse(self) -> np.ndarray:
+        """The ℓMSE, (n, n_t)."""
+        return self.metrics["lmse"]
+
+    def by_thickness(self) -> dict[str, dict[float, dict]]:
+        """Per-thickness tables of every metric."""
+        return {k: thickness_table(v, self.thicknesses) for k, v in self.metrics.items()}
+
+    def by_space_group(self) -> dict[str, dict[int, dict]]:
+        """Per-space-group tables of every metric."""
+        return {
+            k: space_group_table(v, self.space_groups, self.thicknesses)
+            for k, v in self.metrics.items()
+        }
+
+    def summary(self) -> dict[str, Any]:
+        """Mean of each metric overall and at each thickness (what a model card holds)."""
+        return {
+            k: {
+                "mean": float(np.nanmean(v)),
+                "median": float(np.nanmedian(v)),
+                "max": float(np.nanmax(v)),
+                "mean_per_thickness": {
+                    f"{t:g}": float(np.nanmean(v[:, i])) for i, t in enumerate(self.thicknesses)
+                },
+            }
+            for k, v in self.metrics.items()
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly: summary, both tables and the per-sample values."""
+        return {
+            "direction": self.direction,
+            "n": len(self.space_groups),
+            "thicknesses": [float(t) for t in self.thicknesses],
+            "summary": self.summary(),
+            "by_thickness": {
+                k: {f"{t:g}": s for t, s in tab.items()} for k, tab in self.by_thickness().items()
+            },
+            "by_space_group": {
+                k: {str(g): s for g, s in tab.items()} for k, tab in self.by_space_group().items()
+            },
+            "per_sample": {
+                "indices": self.indices.tolist(),
+                "space_groups": self.space_groups.tolist(),
+                **{k: v.tolist() for k, v in self.metrics.items()},
+            },
+            "extra": self.extra,
+        }
+
+    def markdown(self) -> str:
+        """Per-thickness and per-space-group tables as markdown."""
+        names = list(self.metrics)
+        rows = []
+        for i, t in enumerate(self.thicknesses):
+            row: dict[str, Any] = {"thickness (nm)": f"{t / 10:g}", "n": len(self.space_groups)}
+            for k in names:
+                row[f"mean {k}"] = float(np.nanmean(self.metrics[k][:, i]))
+                row[f"max {k}"] = float(np.nanmax(self.metrics[k][:, i]))
+            rows.append(row)
+        cols = ["thickness (nm)", "n"] + [f"{s} {k}" for k in names for s in ("mean", "max")]
+        out = [f"### {self.direction}: per thickness", "", markdown_table(rows, cols), ""]
+        tabs = self.by_space_group()
+        rows = []
+        for g, entry in tabs["lmse"].items():
+            row = {"space group": g, "symbol": entry["symbol"], "n": entry["n"]}
+            for k in names:
+                row[f"mean {k}"] = tabs[k][g]["mean"]
+            row["max lmse"] = entry["max"]
+            rows.append(row)
+        cols = ["space group", "symbol", "n"] + [f"mean {k}" for k in names] + ["max lmse"]
+        out += [f"### {self.direction}: per space group", "", markdown_table(rows, cols), ""]
+        return "\n".join(out)
+
+    def cases(self, thickness_index: int | None = None) -> dict[str, int]:
+        """Positions (rows) of the best, median and worst samples by ℓMSE.
+
+        By the mean over thicknesses, or at one thickness.
+        """
+        v = self.lmse.mean(axis=1) if thickness_index is None else self.lmse[:, thickness_index]
+        order = np.argsort(v, kind="stable")
+        return {
+            "best": int(order[0]),
+            "median": int(order[len(order) // 2]),
+            "worst": int(order[-1]),
+        }
+
+
+# ----------------------------------------------------------------------------------------
+# Evaluation
+# ----------------------------------------------------------------------------------------
+
+
+def _batched(predict: Predictor, x: np.ndarray, a: np.ndarray, t: float, batch: int) -> np.ndarray:
+    out = [
+        np.asarray(predict(x[i : i + batch], a[i : i + batch], float(t)))
+        for i in range(0, len(x), batch)
+    ]
+    return np.concatenate(out, axis=0)
+
+
+def _check_inputs(potentials, discs, thicknesses, lattice_parameters, space_groups):
+    pot = np.asarray(potentials)
+    if pot.ndim == 4 and pot.shape[1] == 1:
+        pot = pot[:, 0]
+    d = np.asarray(discs)
+    t = np.asarray(thicknesses, float).ravel()
+    if d.ndim == 4:
+        d = d[:, None]
+    if pot.ndim != 3 or d.ndim != 5 or d.shape[1] != t.size or len(pot) != len(d):
+        raise ValueError(
+            "Expected potentials (n, P, P), discs (n, n_t, R, D, D) and n_t thicknesses; got "
+            f"{pot.shape}, {d.shape} and {t.size}."
+        )
+    a = np.asarray(lattice_parameters, float).ravel()
+    sg = np.zeros(len(pot), int) if space_groups is None else np.asarray(space_groups, int)
+    return pot, d, t, a, sg
+
+
+def evaluate_forward(
+    potentials: np.ndarray,
+    discs: np.ndarray,
+    thicknesses: Sequence[float],
+    lattice_parameters: Sequence[float],
+    space_groups: Sequence[int] | None = None,
+    *,
+    predict: Predictor | None = None,
+    predictions: np.ndarray | None = None,
+    batch_size: int = 16,
+    indices: Sequence[int] | None = None,
+) -> EvaluationResult:
+    """ℓMSE of a forward model (potential → discs) against Bloch-wave discs.
+
+    Parameters
+    ----------
+    potentials
+        (n, P, P) V·Å (or (n, 1, P, P)).
+    discs
+        (n, n_t, R, D, D) reference intensities.
+    thicknesses
+        (n_t,) Å.
+    lattice_parameters
+        (n,) Å.
+    space_groups
+        (n,) for the per-space-group table.
+    predict
+        ``predict(potentials (B, P, P), a (B,), thickness) -> (B, R, D, D)``.
+    predictions
+        Or the predictions themselves, (n, n_t, R, D, D).
+    batch_size
+        Samples per call of ``predict``.
+    indices
+        Sample indices to record (default 0 … n−1).
+
+    Returns
+    -------
+    EvaluationResult
+        ``"lmse"`` over each whole pattern and ``"lmse_per_disc_mean"``.
+    """
+    pot, ref, t, a, sg = _check_inputs(
+        potentials, discs, thicknesses, lattice_parameters, space_groups
+    )
+    if predictions is None:
+        if predict is None:
+            raise ValueError("Give predict= or predictions=.")
+        pred = np.stack([_batched(predict, pot, a, tk, batch_size) for tk in t], axis=1)
+    else:
+        pred = np.asarray(predictions)
+        if pred.ndim == 4:
+            pred = pred[:, None]
+    if pred.shape != ref.shape:
+        raise ValueError(f"predictions {pred.shape} and references {ref.shape} differ in shape.")
+    metrics = {
+        "lmse": lmse(pred, ref, axes=(-3, -2, -1)),
+        "lmse_per_disc_mean": lmse(pred, ref, axes=(-2, -1)).mean(axis=-1),
+    }
+    idx = np.arange(len(pot)) if indices is None else np.asarray(indices, int)
+    return EvaluationResult("forward", metrics, sg, t, idx)
+
+
+def evaluate_inverse(
+    potentials: np.ndarray,
+    discs: np.ndarray,
+    thicknesses: Sequence[float],
+    lattice_parameters: Sequence[float],
+    space_groups: Sequence[int] | None = None,
+    *,
+    predict: Predictor | None = None,
+    predictions: np.ndarray | None = None,
+    batch_size: int = 16,
+    operations: Any = None,
+    indices: Sequence[int] | None = None,
+) -> EvaluationResult:
+    """ℓMSE and origin-invariant ℓMSE of an inverse model (discs → potential).
+
+    Parameters
+    ----------
+    potentials
+        (n, P, P) reference potentials, V·Å.
+    discs
+        (n, n_t, R, D, D) input intensities.
+    thicknesses, lattice_parameters, space_groups
+        As for :func:`evaluate_forward`.
+    predict
+        ``predict(discs (B, R, D, D), a (B,), thickness) -> (B, P, P)`` in V·Å.
+    predictions
+        Or the predicted potentials, (n, n_t, P, P).
+    batch_size
+        Samples per call of ``predict``.
+    operations
+        Operations of :func:`origin_invariant_lmse` (default 4mm).
+    indices
+        Sample indices to record.
+
+    Returns
+    -------
+    EvaluationResult
+        ``"lmse"`` and ``"lmse_origin_invariant"``, (n, n_t).
+    """
+    ref, d, t, a, sg = _check_inputs(
+        potentials, discs, thicknesses, lattice_parameters, space_groups
+    )
+    if predictions is None:
+        if predict is None:
+            raise ValueError("Give predict= or predictions=.")
+        pred = np.stack(
+            [_batched(predict, d[:, k], a, tk, batch_size) for k, tk in enumerate(t)], axis=1
+        )
+    else:
+        pred = np.asarray(predictions)
+        if pred.ndim == 3:
+            pred = pred[:, None]
+    pred = pred.reshape(len(ref), len(t), *ref.shape[-2:])
+    ref_t = np.broadcast_to(ref[:, None], pred.shape)
+    metrics = {
+        "lmse": lmse(pred, ref_t),
+        "lmse_origin_invariant": origin_invariant_lmse(pred, ref_t, operations),
+    }
+    idx = np.arange(len(ref)) if indices is None else np.asarray(indices, int)
+    return EvaluationResult("inverse", metrics, sg, t, idx)
+
+
+def evaluate_dataset(
+    dataset: Any,
+    direction: str,
+    predict: Predictor,
+    *,
+    batch_size: int = 16,
+    limit: int | None = None,
+) -> tuple[EvaluationResult, dict[str, np.ndarray]]:
+    """Evaluate a model on a :class:`~hyperspy_lacbed.train.dataset.LACBEDDataset`.
+
+    The unaugmented arrays are read (all thicknesses); ``limit`` keeps the first samples.
+
+    Returns
+    -------
+    result, arrays
+        The :class:`EvaluationResult` and the arrays read (``potentials``, ``discs``,
+        ``lattice_parameters``), e.g. for :func:`plot_cases`.
+    """
+    n = len(dataset) if limit is None else min(int(limit), len(dataset))
+    pots, discs = zip(*(dataset.arrays(i) for i in range(n)))
+    arrays = {
+        "potentials": np.stack(pots),
+        "discs": np.stack(discs),
+        "lattice_parameters": np.asarray(dataset.lattice_parameters[:n], float),
+    }
+    fn = {"forward": evaluate_forward, "inverse": evaluate_inverse}.get(direction)
+    if fn is None:
+        raise ValueError(f"direction must be 'forward' or 'inverse', not {direction!r}.")
+    result = fn(
+        arrays["potentials"],
+        arrays["discs"],
+        dataset.thicknesses,
+        arrays["lattice_parameters"],
+        dataset.space_groups[:n],
+        predict=predict,
+        batch_size=batch_size,
+        indices=dataset.indices[:n],
+    )
+    result.extra["dataset"] = getattr(dataset, "path", "")
+    return result, arrays
+
+
+# ----------------------------------------------------------------------------------------
+# Figure
+# ----------------------------------------------------------------------------------------
+
+
+def disc_montage(
+    discs: np.ndarray, reflections: Sequence[Sequence[int]] | None = None
+) -> np.ndarray:
+    """Lay (R, D, D) discs out as one image: at their (h, k) positions when given, else a row.
+
+    The montage is meant for ``imshow(..., origin="lower")``: array row 0 at the bottom,
+    so kx and ky (and h, k) increase to the right and upwards. Gaps are NaN (blank).
+    """
+    d = np.asarray(discs, float)
+    r, n = d.shape[0], d.shape[-1]
+    if reflections is None:
+        pos = [(0, i) for i in range(r)]
+    else:
+        hk = np.asarray(reflections, int)[:, :2]
+        hs, ks = np.unique(hk[:, 0]), np.unique(hk[:, 1])
+        pos = [(int(np.searchsorted(ks, k)), int(np.searchsorted(hs, h))) for h, k in hk]
+    rows = max(p[0] for p in pos) + 1
+    cols = max(p[1] for p in pos) + 1
+    gap = max(1, n // 8)
+    out = np.full((rows * (n + gap) - gap, cols * (n + gap) - gap), np.nan)
+    for (i, j), img in zip(pos, d):
+        out[i * (n + gap) : i * (n + gap) + n, j * (n + gap) : j * (n + gap) + n] = img
+    return out
+
+
+def plot_cases(
+    result: EvaluationResult,
+    potentials: np.ndarray,
+    discs: np.ndarray,
+    *,
+    predict: Predictor | None = None,
+    predictions: np.ndarray | None = None,
+    lattice_parameters: Sequence[float] | None = None,
+    thickness_index: int = 0,
+    reflections: Sequence[Sequence[int]] | None = None,
+    path: str | os.PathLike | None = None,
+    title: str | None = None,
+):
+    """Figure of the best, median and worst samples (rows) at one thickness.
+
+    Columns: forward — potential, Bloch-wave discs, cGAN discs, difference; inverse —
+    input discs, reference potential, predicted potential (aligned to the reference by
+    the origin-invariant fit), difference. Images are drawn with x (kx) to the right and
+    y (ky) upwards. Uses matplotlib's Agg canvas (no display).
+
+    Parameters
+    ----------
+    result
+        From :func:`evaluate_forward` / :func:`evaluate_inverse` on the same arrays (rows
+        of the arrays are the rows of ``result``).
+    potentials, discs
+        (n, P, P) and (n, n_t, R, D, D).
+    predict, predictions
+        The model, or its predictions ((n, n_t, R, D, D) forward, (n, n_t, P, P) inverse);
+        with ``predict`` only the three cases are recomputed.
+    lattice_parameters
+        (n,) Å, needed with ``predict``.
+    thickness_index
+        Thickness of the figure (and of the case selection).
+    reflections
+        hkl of the disc channels (for the montage layout).
+    path
+        Save the figure there (PNG, PDF, ...).
+    title
+        Figure title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from matplotlib.figure import Figure
+
+    pot = np.asarray(potentials)
+    if pot.ndim == 4:
+        pot = pot[:, 0]
+    dsc = np.asarray(discs)
+    k = int(thickness_index)
+    t = float(result.thicknesses[k])
+    cases = result.cases(k)
+
+    def prediction(row: int) -> np.ndarray:
+        if predictions is not None:
+            return np.asarray(predictions)[row, k]
+        if predict is None or lattice_parameters is None:
+            raise ValueError("Give predictions=, or predict= with lattice_parameters=.")
+        a = np.asarray(lattice_parameters, float)[row : row + 1]
+        x = pot[row : row + 1] if result.direction == "forward" else dsc[row : row + 1, k]
+        return np.asarray(predict(x, a, t))[0]
+
+    fig = Figure(figsize=(13, 3.3 * len(cases)), layout="constrained")
+    axes = fig.subplots(len(cases), 4, squeeze=False)
+    for r, (label, row) in enumerate(cases.items()):
+        pred = prediction(row)
+        value = result.lmse[row, k]
+        name = f"{label}: #{int(result.indices[row])}, SG {int(result.space_groups[row])}"
+        if result.direction == "forward":
+            ref = dsc[row, k]
+            vmax = float(np.nanmax(ref))
+            panels = [
+                (pot[row], "projected potential (V·Å)", "viridis", None),
+                (disc_montage(ref, reflections), "Bloch waves", "gray", (0, vmax)),
+                (disc_montage(pred, reflections), "cGAN", "gray", (0, vmax)),
+                (
+                    disc_montage(pred - ref, reflections),
+                    f"difference, ℓMSE {value:.2e}",
+                    "RdBu_r",
+                    None,
+                ),
+            ]
+        else:
+            ref = pot[row]
+            aligned = align_potential(pred, ref)
+            oi = result.metrics["lmse_origin_invariant"][row, k]
+            lo, hi = float(ref.min()), float(ref.max())
+            panels = [
+                (disc_montage(dsc[row, k], reflections), "input discs", "gray", None),
+                (ref, "reference potential (V·Å)", "viridis", (lo, hi)),
+                (aligned, "cGAN (aligned)", "viridis", (lo, hi)),
+                (aligned - ref, f"difference, ℓMSE {value:.2e} / o.-i. {oi:.2e}", "RdBu_r", None),
+            ]
+        for c, (img, ttl, cmap, lim) in enumerate(panels):
+            ax = axes[r, c]
+            if cmap == "RdBu_r":
+                span = float(np.nanmax(np.abs(img))) or 1.0
+                lim = (-span, span)
+            im = ax.imshow(
+                img,
+                cmap=cmap,
+                vmin=None if lim is None else lim[0],
+                vmax=None if lim is None else lim[1],
+                origin="lower",
+            )
+            fig.colorbar(im, ax=ax, shrink=0.8)
+            ax.set_title(ttl if c else f"{name}\n{ttl}", fontsize=9)
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.suptitle(title or f"{result.direction} model, thickness {t / 10:g} nm")
+    if path is not None:
+        fig.savefig(path, dpi=110)
+    return fig
+
+
+# ----------------------------------------------------------------------------------------
+# A shipped or exported model on a dataset split
+# ----------------------------------------------------------------------------------------
+
+
+def surrogate_predictor(surrogate: Any) -> Predictor:
+    """A :data:`Predictor` calling a loaded :class:`~hyperspy_lacbed.nets.inference.Surrogate`."""
+
+    def predict(x: np.ndarray, a: np.ndarray, t: float) -> np.ndarray:
+        if surrogate.direction == "forward":
+            return surrogate.forward_discs(x, a, [t])[:, 0]
+        return surrogate.inverse_potentials(x, a, np.full(len(x), t))
+
+    return predict
+
+
+def evaluate_model(
+    model: Any,
+    store: str | os.PathLike,
+    split: str = "test",
+    *,
+    direction: str | None = None,
+    limit: int | None = None,
+    figure: str | os.PathLike | None = None,
+    models_dir: str | os.PathLike | None = None,
+    batch_size: int = 16,
+) -> EvaluationResult:
+    """Evaluate a model (name, folder or ``"default"``) on a split of a dataset store.
+
+    ``"default"`` without a ``direction`` takes the card's direction of the forward default.
+    The figure of best, median and worst cases is written when ``figure`` is a path.
+    """
+    from hyperspy_lacbed.nets.inference import load_surrogate
+    from hyperspy_lacbed.nets.registry import read_card, resolve_model
+    from hyperspy_lacbed.train.dataset import LACBEDDataset
+
+    if direction is None:
+        folder = resolve_model(model, "forward", models_dir) if model == "default" else None
+        if folder is None:
+            folder = resolve_model(model, None, models_dir)
+        direction = str(read_card(folder)["direction"])
+    surrogate = load_surrogate(model, direction, models_dir=models_dir)
+    dataset = LACBEDDataset(store, split=split)
+    result, arrays = evaluate_dataset(
+        dataset, direction, surrogate_predictor(surrogate), batch_size=batch_size, limit=limit
+    )
+    result.extra["model"] = surrogate.info()
+    if figure is not None:
+        plot_cases(
+            result,
+            arrays["potentials"],
+            arrays["discs"],
+            predict=surrogate_predictor(surrogate),
+            lattice_parameters=arrays["lattice_parameters"],
+            reflections=dataset.recipe["domain"]["reflections"],
+            path=figure,
+            title=f"{surrogate.name} on {split}",
+        )
+    return result

@@ -1,0 +1,761 @@
+"""Training the cGAN surrogates: pix2pixHD losses, checkpoints, exact resume, export.
+
+:func:`fit` trains a generator
+(:class:`~hyperspy_lacbed.nets.architectures.Pix2PixHDGenerator`) against a two-scale conditional PatchGAN with the pix2pixHD losses:
+LSGAN adversarial loss, discriminator feature matching (weight ``lambda_feat``) and an L1
+loss to the target (weight ``lambda_l1``), with Adam, mixed precision on CUDA, a
+checkpoint every ``checkpoint_every`` steps and at the end, and a plain JSON-lines log.
+
+Datasets are ``torch.utils.data.Dataset`` objects (anything with ``__len__`` and
+``__getitem__``) whose items are dicts::
+
+    {"potential": (1, P, P) or (P, P) float32 in V·Å,
+     "discs": (n_thickness, R, D, D) or (R, D, D) float32 intensities,
+     "thickness": float Å, or (n_thickness,) floats,
+     "lattice_parameter": float Å,
+     "space_group": int}
+
+For each item of a batch one thickness is drawn. Randomness is a pure function of
+``(seed, step)``: the samples of step ``k`` (an epoch-wise permutation of the dataset),
+their thickness, and the global NumPy / ``random`` / torch seeds set while a dataset
+item is read (so that a dataset's own random augmentation is reproducible too). With
+the model, optimiser, scaler and torch RNG states in the checkpoint, a run interrupted
+and resumed gives the same weights as an uninterrupted one (bit for bit on CPU).
+
+:func:`export` writes ``models/<name>/model.safetensors`` (generator weights only) and
+``card.json`` (see :mod:`hyperspy_lacbed.nets.registry`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import datetime as _dt
+import json
+import math
+import os
+import random
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hyperspy_lacbed.nets.domain import Domain
+from hyperspy_lacbed.nets.normalisation import Encoding
+
+__all__ = [
+    "ArrayDataset",
+    "TrainConfig",
+    "discriminator_kwargs",
+    "export",
+    "fit",
+    "generator_kwargs",
+    "load_checkpoint",
+]
+
+CHECKPOINT = "checkpoint.pt"
+LOG = "log.jsonl"
+CONFIG = "config.json"
+
+
+@dataclass
+class TrainConfig:
+    """Settings of one training run.
+
+    Attributes
+    ----------
+    direction
+        ``"forward"`` (potential → discs) or ``"inverse"`` (discs → potential).
+    generator
+        Keyword arguments of the generator that override the defaults
+        (``ngf``, ``n_downsampling``, ``n_blocks_global``, ``n_blocks_local``,
+        ``max_channels``, ``norm``); shapes come from the domain.
+    discriminator
+        Overrides of the discriminator's (``ndf``, ``n_layers``, ``num_d``, ``norm``).
+    domain
+        ``Domain.to_dict()``; default the training dataset's (its ``recipe["domain"]`` or
+        ``domain`` attribute), else :class:`~hyperspy_lacbed.nets.domain.Domain` ().
+    normalisation
+        Overrides of :class:`~hyperspy_lacbed.nets.normalisation.Encoding`.
+    lr, betas
+        Adam settings of both networks (pix2pixHD: 2e-4, (0.5, 0.999)).
+    lr_decay_after
+        Step after which the learning rate decays linearly to 0 at ``steps`` (None: never).
+    batch_size
+        Samples per step.
+    steps
+        Total number of optimisation steps (a resumed run continues to it).
+    checkpoint_every
+        Steps between checkpoints (also written at the end and when ``hours`` runs out).
+    hours
+        Wall-clock budget of one call of :func:`fit`, in hours (None: unlimited).
+    seed
+        Seed of the weights' initialisation and of every random draw.
+    lambda_feat, lambda_l1
+        Weights of the feature-matching and L1 losses (the LSGAN loss has weight 1).
+    amp
+        Mixed precision; None: on for CUDA, off on CPU.
+    device
+        None: CUDA when available, else CPU.
+    out_dir
+        Folder of the checkpoint, the log and the config.
+    log_every
+        Steps between log lines.
+    val_items
+        Validation samples evaluated at each checkpoint (when a validation set is given).
+    """
+
+    direction: str = "forward"
+    generator: dict[str, Any] = field(default_factory=dict)
+    discriminator: dict[str, Any] = field(default_factory=dict)
+    domain: dict[str, Any] | None = None
+    normalisation: dict[str, Any] = field(default_factory=dict)
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    lr_decay_after: int | None = None
+    batch_size: int = 8
+    steps: int = 10000
+    checkpoint_every: int = 500
+    hours: float | None = None
+    seed: int = 0
+    lambda_feat: float = 10.0
+    lambda_l1: float = 100.0
+    amp: bool | None = None
+    device: str | None = None
+    out_dir: str = "runs/cgan"
+    log_every: int = 10
+    val_items: int = 64
+
+    def __post_init__(self) -> None:
+        if self.direction not in ("forward", "inverse"):
+            raise ValueError(f"direction must be 'forward' or 'inverse', not {self.direction!r}.")
+        for name in ("batch_size", "steps", "checkpoint_every", "log_every"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}.")
+        self.betas = tuple(float(b) for b in self.betas)  # type: ignore[assignment]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON values."""
+        d = asdict(self)
+        d["betas"] = list(self.betas)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are an error."""
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"Unknown training settings {sorted(unknown)}.")
+        return cls(**d)
+
+
+class ArrayDataset:
+    """An in-memory dataset of the item layout :func:`fit` reads.
+
+    Parameters
+    ----------
+    potentials
+        ``(N, P, P)`` in V·Å.
+    discs
+        ``(N, n_thickness, R, D, D)`` intensities.
+    thicknesses
+        ``(n_thickness,)`` Å, shared by every item.
+    lattice_parameters
+        ``(N,)`` Å.
+    space_groups
+        ``(N,)`` integers (default 0).
+    domain
+        The domain of the data (kept as ``recipe["domain"]``).
+    """
+
+    def __init__(
+        self,
+        potentials: np.ndarray,
+        discs: np.ndarray,
+        thicknesses: Sequence[float],
+        lattice_parameters: Sequence[float],
+        space_groups: Sequence[int] | None = None,
+        domain: Domain | None = None,
+    ):
+        self.potentials = np.asarray(potentials, np.float32)
+        self.discs = np.asarray(discs, np.float32)
+        self.thicknesses = np.asarray(thicknesses, np.float32)
+        self.lattice_parameters = np.asarray(lattice_parameters, np.float32)
+        n = len(self.potentials)
+        self.space_groups = np.zeros(n, int) if space_groups is None else np.asarray(space_groups)
+        if not (len(self.discs) == len(self.lattice_parameters) == len(self.space_groups) == n):
+            raise ValueError(
+                "potentials, discs, lattice_parameters and space_groups differ in length."
+            )
+        if self.discs.ndim != 5 or self.discs.shape[1] != len(self.thicknesses):
+            raise ValueError(
+                "discs must be (N, n_thickness, R, D, D) with one thickness per index."
+            )
+        self.recipe = {"domain": (domain or Domain()).to_dict(), "kind": "in-memory"}
+
+    def __len__(self) -> int:
+        return len(self.potentials)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return {
+            "potential": self.potentials[i][None],
+            "discs": self.discs[i],
+            "thickness": self.thicknesses,
+            "lattice_parameter": float(self.lattice_parameters[i]),
+            "space_group": int(self.space_groups[i]),
+        }
+
+
+# ----------------------------------------------------------------------------- shapes
+def generator_kwargs(
+    direction: str, domain: Domain, overrides: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Full keyword arguments of the generator of a direction and domain."""
+    r, d, p = len(domain.reflections), domain.disc_pixels, domain.potential_pixels
+    if direction == "forward":
+        kw: dict[str, Any] = {
+            "in_channels": 1,
+            "out_channels": r,
+            "in_size": p,
+            "out_size": d,
+            "padding_in": "circular",
+            "padding_out": "reflect",
+            "output_activation": "tanh",
+        }
+    else:
+        kw = {
+            "in_channels": r,
+            "out_channels": 1,
+            "in_size": d,
+            "out_size": p,
+            "padding_in": "reflect",
+            "padding_out": "circular",
+            "output_activation": "none",
+        }
+    base = {
+        "cond_channels": 2,
+        "ngf": 32,
+        "n_downsampling": 3,
+        "n_blocks_global": 3,
+        "n_blocks_local": 2,
+        "max_channels": 256,
+        "norm": "batch",
+    }
+    base.update(kw)
+    base.update(overrides or {})
+    return base
+
+
+def discriminator_kwargs(
+    direction: str, domain: Domain, overrides: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Full keyword arguments of the conditional two-scale discriminator."""
+    r = len(domain.reflections)
+    kw: dict[str, Any] = {
+        "in_channels": 1 if direction == "forward" else r,
+        "out_channels": r if direction == "forward" else 1,
+        "cond_channels": 2,
+        "ndf": 32,
+        "n_layers": 3,
+        "num_d": 2,
+        "norm": "instance",
+        "padding": "reflect" if direction == "forward" else "circular",
+    }
+    kw.update(overrides or {})
+    return kw
+
+
+def _domain_of(config: TrainConfig, dataset: Any) -> Domain:
+    if config.domain is not None:
+        return Domain.from_dict(config.domain)
+    recipe = getattr(dataset, "recipe", None)
+    if isinstance(recipe, dict) and isinstance(recipe.get("domain"), dict):
+        return Domain.from_dict(recipe["domain"])
+    dom = getattr(dataset, "domain", None)
+    if isinstance(dom, Domain):
+        return dom
+    if isinstance(dom, dict):
+        return Domain.from_dict(dom)
+    return Domain()
+
+
+# ----------------------------------------------------------------------------- data
+@contextlib.contextmanager
+def _seeded(seed: int) -> Iterator[None]:
+    """Seed NumPy's, Python's and torch's global generators; restore them afterwards."""
+    import torch
+
+    # The global generators on purpose: a dataset's own augmentation may use them.
+    np_state = np.random.get_state()  # noqa: NPY002
+    py_state, t_state = random.getstate(), torch.get_rng_state()
+    np.random.seed(seed % 2**32)  # noqa: NPY002
+    random.seed(seed)
+    torch.manual_seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(np_state)  # noqa: NPY002
+        random.setstate(py_state)
+        torch.set_rng_state(t_state)
+
+
+def _item_arrays(
+    item: dict[str, Any], pick: int | None, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """(potential (P, P), discs (R, D, D), thickness, a) with one thickness chosen."""
+    pot = np.asarray(item["potential"], np.float64)
+    pot = pot.reshape(pot.shape[-2:])
+    discs = np.asarray(item["discs"], np.float32)
+    t = np.atleast_1d(np.asarray(item["thickness"], np.float64))
+    if discs.ndim == 4:
+        if t.size != discs.shape[0]:
+            raise ValueError(
+                f"An item has {discs.shape[0]} thicknesses of discs but {t.size} thickness values."
+            )
+        i = int(rng.integers(discs.shape[0])) if pick is None else pick % discs.shape[0]
+        discs, thick = discs[i], float(t[i])
+    elif discs.ndim == 3:
+        thick = float(t[0])
+    else:
+        raise ValueError(
+            f"discs of an item must be (n_t, R, D, D) or (R, D, D), got {discs.shape}."
+        )
+    return pot, discs, thick, float(item["lattice_parameter"])
+
+
+def _encode(
+    direction: str, enc: Encoding, pot: np.ndarray, discs: np.ndarray, t: float, a: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    cond = enc.encode_conditioning(a, t)[0]
+    if direction == "forward":
+        return enc.encode_potential(pot)[None], cond, enc.encode_discs(discs)
+    return enc.encode_input_discs(discs), cond, enc.encode_potential(pot)[None]
+
+
+class _Batches:
+    """Batches as a pure function of the step (epoch-wise permutations of the dataset)."""
+
+    def __init__(self, dataset: Any, config: TrainConfig, enc: Encoding):
+        self.ds, self.cfg, self.enc = dataset, config, enc
+        self.n = len(dataset)
+        if self.n == 0:
+            raise ValueError("The training dataset is empty.")
+        self._perm: dict[int, np.ndarray] = {}
+
+    def _index(self, position: int) -> int:
+        epoch = position // self.n
+        if epoch not in self._perm:
+            self._perm = {
+                epoch: np.random.default_rng([self.cfg.seed, 1, epoch]).permutation(self.n)
+            }
+        return int(self._perm[epoch][position % self.n])
+
+    def __call__(self, step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        bs = self.cfg.batch_size
+        rng = np.random.default_rng([self.cfg.seed, 2, step])
+        xs, cs, ys = [], [], []
+        for j in range(bs):
+            idx = self._index(step * bs + j)
+            seed = int(np.random.SeedSequence([self.cfg.seed, 3, step, j]).generate_state(1)[0])
+            with _seeded(seed):
+                item = self.ds[idx]
+            x, c, y = _encode(self.cfg.direction, self.enc, *_item_arrays(item, None, rng))
+            xs.append(x)
+            cs.append(c)
+            ys.append(y)
+        return np.stack(xs), np.stack(cs), np.stack(ys)
+
+
+# ----------------------------------------------------------------------------- checkpoints
+def _atomic_save(obj: Any, path: Path) -> None:
+    import torch
+
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(out_dir: str | os.PathLike) -> dict[str, Any]:
+    """The checkpoint of a run folder, loaded with ``torch.load(weights_only=True)``."""
+    import torch
+
+    path = Path(out_dir) / CHECKPOINT
+    if not path.is_file():
+        raise FileNotFoundError(f"No {CHECKPOINT} in {out_dir}; train with fit() first.")
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _compatible(saved: dict[str, Any], now: dict[str, Any]) -> None:
+    for key in ("direction", "generator", "discriminator", "domain", "normalisation", "seed"):
+        if saved.get(key) != now.get(key):
+            raise ValueError(
+                f"Cannot resume: the checkpoint was trained with {key}={saved.get(key)!r}, the "
+                f"config now says {now.get(key)!r}. Use another out_dir or resume=False."
+            )
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    if not path.is_file():
+        return
+    keep = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            if json.loads(line).get("step", 0) <= step:
+                keep.append(line)
+        except json.JSONDecodeError:
+            continue
+    path.write_text("".join(k + "\n" for k in keep), encoding="utf-8")
+
+
+# ----------------------------------------------------------------------------- fit
+def _lr(config: TrainConfig, step: int) -> float:
+    start = config.lr_decay_after
+    if start is None or step < start or config.steps <= start:
+        return config.lr
+    return config.lr * max(0.0, 1.0 - (step - start) / (config.steps - start))
+
+
+def _validate(G: Any, data: list, direction: str, enc: Encoding, device: Any) -> dict[str, float]:
+    import torch
+
+    G.eval()
+    l1, lmse = [], []
+    with torch.inference_mode():
+        for x, c, y in data:
+            out = G(torch.from_numpy(x[None]).to(device), torch.from_numpy(c[None]).to(device))
+            out = out.float().cpu().numpy()[0]
+            l1.append(float(np.mean(np.abs(out - y))))
+            if direction == "forward":
+                p, r = enc.decode_discs(out), enc.decode_discs(y)
+            else:
+                p, r = enc.decode_potential(out), enc.decode_potential(y)
+            peak = r.max()
+            peak = peak if peak > 0 else 1.0
+            lmse.append(float(np.mean((p / peak - r / peak) ** 2)))
+    G.train()
+    return {"val_l1": float(np.mean(l1)), "val_lmse": float(np.mean(lmse))}
+
+
+def fit(
+    train_dataset: Any,
+    config: TrainConfig,
+    val_dataset: Any = None,
+    resume: bool = True,
+    show_progressbar: bool | None = None,
+) -> dict[str, Any]:
+    """Train a surrogate generator with the pix2pixHD losses.
+
+    Parameters
+    ----------
+    train_dataset
+        Items as described in the module documentation. If it has a ``recipe`` dict, it
+        is stored in the checkpoint (and exported to the card), and its ``"domain"`` is
+        used when the config has none.
+    config
+        The settings (:class:`TrainConfig`).
+    val_dataset
+        Optional; its first ``config.val_items`` items (thicknesses in turn) are scored at
+        each checkpoint: L1 in network units and ℓMSE of the decoded outputs divided by
+        the reference maximum (of the whole pattern for discs; no origin search for
+        potentials), logged as ``val_l1`` and ``val_lmse``.
+    resume
+        Continue from ``out_dir/checkpoint.pt`` when it exists (the settings that shape the
+        model must be the same); otherwise start afresh (overwriting it).
+    show_progressbar
+        Default HyperSpy's preference.
+
+    Returns
+    -------
+    dict
+        ``step`` reached, ``stopped`` (``"steps"`` or ``"hours"``), ``wall_time_s`` of
+        this call and ``total_wall_time_s`` of the run, the last logged losses
+        (``last``), the last validation scores (``val``), and the paths of the
+        ``checkpoint``, ``log`` and ``out_dir``.
+    """
+    import torch
+
+    from hyperspy_lacbed.nets.architectures import (
+        ConditionalDiscriminator,
+        Pix2PixHDGenerator,
+        lsgan_loss,
+    )
+    from hyperspy_lacbed.nets.architectures import feature_matching_loss as fm_loss
+    from hyperspy_lacbed.nets.registry import choose_device
+
+    t_start = time.perf_counter()
+    cfg = copy.deepcopy(config)
+    domain = _domain_of(cfg, train_dataset)
+    cfg.domain = domain.to_dict()
+    enc = Encoding.for_domain(domain, **cfg.normalisation)
+    gkw = generator_kwargs(cfg.direction, domain, cfg.generator)
+    dkw = discriminator_kwargs(cfg.direction, domain, cfg.discriminator)
+    device = choose_device(cfg.device)
+    amp = (device.type == "cuda") if cfg.amp is None else bool(cfg.amp and device.type == "cuda")
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_path, log_path = out / CHECKPOINT, out / LOG
+    recipe = getattr(train_dataset, "recipe", None)
+    identity = {
+        "direction": cfg.direction,
+        "generator": gkw,
+        "discriminator": dkw,
+        "domain": cfg.domain,
+        "normalisation": enc.to_dict(),
+        "seed": cfg.seed,
+    }
+
+    torch.manual_seed(cfg.seed)
+    G = Pix2PixHDGenerator(**gkw).to(device)
+    D = ConditionalDiscriminator(**dkw).to(device)
+    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=cfg.betas)
+    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=cfg.betas)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp)
+    step, elapsed_before = 0, 0.0
+    if resume and ckpt_path.is_file():
+        ck = load_checkpoint(out)
+        _compatible(json.loads(ck["identity"]), identity)
+        G.load_state_dict(ck["generator"])
+        D.load_state_dict(ck["discriminator"])
+        opt_g.load_state_dict(ck["opt_g"])
+        opt_d.load_state_dict(ck["opt_d"])
+        if ck.get("scaler"):
+            scaler.load_state_dict(ck["scaler"])
+        torch.set_rng_state(ck["rng_torch"])
+        if device.type == "cuda" and ck.get("rng_cuda") is not None:
+            torch.cuda.set_rng_state(ck["rng_cuda"], device)
+        step, elapsed_before = int(ck["step"]), float(ck["elapsed_s"])
+        _truncate_log(log_path, step)
+    elif log_path.exists():
+        log_path.unlink()
+    (out / CONFIG).write_text(json.dumps(cfg.to_dict(), indent=2) + "\n", encoding="utf-8")
+
+    batches = _Batches(train_dataset, cfg, enc)
+    val = _validation_set(val_dataset, cfg, enc)
+    n_layers = D.n_layers
+
+    def save() -> None:
+        _atomic_save(
+            {
+                "step": step,
+                "elapsed_s": elapsed_before + time.perf_counter() - t_start,
+                "generator": G.state_dict(),
+                "discriminator": D.state_dict(),
+                "opt_g": opt_g.state_dict(),
+                "opt_d": opt_d.state_dict(),
+                "scaler": scaler.state_dict() if amp else {},
+                "rng_torch": torch.get_rng_state(),
+                "rng_cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+                "identity": json.dumps(identity),
+                "config": json.dumps(cfg.to_dict()),
+                "recipe": json.dumps(recipe if isinstance(recipe, dict) else {}, default=str),
+                "parameters": int(sum(p.numel() for p in G.parameters())),
+                "dataset_size": len(train_dataset),
+            },
+            ckpt_path,
+        )
+
+    def log(record: dict[str, Any]) -> None:
+        with open(log_path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+
+    bar = None
+    from hyperspy_lacbed.bloch.lacbed import _want_progress
+
+    if _want_progress(show_progressbar):
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=cfg.steps, initial=step, desc=f"cGAN {cfg.direction}", unit="step")
+    G.train()
+    D.train()
+    last: dict[str, Any] = {}
+    val_scores: dict[str, float] = {}
+    stopped = "steps"
+    budget = None if cfg.hours is None else cfg.hours * 3600.0
+    try:
+        while step < cfg.steps:
+            if budget is not None and time.perf_counter() - t_start > budget:
+                stopped = "hours"
+                break
+            lr = _lr(cfg, step)
+            for opt in (opt_g, opt_d):
+                for group in opt.param_groups:
+                    group["lr"] = lr
+            xb, cb, yb = (torch.from_numpy(a).to(device) for a in batches(step))
+            with torch.autocast(device.type, enabled=amp):
+                fake = G(xb, cb)
+                pred_fake = D(xb, cb, fake.detach())
+                pred_real = D(xb, cb, yb)
+                loss_d = 0.5 * (lsgan_loss(pred_fake, False) + lsgan_loss(pred_real, True))
+            opt_d.zero_grad(set_to_none=True)
+            scaler.scale(loss_d).backward()
+            scaler.step(opt_d)
+            with torch.autocast(device.type, enabled=amp):
+                pred = D(xb, cb, fake)
+                loss_gan = lsgan_loss(pred, True)
+                loss_feat = fm_loss(pred, pred_real, n_layers) * cfg.lambda_feat
+                loss_l1 = torch.nn.functional.l1_loss(fake.float(), yb) * cfg.lambda_l1
+                loss_g = loss_gan + loss_feat + loss_l1
+            opt_g.zero_grad(set_to_none=True)
+            scaler.scale(loss_g).backward()
+            scaler.step(opt_g)
+            scaler.update()
+            step += 1
+            if bar is not None:
+                bar.update(1)
+            if step % cfg.log_every == 0 or step == cfg.steps:
+                last = {
+                    "step": step,
+                    "time_s": round(elapsed_before + time.perf_counter() - t_start, 3),
+                    "lr": lr,
+                    "loss_d": loss_d.item(),
+                    "loss_g": loss_g.item(),
+                    "loss_gan": loss_gan.item(),
+                    "loss_feat": loss_feat.item(),
+                    "loss_l1": loss_l1.item(),
+                }
+                if not all(math.isfinite(v) for k, v in last.items() if k.startswith("loss")):
+                    save()
+                    raise FloatingPointError(
+                        f"Non-finite loss at step {step}: {last}; lower lr or disable amp."
+                    )
+                log(last)
+            if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+                if val:
+                    val_scores = _validate(G, val, cfg.direction, enc, device)
+                    log({"step": step, **val_scores})
+                save()
+        if stopped == "hours":
+            save()
+    finally:
+        if bar is not None:
+            bar.close()
+    wall = time.perf_counter() - t_start
+    return {
+        "step": step,
+        "steps": cfg.steps,
+        "stopped": stopped,
+        "wall_time_s": wall,
+        "total_wall_time_s": elapsed_before + wall,
+        "last": last,
+        "val": val_scores,
+        "checkpoint": str(ckpt_path),
+        "log": str(log_path),
+        "out_dir": str(out),
+    }
+
+
+def _validation_set(dataset: Any, cfg: TrainConfig, enc: Encoding) -> list:
+    if dataset is None:
+        return []
+    out = []
+    for i in range(min(len(dataset), cfg.val_items)):
+        with _seeded(cfg.seed + i):
+            item = dataset[i]
+        arrays = _item_arrays(item, i, np.random.default_rng(0))
+        out.append(_encode(cfg.direction, enc, *arrays))
+    return out
+
+
+# ----------------------------------------------------------------------------- export
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _last_val(log_path: Path) -> dict[str, Any]:
+    if not log_path.is_file():
+        return {}
+    found: dict[str, Any] = {}
+    for line in log_path.read_text(encoding="utf-8").splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if "val_lmse" in rec:
+            found = rec
+    return found
+
+
+def export(
+    checkpoint_dir: str | os.PathLike,
+    models_dir: str | os.PathLike,
+    name: str,
+    extra_card: dict[str, Any] | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Export a run's generator as ``models_dir/name/`` (safetensors + card).
+
+    Parameters
+    ----------
+    checkpoint_dir
+        The ``out_dir`` of :func:`fit`.
+    models_dir
+        Where models live (the repository's ``models/`` for shipped weights).
+    name
+        Folder name of the model (``default-forward`` / ``default-inverse`` are what
+        ``model="default"`` finds, or set ``extra_card={"default": True}``).
+    extra_card
+        Entries merged into the card (e.g. ``{"metrics": {...}, "default": True}``).
+    overwrite
+        Replace an existing model of that name.
+
+    Returns
+    -------
+    pathlib.Path
+        The model folder.
+    """
+    import safetensors.torch
+
+    from hyperspy_lacbed import __version__
+    from hyperspy_lacbed.nets.registry import MODEL_FILE, write_card
+
+    if not name or any(c in name for c in "/\\") or name.startswith("."):
+        raise ValueError(f"Invalid model name {name!r}; use letters, digits, '-' and '_'.")
+    ck = load_checkpoint(checkpoint_dir)
+    identity = json.loads(ck["identity"])
+    config = json.loads(ck["config"])
+    folder = Path(models_dir) / name
+    if (folder / MODEL_FILE).exists() and not overwrite:
+        raise FileExistsError(
+            f"{folder} already holds a model; pass overwrite=True to replace it."
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in ck["generator"].items()}
+    safetensors.torch.save_file(
+        state,
+        str(folder / MODEL_FILE),
+        metadata={"name": name, "direction": identity["direction"]},
+    )
+    log = _last_val(Path(checkpoint_dir) / LOG)
+    card: dict[str, Any] = {
+        "name": name,
+        "direction": identity["direction"],
+        "default": False,
+        "architecture": {"name": "pix2pixhd", "kwargs": identity["generator"]},
+        "parameters": int(ck.get("parameters", 0)),
+        "domain": identity["domain"],
+        "normalisation": identity["normalisation"],
+        "dataset": json.loads(ck.get("recipe", "{}")),
+        "training": {
+            **config,
+            "discriminator_kwargs": identity["discriminator"],
+            "steps_done": int(ck["step"]),
+            "epochs": None,
+            "wall_time_s": round(float(ck["elapsed_s"]), 1),
+        },
+        "metrics": {k: v for k, v in log.items() if k != "step"},
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "hyperspy_lacbed_version": __version__,
+    }
+    n_data = int(ck.get("dataset_size", 0))
+    if n_data:
+        card["training"]["epochs"] = round(int(ck["step"]) * config["batch_size"] / n_data, 2)
+    if extra_card:
+        card = _merge(card, extra_card)
+    write_card(folder, card)
+    return folder

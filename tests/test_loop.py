@@ -1,0 +1,176 @@
+"""The training loop: losses go down, exact resume, wall-clock budget, export to the registry."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import hyperspy_lacbed as hl  # noqa: E402
+from hyperspy_lacbed.bloch.lacbed import _as_settings, compute_discs  # noqa: E402
+from hyperspy_lacbed.crystal.potential import projected_potential_array  # noqa: E402
+from hyperspy_lacbed.crystal.structure import load_structure  # noqa: E402
+from hyperspy_lacbed.nets import registry  # noqa: E402
+from hyperspy_lacbed.nets.architectures import Pix2PixHDGenerator  # noqa: E402
+from hyperspy_lacbed.nets.domain import Domain  # noqa: E402
+from hyperspy_lacbed.nets.normalisation import Encoding  # noqa: E402
+from hyperspy_lacbed.train.loop import (  # noqa: E402
+    ArrayDataset,
+    TrainConfig,
+    _encode,
+    _item_arrays,
+    export,
+    fit,
+    generator_kwargs,
+    load_checkpoint,
+)
+
+DOMAIN = Domain(thicknesses=(500.0, 1000.0), disc_pixels=16, potential_pixels=32, strong_beams=20)
+TINY_G = {
+    "ngf": 8,
+    "n_downsampling": 2,
+    "n_blocks_global": 1,
+    "n_blocks_local": 1,
+    "max_channels": 32,
+}
+TINY_D = {"ndf": 8, "n_layers": 2}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def dataset() -> ArrayDataset:
+    """Bloch-wave discs and potentials of four example crystals on a tiny domain."""
+    pots, discs, a, sg = [], [], [], []
+    for name in ("Si", "Al", "NaCl", "GaAs"):
+        c = load_structure(name)
+        lp = c.lattice_parameters[0]
+        r = compute_discs(c, _as_settings(**DOMAIN.simulation_kwargs(lp)), device="cpu")
+        img, _ = projected_potential_array(c, (0, 0, 1), (1, 0, 0), (32, 32), "kirkland", True)
+        pots.append(img)
+        discs.append(r.discs)
+        a.append(lp)
+        sg.append(c.space_group_number)
+    return ArrayDataset(np.stack(pots), np.stack(discs), DOMAIN.thicknesses, a, sg, DOMAIN)
+
+
+def config(tmp_path, name="run", **kw) -> TrainConfig:
+    base = {
+        "direction": "forward",
+        "generator": TINY_G,
+        "discriminator": TINY_D,
+        "batch_size": 4,
+        "steps": 4,
+        "checkpoint_every": 2,
+        "log_every": 1,
+        "lr": 2e-3,
+        "seed": 3,
+        "out_dir": str(tmp_path / name),
+    }
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _fixed_batch(dataset, direction):
+    enc = Encoding.for_domain(DOMAIN)
+    rng = np.random.default_rng(0)
+    xs, cs, ys = zip(
+        *(_encode(direction, enc, *_item_arrays(dataset[i], 0, rng)) for i in range(len(dataset))),
+        strict=True,
+    )
+    return tuple(torch.from_numpy(np.stack(v)) for v in (xs, cs, ys))
+
+
+def _l1(G, batch) -> float:
+    x, c, y = batch
+    with torch.no_grad():
+        return float(torch.nn.functional.l1_loss(G(x, c), y))
+
+
+@pytest.mark.parametrize("direction", ["forward", "inverse"])
+def test_loss_goes_down_export_load_generate(dataset, tmp_path, direction):
+    cfg = config(tmp_path, direction=direction, steps=25, checkpoint_every=25, log_every=5)
+    batch = _fixed_batch(dataset, direction)
+    torch.manual_seed(cfg.seed)  # fit initialises the generator from this seed
+    G0 = Pix2PixHDGenerator(**generator_kwargs(direction, DOMAIN, TINY_G))
+    res = fit(dataset, cfg, val_dataset=dataset, show_progressbar=False)
+    assert res["step"] == 25 and res["stopped"] == "steps"
+    assert set(res["val"]) == {"val_l1", "val_lmse"}
+    G = Pix2PixHDGenerator(**generator_kwargs(direction, DOMAIN, TINY_G))
+    G.load_state_dict(load_checkpoint(cfg.out_dir)["generator"])
+    before, after = _l1(G0, batch), _l1(G, batch)
+    assert after < 0.8 * before, (before, after)
+
+    folder = export(
+        cfg.out_dir, tmp_path / "models", f"tiny-{direction}", extra_card={"default": True}
+    )
+    card = json.loads((folder / "card.json").read_text())
+    assert card["sha256"] == registry.sha256_file(folder / registry.MODEL_FILE)
+    assert card["direction"] == direction and card["default"] is True
+    assert card["architecture"]["name"] == "pix2pixhd"
+    assert Domain.from_dict(card["domain"]) == DOMAIN
+    assert card["training"]["steps_done"] == 25 and card["training"]["lr"] == 2e-3
+    assert card["training"]["epochs"] == 25.0  # 25 steps of 4 samples over 4 structures
+    assert card["dataset"]["kind"] == "in-memory" and "val_lmse" in card["metrics"]
+    assert Encoding.from_dict(card["normalisation"]) == Encoding.for_domain(DOMAIN)
+    with pytest.raises(FileExistsError):
+        export(cfg.out_dir, tmp_path / "models", f"tiny-{direction}")
+
+    module, loaded = registry.load_model(
+        "default", direction=direction, models_dir=tmp_path / "models"
+    )
+    assert loaded["name"] == f"tiny-{direction}" and not module.training
+    if direction == "forward":
+        s = hl.generate("GaAs", model="default", models_dir=tmp_path / "models")
+        assert s.data.shape == (2, 9, 16, 16) and s.metadata.LACBED.source == "cgan"
+    else:
+        s = hl.simulate("GaAs", **DOMAIN.simulation_kwargs(5.6533))
+        p = s.retrieve_potential(model="default", models_dir=tmp_path / "models")
+        assert p.data.shape == (2, 32, 32)
+
+
+def test_exact_resume(dataset, tmp_path):
+    whole = fit(dataset, config(tmp_path, "whole", steps=4), show_progressbar=False)
+    fit(dataset, config(tmp_path, "split", steps=2), show_progressbar=False)
+    half = load_checkpoint(tmp_path / "split")
+    assert half["step"] == 2
+    resumed = fit(dataset, config(tmp_path, "split", steps=4), show_progressbar=False)
+    assert whole["step"] == resumed["step"] == 4
+    a, b = load_checkpoint(tmp_path / "whole"), load_checkpoint(tmp_path / "split")
+    for part in ("generator", "discriminator"):
+        assert a[part].keys() == b[part].keys()
+        for k in a[part]:
+            assert torch.equal(a[part][k], b[part][k]), (part, k)
+    for k, v in a["opt_g"]["state"].items():
+        assert torch.equal(v["exp_avg"], b["opt_g"]["state"][k]["exp_avg"])
+    assert torch.equal(a["rng_torch"], b["rng_torch"])
+    steps = [json.loads(line)["step"] for line in open(resumed["log"])]
+    assert steps == [1, 2, 3, 4]  # no duplicate lines after the resume
+    # the settings that shape the model cannot change on resume
+    with pytest.raises(ValueError, match="Cannot resume"):
+        fit(dataset, config(tmp_path, "split", steps=6, seed=4), show_progressbar=False)
+
+
+def test_hours_budget_and_items(dataset, tmp_path):
+    res = fit(dataset, config(tmp_path, "budget", steps=50, hours=1e-9), show_progressbar=False)
+    assert res["stopped"] == "hours" and res["step"] < 50
+    assert load_checkpoint(tmp_path / "budget")["step"] == res["step"]
+    # items with all thicknesses, or one: one thickness is used per sample
+    item = dataset[1]
+    pot, discs, t, _ = _item_arrays(item, 1, np.random.default_rng(0))
+    assert pot.shape == (32, 32) and discs.shape == (9, 16, 16) and t == 1000.0
+    single = {**item, "discs": item["discs"][0], "thickness": 500.0}
+    assert _item_arrays(single, None, np.random.default_rng(0))[2] == 500.0
+    cfg = config(tmp_path)
+    assert TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    with pytest.raises(ValueError, match="direction"):
+        TrainConfig(direction="sideways")
