@@ -30,20 +30,24 @@ def test_simulate_returns_calibrated_signal(small_si):
     assert np.all(np.isfinite(s.data)) and np.all(s.data >= 0)
 
 
-def test_signal_can_be_resimulated_from_its_metadata(small_si):
-    settings = small_si.metadata.LACBED.settings.as_dictionary()
-    crystal = hl.load_structure("Si")
-    again = hl.simulate(
-        crystal,
-        zone_axis=settings["zone_axis"],
-        thickness=settings["thickness"],
-        reflections=settings["reflections"],
-        pixels=settings["pixels"],
-        disc_radius=settings["disc_radius"],
-        strong_beams=settings["strong_beams"],
-        absorption=settings["absorption"],
-    )
+def test_signal_can_be_resimulated_from_its_metadata(small_si, tmp_path):
+    import hyperspy.api as hs
+
+    small_si.save(tmp_path / "si.hspy")
+    loaded = hs.load(tmp_path / "si.hspy")
+    settings = loaded.metadata.LACBED.settings.as_dictionary()
+    again = hl.simulate(**settings)
     np.testing.assert_allclose(again.data, small_si.data, atol=1e-12)
+    assert loaded.metadata.LACBED.timing.tilts > 0
+
+
+def test_diffpy_structure_is_one_structure():
+    from diffpy.structure import loadStructure
+
+    from hyperspy_lacbed.data import example_path
+
+    s = hl.simulate(loadStructure(str(example_path("Cu"))), pixels=4, strong_beams=10)
+    assert type(s).__name__ == "LACBED"
 
 
 def test_string_and_number_units_agree():

@@ -1,0 +1,1 @@
+"""Bloch-wave engine: geometry, structure matrices, batched eigen-solves and LACBED discs."""

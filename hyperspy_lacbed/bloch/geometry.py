@@ -39,8 +39,8 @@ def excitation_errors(k: np.ndarray, g: np.ndarray, k0: float) -> np.ndarray:
     """Exact excitation errors s_g (1/Å) for incident vectors ``k`` (T, 3) and beams ``g`` (P, 3).
 
     s_g is the distance, along the incident direction, from g to the Ewald sphere:
-    |k + g + s_g k̂|² = K², positive for g inside the sphere. For small s it reduces to
-    s_g ≈ (K² − |k + g|²) / 2K.
+    ``|k + g + s_g k̂|² = K²``, positive for g inside the sphere. For small s it reduces to
+    ``s_g ≈ (K² − |k + g|²) / 2K``.
     """
     gk = g @ k.T  # (P, T)
     b = k0 + gk / k0

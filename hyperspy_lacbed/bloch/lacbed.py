@@ -41,7 +41,7 @@ class SimulationSettings:
     """Every setting of a Bloch-wave LACBED calculation, in internal units.
 
     Lengths in Å, reciprocal lengths in 1/Å (no 2π), voltage in V. The defaults are the
-    package's default physics; :meth:`felix` gives Felix's conventions.
+    package's default physics; :func:`felix_settings` gives Felix's conventions.
     """
 
     zone_axis: tuple[int, int, int] = (0, 0, 1)
@@ -346,7 +346,7 @@ def beam_intensities(
     max_memory: float = 2**30,
     **kwargs: Any,
 ) -> np.ndarray:
-    """Beam intensities |ψ_g(t)|² at arbitrary incident tilts, as a plain array.
+    """Beam intensities ``|ψ_g(t)|²`` at arbitrary incident tilts, as a plain array.
 
     Parameters
     ----------
@@ -505,13 +505,17 @@ def simulate(
     max_memory: Any = "1 GiB",
     show_progressbar: bool | None = None,
     client: Any = None,
+    strong_beam_step: float = 0.0,
+    mean_inner_potential: bool = True,
+    mean_absorption: bool = True,
 ):
     """Simulate LACBED discs of a crystal with the Bloch-wave method.
 
     Parameters
     ----------
     structure
-        A CIF path, a ``diffpy.structure.Structure``, a :class:`Crystal` or the name of a
+        A CIF path, a ``diffpy.structure.Structure``, a
+        :class:`~hyperspy_lacbed.crystal.structure.Crystal` or the name of a
         shipped example (``"Si"``, ``"GaAs"``, ...).
     zone_axis
         Beam direction [uvw] (direct-lattice indices).
@@ -550,8 +554,8 @@ def simulate(
     laue_zones
         Laue zones of the pool; (0,) is the zero-order zone only.
     solver
-        ``"exact"`` (complex128 eigen-solve), ``"fast"`` (single-precision solve refined in
-        double precision) or ``"auto"``.
+        ``"exact"`` (complex128 eigen-solve), ``"fast"`` (complex64 eigen-solve, within 1e-3
+        of the image maximum of the exact one) or ``"auto"`` (fast, or exact for presets).
     symmetry
         Solve tilts related by the zone-axis point group once and map them.
     preset
@@ -566,6 +570,19 @@ def simulate(
         With a list of structures: a ``dask.distributed.Client`` that runs one task per
         structure on its workers; without one, the structures run through dask's local
         threaded scheduler.
+    strong_beam_step
+        Raise the strong-beam threshold on |s_g| in steps of this size (Felix: 0.005 1/Å);
+        0 takes exactly ``strong_beams`` (ties included).
+    mean_inner_potential
+        Refract the beam by the mean inner potential (K² = K_vac² + U_0); Felix does not.
+    mean_absorption
+        Put the mean absorptive potential i U'_0 on the diagonal, so that intensity decays
+        with thickness; Felix leaves it out.
+
+    Notes
+    -----
+    ``metadata.LACBED.settings`` holds every argument above and the structure, so that
+    ``simulate(**s.metadata.LACBED.settings.as_dictionary())`` computes ``s`` again.
 
     Returns
     -------
@@ -602,8 +619,11 @@ def simulate(
         solver=solver,
         symmetry=symmetry,
         preset=preset,
+        strong_beam_step=strong_beam_step,
+        mean_inner_potential=mean_inner_potential,
+        mean_absorption=mean_absorption,
     )
-    if isinstance(structure, (list, tuple)):
+    if _is_many(structure):
         results = compute_many(
             structure,
             settings,
@@ -633,8 +653,8 @@ def compute_many(
 
     With a ``dask.distributed.Client`` the tasks run on its workers (a LocalCluster, or an
     HPC cluster through dask-jobqueue) with no other change; otherwise on local threads.
-    Each task's eigen-solves already use every torch thread, so the local default is one
-    task at a time per core pair (``num_workers``).
+    Each task's eigen-solves already use every torch thread, so the local default runs
+    one task at a time (``num_workers=1``).
     """
     import dask
 
@@ -663,6 +683,17 @@ class _NullContext:
         return False
 
 
+def _is_many(structure: Any) -> bool:
+    # A diffpy Structure is itself a list (of atoms): it is one structure.
+    if not isinstance(structure, (list, tuple)):
+        return False
+    try:
+        from diffpy.structure import Structure
+    except ImportError:  # pragma: no cover - diffpy is a core dependency
+        return True
+    return not isinstance(structure, Structure)
+
+
 def _opt_tuple(v: Any, what: str) -> tuple[int, ...] | None:
     return None if v is None else integer_direction(v, what)
 
@@ -683,8 +714,7 @@ def to_signal(result: DiscResult):
 
     settings = result.settings.to_dict()
     settings["structure"] = result.crystal.to_dict()
-    settings["timing"] = asdict(result.stats)
-    return LACBED.from_discs(
+    signal = LACBED.from_discs(
         np.squeeze(result.discs, axis=0) if result.discs.shape[0] == 1 else result.discs,
         reflections=result.reflections.tolist(),
         g_vectors=result.g_vectors.tolist(),
@@ -696,3 +726,5 @@ def to_signal(result: DiscResult):
         source="bloch",
         settings=settings,
     )
+    signal.metadata.set_item("LACBED.timing", asdict(result.stats))
+    return signal

@@ -373,6 +373,8 @@ def load_structure(
     """
     if isinstance(source, Crystal):
         return source
+    if isinstance(source, dict):  # Crystal.to_dict(), e.g. from a signal's metadata
+        return Crystal.from_dict(source)
     try:
         from diffpy.structure import Structure
     except ImportError:  # pragma: no cover - diffpy is a core dependency

@@ -1,0 +1,1 @@
+"""cGAN surrogates: architectures, model registry, normalisation and inference."""

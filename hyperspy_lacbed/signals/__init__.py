@@ -1,0 +1,1 @@
+"""HyperSpy signal classes: LACBED and ProjectedPotential, with their plots."""

@@ -50,6 +50,7 @@ def plot_montage(
     matplotlib.figure.Figure
     """
     import matplotlib.pyplot as plt
+    from matplotlib import patheffects
 
     if scale not in ("shared", "per_disc"):
         raise ValueError(f"scale must be 'shared' or 'per_disc', not {scale!r}.")
@@ -93,17 +94,21 @@ def plot_montage(
         if thick is not None and len(thick) == n:
             ax.set_title(f"t = {thick[i] / 10:g} nm")
         if labels:
+            # Inside each disc, just below its top edge, with a dark outline so that the
+            # label reads on bright and dark discs alike.
+            outline = [patheffects.withStroke(linewidth=2.5, foreground="black")]
             for (r0, c0), hkl in zip(pos, s.reflections, strict=True):
                 x = sx.axis[0] + (c0 + dnx / 2) * sx.scale
-                y = sy.axis[0] + (r0 - 1) * sy.scale
+                y = sy.axis[0] + (r0 + 0.12 * dnx) * sy.scale
                 ax.text(
                     x,
                     y,
                     f"${_hkl_label(hkl)}$",
                     color="white",
                     ha="center",
-                    va="bottom",
+                    va="top",
                     fontsize=8,
+                    path_effects=outline,
                 )
         ax.set_xlabel(f"$k_x$ ({sx.units})")
         ax.set_ylabel(f"$k_y$ ({sy.units})")

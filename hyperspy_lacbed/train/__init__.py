@@ -1,0 +1,1 @@
+"""Training the surrogates: synthetic crystals, engine-made datasets, the loop, evaluation."""
