@@ -421,3 +421,21 @@ def test_retrieve_potential_errors(models, one):
         one.set_experimental_parameters(zone_axis=[1, 1, 1], inplace=False).retrieve_potential(
             model=m
         )
+
+
+def test_retrieve_potential_rejects_bad_intensities(models, one):
+    m = models["inverse"]
+    for value, match in ((np.inf, "infinite"), (-1.0, "negative")):
+        bad = one.deepcopy()
+        bad.data[0, 3, 3] = value
+        with pytest.raises(ValueError, match=match):
+            bad.retrieve_potential(model=m)
+    complex_discs = one.deepcopy()
+    complex_discs.data = complex_discs.data.astype(complex)
+    with pytest.raises(ValueError, match="real numbers"):
+        complex_discs.retrieve_potential(model=m)
+    # NaN pixels (outside the discs of a montage) count as zero, not as an error.
+    holes = one.deepcopy()
+    holes.data[0, 0, 0] = np.nan
+    assert np.isfinite(holes.retrieve_potential(model=m).data).all()
+    assert np.isfinite(one.data).all()  # the input was never modified

@@ -687,7 +687,25 @@ def resample_discs(
     ny, nx = discs.shape[-2:]
     wx = _calibration_1d(sx, ox, nx, dk, size)
     wy = _calibration_1d(sy, oy, ny, dk, size)
-    d = np.nan_to_num(np.asarray(discs, np.float64))
+    raw = np.asarray(discs)
+    if not np.issubdtype(raw.dtype, np.number) or np.iscomplexobj(raw):
+        raise ValueError(
+            f"Disc intensities must be real numbers, not {raw.dtype}; take the modulus "
+            "squared of complex amplitudes first (np.abs(psi) ** 2)."
+        )
+    d = raw.astype(np.float64)
+    if np.isinf(d).any():
+        raise ValueError(
+            f"The discs hold {int(np.isinf(d).sum())} infinite values; replace them (e.g. "
+            "with s.map(np.nan_to_num)) before retrieving the potential."
+        )
+    if (d < 0).any():
+        raise ValueError(
+            f"The discs hold {int((d < 0).sum())} negative intensities (minimum {np.nanmin(d):g}); "
+            "intensities are counts ≥ 0. Remove the offset or clip them, e.g. "
+            "s.map(np.clip, a_min=0, a_max=None)."
+        )
+    d = np.nan_to_num(d)
     if np.array_equal(wx, np.eye(size)) and np.array_equal(wy, np.eye(size)):
         return d.astype(np.float32)
     return np.einsum("yi,...ij,xj->...yx", wy, d, wx, optimize=True).astype(np.float32)
