@@ -97,6 +97,10 @@ def _fit(args: argparse.Namespace) -> int:
     from hyperspy_lacbed.train.loop import TrainConfig, fit
 
     opts = _merge(args, _config(args.config, "fit"), {"direction": "forward"})
+    if opts.get("threads"):
+        import torch
+
+        torch.set_num_threads(int(opts["threads"]))
     for key in ("store", "out"):
         if key not in opts:
             raise ValueError(f"Give --{key} (or {key} = ... in [fit]).")
@@ -194,6 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     f.add_argument("--seed", type=int, help="training seed")
     f.add_argument("--device", help="cpu or cuda")
+    f.add_argument(
+        "--threads", type=int, help="CPU threads of this run (1 when two runs share 2 cores)"
+    )
     f.add_argument("--quiet", action="store_true", default=None, help="no progress bar")
     f.set_defaults(func=_fit)
 
