@@ -204,6 +204,7 @@ def test_bethe_weak_beams_approach_the_full_solution():
         ({"x_direction": (1, 0, 1)}, "not perpendicular"),
         ({"thickness": 0}, "thickness must be positive"),
         ({"thickness": "-5 nm"}, "thickness must be positive"),
+        ({"thickness": [900, 500]}, "strictly increasing"),
         ({"voltage": "5 kV"}, "outside 10–1000 kV"),
         ({"voltage": "3 kg"}, "cannot be converted"),
         ({"reflections": [[1, 1, 1]]}, "not in the Laue zone"),
@@ -251,3 +252,20 @@ def test_many_structures_serial_threads_and_distributed_agree():
         dist = [r.discs for r in compute_many(names, settings, client=client)]
     for a, b in zip(serial, dist, strict=True):
         np.testing.assert_allclose(a, b, atol=1e-14, rtol=0)
+
+
+def test_more_than_150_beams_solve_on_several_threads():
+    # torch 2.13 + MKL's multi-threaded batched LU fails and hangs above 150 × 150; the
+    # engine runs its solves on single-threaded workers.
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        result = compute_discs(
+            "Si", pixels=4, strong_beams=170, thickness=[1000.0], symmetry=False, solver="exact"
+        )
+    finally:
+        torch.set_num_threads(previous)
+    assert result.stats.max_beams > 150
+    assert np.all(np.isfinite(result.discs))

@@ -122,6 +122,11 @@ def _as_settings(**kwargs: Any) -> SimulationSettings:
         kwargs.pop("thickness", SimulationSettings.thickness), "angstrom", "thickness"
     )
     thickness = tuple(float(t) for t in np.atleast_1d(thickness))
+    if len(thickness) > 1 and np.any(np.diff(thickness) <= 0):
+        raise ValueError(
+            f"thicknesses must be strictly increasing, got {list(thickness)} Å; sort them "
+            "(e.g. sorted(set(values)))."
+        )
     if not thickness or not all(math.isfinite(t) and t > 0 for t in thickness):
         raise ValueError(
             f"thickness must be positive, got {thickness} Å; give e.g. '100 nm' or [500, 1000] "

@@ -386,7 +386,7 @@ def _solve_chunk(pool, k, s, strong, weak, outputs, thick, potential, solver, de
     # ψ(0) = e_000 (000 is pool index 0 and always the first strong beam).
     e0 = torch.zeros((t, m, 1), dtype=vec.dtype, device=dev)
     e0[:, 0, 0] = 1.0
-    alpha = torch.linalg.solve(vec, e0)[..., 0]  # (T, M)
+    alpha = _per_core(torch.linalg.solve, vec, e0)[..., 0]  # (T, M)
     # Rows of the requested outputs in each tilt's strong-beam list.
     pos = np.full((t, len(outputs)), -1)
     for r, o in enumerate(outputs):
@@ -395,7 +395,9 @@ def _solve_chunk(pool, k, s, strong, weak, outputs, thick, potential, solver, de
     pos_t = torch.as_tensor(np.where(pos < 0, 0, pos), device=dev)
     c_out = vec[rows, pos_t]  # (T, R, M)
     phase = torch.exp(2j * math.pi * gamma[:, None, :] * thick[None, :, None])  # (T, nt, M)
-    psi = torch.einsum("trm,tnm,tm->tnr", c_out, phase, alpha)
+    # ψ_g(t) = Σ_j C_gj exp(2πi γ_j t) α_j as one batched matmul (einsum without
+    # opt_einsum was a quarter of the run time).
+    psi = torch.matmul(phase, (c_out * alpha[:, None, :]).transpose(1, 2))  # (T, nt, R)
     psi = psi / scale[rows, pos_t][:, None, :]
     out = (psi.abs() ** 2).cpu().numpy()
     out[np.broadcast_to((pos < 0)[:, None, :], out.shape)] = 0.0
@@ -427,28 +429,47 @@ def _eig(a, solver):
     # Single precision (fast): the eigen-solve is 1.6–2× faster and its error (1–4e-4 of
     # the image maximum, benchmarks/bench_engine.py) stays below the 1e-3 it promises.
     x = a if solver == "exact" else a.to(torch.complex64)
-    gamma, vec = _parallel_eig(x) if x.device.type == "cpu" else torch.linalg.eig(x)
+    gamma, vec = _per_core(_torch_eig, x)
     return gamma.to(a.dtype), vec.to(a.dtype)
 
 
-def _parallel_eig(x):
-    """Batched eigen-solve on the CPU, one matrix per core at a time.
+def _torch_eig(x):
+    """``torch.linalg.eig`` (a named function, so that it can be mapped over chunks)."""
+    import torch
 
-    LAPACK's geev gains nothing from threads on matrices of ~100 beams, and torch's own
-    intra-op threads spin-wait: on a loaded machine they made the solve 30–40× slower
-    (measured on 2 cores). Splitting the batch over Python threads, each running a
-    single-threaded solve (torch releases the GIL), keeps every core busy instead.
+    return torch.linalg.eig(x)
+
+
+def _per_core(fn, x, *rest):
+    """Apply a batched torch linear-algebra function chunk by chunk on single-threaded workers.
+
+    LAPACK gains nothing from threads on matrices of ~100 beams, torch's own intra-op
+    threads spin-wait (on a loaded 2-core machine they made the eigen-solve 30–40× slower),
+    and the multi-threaded batched LU of torch 2.13 + MKL fails and hangs above 150 × 150
+    (oneMKL ZLASWP "parameter 6", pytorch/pytorch#142815). Python threads each running a
+    single-threaded solve (torch releases the GIL) keep every core busy instead.
     """
     import torch
 
+    if x.device.type != "cpu":
+        return fn(x, *rest)
     workers = min(torch.get_num_threads(), len(x))
     if workers <= 1:
-        return torch.linalg.eig(x)
+        previous = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return fn(x, *rest)
+        finally:
+            torch.set_num_threads(previous)
+    n_chunks = min(len(x), 4 * workers)
+    chunks = [c.chunk(n_chunks) for c in (x, *rest)]
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         with ThreadPoolExecutor(workers) as pool:
-            parts = list(pool.map(torch.linalg.eig, x.chunk(4 * workers)))
+            parts = list(pool.map(lambda args: fn(*args), zip(*chunks, strict=True)))
     finally:
         torch.set_num_threads(previous)
-    return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+    if isinstance(parts[0], tuple):
+        return tuple(torch.cat(p) for p in zip(*parts, strict=True))
+    return torch.cat(parts)
