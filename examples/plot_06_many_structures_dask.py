@@ -30,7 +30,7 @@ signals = hl.simulate(
     show_progressbar=True,
 )
 for name, s in zip(names, signals, strict=True):
-    timing = s.metadata.LACBED.settings.timing
+    timing = s.metadata.LACBED.timing
     print(f"{name:5s} {s}  {timing.tilts} tilts solved in {timing.total_seconds:.2f} s")
 
 # %%
