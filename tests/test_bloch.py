@@ -269,3 +269,16 @@ def test_more_than_150_beams_solve_on_several_threads():
         torch.set_num_threads(previous)
     assert result.stats.max_beams > 150
     assert np.all(np.isfinite(result.discs))
+
+
+def test_mean_absorption_is_the_analytic_factor():
+    from hyperspy_lacbed.bloch.lacbed import mean_absorption_factor
+
+    kwargs = dict(pixels=8, strong_beams=30, thickness=[500.0, 2000.0], solver="exact")
+    with_mean = compute_discs("GaAs", **kwargs).discs
+    without = compute_discs("GaAs", mean_absorption=False, **kwargs).discs
+    factor = mean_absorption_factor("GaAs", [500.0, 2000.0])
+    assert 0 < factor[1] < factor[0] < 1
+    peak = with_mean.max(axis=(-2, -1), keepdims=True)
+    scaled = without * factor[:, None, None, None]
+    assert (np.abs(scaled - with_mean) / peak).max() < 1e-3

@@ -30,7 +30,10 @@ from hyperspy_lacbed.crystal.structure import (
     zolz_reflections,
     zone_frame,
 )
-from hyperspy_lacbed.crystal.structure_factors import structure_factors
+from hyperspy_lacbed.crystal.structure_factors import (
+    absorptive_structure_factors,
+    structure_factors,
+)
 from hyperspy_lacbed.units import electron_wavelength, to_magnitude
 
 PRESETS = ("felix",)
@@ -396,6 +399,46 @@ def beam_intensities(
         device=device,
         max_memory=max_memory,
     )
+
+
+def mean_absorption_factor(
+    structure: Any,
+    thickness: Any,
+    voltage: Any = "200 kV",
+    absorption: str = "proportional",
+    absorption_fraction: float = 0.1,
+    scattering_factors: str = "kirkland",
+    debye_waller: bool = True,
+) -> np.ndarray:
+    """Intensity factor exp(−2π U'_0 t / K) of the mean absorptive potential.
+
+    The mean absorption i U'_0 on the diagonal of the structure matrix shifts every
+    eigenvalue by i U'_0 / 2K, so it multiplies every beam's intensity by this factor (to
+    about 1e-4 across a disc, where k·n differs from K). ``simulate(...,
+    mean_absorption=False)`` times this factor is the default physics.
+
+    Returns
+    -------
+    numpy.ndarray
+        One factor per thickness (thickness in Å, or strings / quantities).
+    """
+    crystal = load_structure(structure)
+    volts = to_magnitude(voltage, "V", "voltage")
+    t = np.atleast_1d(to_magnitude(thickness, "angstrom", "thickness")).astype(float)
+    zero = np.zeros((1, 3), int)
+    u0 = structure_factors(crystal, zero, volts, scattering_factors, debye_waller)
+    u0_abs = absorptive_structure_factors(
+        crystal,
+        zero,
+        volts,
+        absorption,
+        absorption_fraction,
+        scattering_factors,
+        debye_waller,
+        u_real=u0,
+    )[0].real
+    k = math.sqrt((1.0 / electron_wavelength(volts)) ** 2 + u0[0].real)
+    return np.exp(-2 * math.pi * u0_abs * t / k)
 
 
 def _diagonal_mode(settings: SimulationSettings) -> str:

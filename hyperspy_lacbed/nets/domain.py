@@ -51,6 +51,13 @@ class Domain:
         Range of lattice parameters a (Å) of the training crystals.
     strong_beams, absorption, absorption_fraction, scattering_factors
         Bloch-wave settings of the training patterns.
+    mean_absorption
+        Whether the training patterns include the mean absorption i U'_0. It only
+        multiplies every pixel by exp(−2π U'_0 t / K), which spans decades between light
+        and heavy crystals and would dominate an ℓMSE normalised by the pattern maximum,
+        so the networks learn patterns without it and
+        :func:`~hyperspy_lacbed.nets.inference.generate` applies the factor analytically
+        (:func:`~hyperspy_lacbed.bloch.lacbed.mean_absorption_factor`).
     """
 
     crystal_system: str = "cubic"
@@ -67,6 +74,7 @@ class Domain:
     absorption: str = "proportional"
     absorption_fraction: float = 0.1
     scattering_factors: str = "kirkland"
+    mean_absorption: bool = False
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def disc_radius(self, lattice_parameter: float) -> float:
@@ -87,6 +95,7 @@ class Domain:
             "absorption": self.absorption,
             "absorption_fraction": self.absorption_fraction,
             "scattering_factors": self.scattering_factors,
+            "mean_absorption": self.mean_absorption,
         }
 
     def to_dict(self) -> dict[str, Any]:

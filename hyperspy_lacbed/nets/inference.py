@@ -485,6 +485,20 @@ def generate(
     signals = []
     for i, (c, frame) in enumerate(zip(crystals, frames, strict=True)):
         d = discs[i][:, pick]
+        if not dom.mean_absorption:
+            # The network learnt patterns without the mean absorption (a uniform factor
+            # per thickness, see Domain.mean_absorption); put it back analytically.
+            from hyperspy_lacbed.bloch.lacbed import mean_absorption_factor
+
+            factor = mean_absorption_factor(
+                c,
+                t_list,
+                dom.voltage,
+                dom.absorption,
+                dom.absorption_fraction,
+                dom.scattering_factors,
+            )
+            d = d * factor.reshape(-1, *([1] * (d.ndim - 1))).astype(d.dtype)
         if not multi:
             d = d[0]
         hkl = np.asarray(out_refl, int)
