@@ -69,6 +69,66 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _models(args: argparse.Namespace) -> int:
+    from hyperspy_lacbed.nets.registry import list_models
+
+    print(list_models(models_dir=args.models_dir))
+    return 0
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from hyperspy_lacbed import generate
+
+    s = generate(
+        args.structure,
+        thickness=args.thickness,
+        model=args.model,
+        models_dir=args.models_dir,
+        show_progressbar=not args.quiet,
+    )
+    stem = Path(args.structure).stem + "_cgan"
+    for p in _write_outputs(s, Path(args.out), stem, args.overwrite):
+        print(f"wrote {p}")
+    return 0
+
+
+def _retrieve(args: argparse.Namespace) -> int:
+    import hyperspy.api as hs
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    s = hs.load(args.pattern)
+    if s.metadata.Signal.signal_type != "LACBED":
+        raise ValueError(
+            f"{args.pattern} holds a {s.metadata.Signal.signal_type or 'plain'} signal; save a "
+            "calibrated LACBED signal (set_signal_type('LACBED') and calibrate) first."
+        )
+    pot = s.retrieve_potential(
+        model=args.model,
+        lattice_parameter=args.lattice_parameter,
+        thickness=args.thickness,
+        models_dir=args.models_dir,
+    )
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = Path(args.pattern).stem + "_potential"
+    data_path, fig_path = out / f"{stem}.hspy", out / f"{stem}.png"
+    for p in (data_path, fig_path):
+        if p.exists() and not args.overwrite:
+            raise FileExistsError(f"{p} exists; pass --overwrite to replace it.")
+    pot.save(data_path, overwrite=True)
+    fig, ax = plt.subplots(figsize=(4, 4), constrained_layout=True)
+    img = ax.imshow(pot.data, cmap="viridis", origin="lower")
+    fig.colorbar(img, ax=ax, label="V·Å")
+    fig.savefig(fig_path, dpi=120)
+    plt.close(fig)
+    for p in (data_path, fig_path):
+        print(f"wrote {p}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``hyperspy-lacbed`` command."""
     parser = argparse.ArgumentParser(
@@ -104,6 +164,40 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--overwrite", action="store_true", help="replace existing files")
     sim.add_argument("--quiet", action="store_true", help="no progress bar")
     sim.set_defaults(func=_simulate)
+
+    mod = sub.add_parser("models", help="list the pretrained surrogate models")
+    mod.add_argument("--models-dir", dest="models_dir", help="another models folder")
+    mod.set_defaults(func=_models)
+
+    gen = sub.add_parser("generate", help="LACBED discs of a cubic crystal from the forward cGAN")
+    gen.add_argument("structure", help="CIF file or example name (Si, GaAs, SrTiO3, ...)")
+    gen.add_argument(
+        "--thickness",
+        nargs="+",
+        default=None,
+        help="thicknesses with units, e.g. '50 nm' (default: the model's)",
+    )
+    gen.add_argument("--model", default="default", help="model name or folder")
+    gen.add_argument("--models-dir", dest="models_dir", help="another models folder")
+    gen.add_argument("--out", default="out", help="output folder (default: out)")
+    gen.add_argument("--overwrite", action="store_true", help="replace existing files")
+    gen.add_argument("--quiet", action="store_true", help="no progress bar")
+    gen.set_defaults(func=_generate)
+
+    ret = sub.add_parser("retrieve", help="projected potential from a LACBED pattern file")
+    ret.add_argument("pattern", help="a saved LACBED signal (.hspy, .zspy)")
+    ret.add_argument(
+        "--lattice-parameter",
+        dest="lattice_parameter",
+        type=float,
+        help="cubic lattice parameter in Å when the file does not hold it",
+    )
+    ret.add_argument("--thickness", help="thickness, e.g. '100 nm', when the file lacks it")
+    ret.add_argument("--model", default="default", help="model name or folder")
+    ret.add_argument("--models-dir", dest="models_dir", help="another models folder")
+    ret.add_argument("--out", default="out", help="output folder (default: out)")
+    ret.add_argument("--overwrite", action="store_true", help="replace existing files")
+    ret.set_defaults(func=_retrieve)
     return parser
 
 

@@ -439,3 +439,41 @@ def test_retrieve_potential_rejects_bad_intensities(models, one):
     holes.data[0, 0, 0] = np.nan
     assert np.isfinite(holes.retrieve_potential(model=m).data).all()
     assert np.isfinite(one.data).all()  # the input was never modified
+
+
+def test_command_line_models_generate_and_retrieve(models, one, tmp_path, capsys):
+    from hyperspy_lacbed.cli import main
+
+    assert main(["models", "--models-dir", str(models["dir"])]) == 0
+    assert "tiny-forward" in capsys.readouterr().out
+    fwd = str(models["forward"])
+    assert (
+        main(
+            [
+                "generate",
+                "Si",
+                "--thickness",
+                "50 nm",
+                "--model",
+                fwd,
+                "--out",
+                str(tmp_path),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    assert (tmp_path / "Si_cgan.hspy").is_file()
+    assert (tmp_path / "Si_cgan_montage.png").stat().st_size > 1000
+    pattern = tmp_path / "pattern.hspy"
+    one.save(pattern)
+    inv = str(models["inverse"])
+    assert main(["retrieve", str(pattern), "--model", inv, "--out", str(tmp_path)]) == 0
+    import hyperspy.api as hs
+
+    pot = hs.load(tmp_path / "pattern_potential.hspy")
+    assert type(pot).__name__ == "ProjectedPotential"
+    # No file is replaced without --overwrite; the reason is one line on stderr.
+    capsys.readouterr()
+    assert main(["retrieve", str(pattern), "--model", inv, "--out", str(tmp_path)]) == 2
+    assert "--overwrite" in capsys.readouterr().err
