@@ -9,6 +9,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from _tiny import DOMAIN, TINY_D, TINY_G  # noqa: E402
+
 import hyperspy_lacbed as hl  # noqa: E402
 from hyperspy_lacbed.bloch.lacbed import _as_settings, compute_discs  # noqa: E402
 from hyperspy_lacbed.crystal.potential import projected_potential_array  # noqa: E402
@@ -27,16 +29,6 @@ from hyperspy_lacbed.train.loop import (  # noqa: E402
     generator_kwargs,
     load_checkpoint,
 )
-
-DOMAIN = Domain(thicknesses=(500.0, 1000.0), disc_pixels=16, potential_pixels=32, strong_beams=20)
-TINY_G = {
-    "ngf": 8,
-    "n_downsampling": 2,
-    "n_blocks_global": 1,
-    "n_blocks_local": 1,
-    "max_channels": 32,
-}
-TINY_D = {"ndf": 8, "n_layers": 2}
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -14,6 +14,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from _tiny import DOMAIN, TINY_D, TINY_G  # noqa: E402
+
 import hyperspy_lacbed as hl  # noqa: E402
 from hyperspy_lacbed.bloch.lacbed import _as_settings, compute_discs  # noqa: E402
 from hyperspy_lacbed.crystal.potential import projected_potential_array  # noqa: E402
@@ -24,21 +26,11 @@ from hyperspy_lacbed.nets.architectures import (  # noqa: E402
     Pix2PixHDGenerator,
     count_parameters,
 )
-from hyperspy_lacbed.nets.domain import Domain  # noqa: E402
 from hyperspy_lacbed.nets.inference import inverse_inputs, load_surrogate  # noqa: E402
 from hyperspy_lacbed.nets.normalisation import Encoding, canonical_origin  # noqa: E402
 from hyperspy_lacbed.signals.lacbed import LACBED  # noqa: E402
 from hyperspy_lacbed.train.loop import ArrayDataset, TrainConfig, export, fit  # noqa: E402
 
-DOMAIN = Domain(thicknesses=(500.0, 1000.0), disc_pixels=16, potential_pixels=32, strong_beams=20)
-TINY_G = {
-    "ngf": 8,
-    "n_downsampling": 2,
-    "n_blocks_global": 1,
-    "n_blocks_local": 1,
-    "max_channels": 32,
-}
-TINY_D = {"ndf": 8, "n_layers": 2}
 #: Largest change of the forward output under whole-pixel cyclic shifts of the input.
 #: The potential is moved to a canonical origin before the network, so it is exactly 0.
 SHIFT_TOLERANCE = 0.0
