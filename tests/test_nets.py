@@ -189,8 +189,8 @@ def test_generate_matches_simulate_layout(models):
     assert type(s) is LACBED and s.data.shape == sim.data.shape == (2, 9, 16, 16)
     assert s.metadata.LACBED.source == "cgan"
     card = registry.read_card(models["forward"])
-    assert s.metadata.LACBED.settings.model.sha256 == card["sha256"]
-    assert s.metadata.LACBED.settings.model.name == "tiny-forward"
+    assert s.metadata.LACBED.model.sha256 == card["sha256"]
+    assert s.metadata.LACBED.model.name == "tiny-forward"
     assert s.reflections == sim.reflections
     np.testing.assert_allclose(s.g_vectors, sim.g_vectors)
     np.testing.assert_allclose(s.thicknesses, sim.thicknesses)

@@ -509,26 +509,29 @@ def generate(
             float(a[i]),
             t_list,
             out_refl,
-            {
-                "structure": c.to_dict(),
-                "model": sur.info(),
-                "timing": {"wall_s": wall / len(crystals), "device": str(sur.device)},
-            },
+            # The factor above puts the mean absorption back: the Bloch-wave settings that
+            # reproduce these discs include it, so simulate(**settings) compares 1:1.
+            {"structure": c.to_dict(), "mean_absorption": True},
         )
-        signals.append(
-            LACBED.from_discs(
-                d,
-                reflections=hkl.tolist(),
-                g_vectors=g.tolist(),
-                thickness=t_list if multi else t_list[0],
-                dk=radius / (dom.disc_pixels / 2),
-                voltage=dom.voltage,
-                zone_axis=list(frame.zone_axis),
-                x_direction=list(frame.x_direction),
-                source="cgan",
-                settings=settings,
-            )
+        signal = LACBED.from_discs(
+            d,
+            reflections=hkl.tolist(),
+            g_vectors=g.tolist(),
+            thickness=t_list if multi else t_list[0],
+            dk=radius / (dom.disc_pixels / 2),
+            voltage=dom.voltage,
+            zone_axis=list(frame.zone_axis),
+            x_direction=list(frame.x_direction),
+            source="cgan",
+            settings=settings,
         )
+        # Beside the settings, as simulate keeps its timing, so that the settings stay
+        # exactly the keyword arguments of simulate.
+        signal.metadata.set_item("LACBED.model", sur.info())
+        signal.metadata.set_item(
+            "LACBED.timing", {"wall_s": wall / len(crystals), "device": str(sur.device)}
+        )
+        signals.append(signal)
     return signals if many else signals[0]
 
 

@@ -135,19 +135,44 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    from hyperspy_lacbed.nets.registry import read_card, resolve_model
     from hyperspy_lacbed.train.evaluate import evaluate_model
 
-    opts = _merge(args, _config(args.config, "evaluate"), {"split": "test"})
-    result = evaluate_model(
-        opts["model"],
-        opts["store"],
-        split=opts["split"],
-        limit=opts.get("limit"),
-        figure=opts.get("figure"),
-    )
-    print(result.markdown())
+    opts = _merge(args, _config(args.config, "evaluate"), {"split": "test", "model": "default"})
+    model = opts["model"]
+    if opts.get("direction"):
+        directions = [opts["direction"]]
+    elif model == "default":
+        # Both shipped defaults: the command that reproduces both cards.
+        directions = ["forward", "inverse"]
+    else:
+        directions = [str(read_card(resolve_model(model, None))["direction"])]
+    results = {}
+    for direction in directions:
+        card = read_card(resolve_model(model, direction))
+        store = opts.get("store") or card.get("dataset", {}).get("path")
+        if not store:
+            raise ValueError(
+                f"The card of {card['name']} names no dataset folder; give --store."
+            )
+        figure = opts.get("figure")
+        if figure and len(directions) > 1:
+            stem = Path(figure)
+            figure = str(stem.with_name(f"{stem.stem}-{direction}{stem.suffix}"))
+        result = evaluate_model(
+            model,
+            store,
+            split=opts["split"],
+            direction=direction,
+            limit=opts.get("limit"),
+            figure=figure,
+        )
+        print(f"## {card['name']} on {store} [{opts['split']}]\n")
+        print(result.markdown())
+        results[direction] = result.to_dict()
     if opts.get("json"):
-        Path(opts["json"]).write_text(json.dumps(result.to_dict(), indent=1))
+        out = results if len(results) > 1 else next(iter(results.values()))
+        Path(opts["json"]).write_text(json.dumps(out, indent=1))
     return 0
 
 
@@ -205,8 +230,16 @@ def build_parser() -> argparse.ArgumentParser:
     f.set_defaults(func=_fit)
 
     e = sub.add_parser("evaluate", help="ℓMSE tables and figures of a model on a split")
-    e.add_argument("--model", help="model name in models/ or a folder (default: default)")
-    e.add_argument("--store", help="dataset folder")
+    e.add_argument(
+        "--model",
+        help="model name in models/ or a folder (default: 'default', both directions)",
+    )
+    e.add_argument(
+        "--direction",
+        choices=["forward", "inverse"],
+        help="which default to evaluate (default: both for --model default)",
+    )
+    e.add_argument("--store", help="dataset folder (default: the one named in the model card)")
     e.add_argument("--split", help="split to evaluate (default test)")
     e.add_argument("--limit", type=int, help="first N samples only")
     e.add_argument("--figure", help="write best/median/worst cases to this PNG")
