@@ -152,9 +152,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         card = read_card(resolve_model(model, direction))
         store = opts.get("store") or card.get("dataset", {}).get("path")
         if not store:
-            raise ValueError(
-                f"The card of {card['name']} names no dataset folder; give --store."
-            )
+            raise ValueError(f"The card of {card['name']} names no dataset folder; give --store.")
         figure = opts.get("figure")
         if figure and len(directions) > 1:
             stem = Path(figure)
