@@ -2,17 +2,17 @@
 
 Run: ``python benchmarks/eval_real_crystals.py [--forward NAME] [--inverse NAME]``.
 
-For each CIF: the Bloch-wave discs at the model's domain settings (the reference), the
-forward cGAN's discs, and the inverse cGAN's potential retrieved from the reference discs.
-Prints ℓMSE per thickness (DESIGN.md §4: the pattern divided by the reference maximum)
-and, for potentials, the plain and the origin-invariant ℓMSE, with the wall time of each
-path; crystals outside the domain (lattice parameter) are reported as such.
+For each CIF (:func:`hyperspy_lacbed.train.evaluate.evaluate_structures`): the Bloch-wave
+discs at the model's domain settings (the reference), the forward cGAN's discs, and the
+inverse cGAN's potential retrieved from the reference discs. Prints ℓMSE per thickness
+(DESIGN.md §4: the pattern divided by the reference maximum) and, for potentials, the
+plain and the origin-invariant ℓMSE, with the wall time of each path; crystals outside
+the domain (lattice parameter) are reported as such.
 """
 
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import numpy as np
@@ -26,53 +26,26 @@ def main() -> None:
     parser.add_argument("--inverse", default="default")
     args = parser.parse_args()
 
-    import hyperspy_lacbed as hl
-    from hyperspy_lacbed.bloch.lacbed import simulate
     from hyperspy_lacbed.nets.inference import load_surrogate
-    from hyperspy_lacbed.train.evaluate import lmse, origin_invariant_lmse
+    from hyperspy_lacbed.train.evaluate import evaluate_structures
 
-    fwd = load_surrogate(args.forward, "forward")
-    inv = load_surrogate(args.inverse, "inverse")
-    domain = fwd.domain
-    lo, hi = domain.lattice_parameter_range
-    thick = list(domain.thicknesses)
-    print(f"forward {fwd.name}, inverse {inv.name}; thicknesses {thick} Å")
+    thick = load_surrogate(args.forward, "forward").domain.thicknesses
+    rows = evaluate_structures(sorted(SHARED.glob("*.cif")), args.forward, args.inverse)
     header = ["crystal", "a (Å)"] + [f"fwd {t / 10:g} nm" for t in thick]
-    header += ["inv", "inv (origin-inv.)", "Bloch s", "cGAN s"]
-    print(" | ".join(header))
-    rows_f, rows_i, rows_io = [], [], []
-    for cif in sorted(SHARED.glob("*.cif")):
-        crystal = hl.load_structure(cif)
-        a = crystal.lattice_parameters[0]
-        if not lo <= a <= hi:
-            print(f"{cif.stem} | {a:.3f} | outside the model's lattice range {lo}–{hi} Å")
+    print(" | ".join([*header, "inv", "inv (origin-inv.)", "Bloch s", "cGAN s"]))
+    done = [r for r in rows if r["in_domain"]]
+    for r in rows:
+        if not r["in_domain"]:
+            print(f"{r['name']} | {r['a']:.3f} | outside the model's lattice range")
             continue
-        t0 = time.perf_counter()
-        ref = simulate(crystal, **domain.simulation_kwargs(a), show_progressbar=False)
-        t_bloch = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        gen = hl.generate(crystal, thickness=thick, model=fwd, show_progressbar=False)
-        t_cgan = time.perf_counter() - t0
-        f = lmse(np.asarray(gen.data), np.asarray(ref.data), axes=(-3, -2, -1))
-        pot_ref = hl.projected_potential(crystal, shape=(domain.potential_pixels,) * 2).data
-        inv_plain, inv_oi = [], []
-        for ti, t in enumerate(thick):
-            pot = ref.inav[:, ti].retrieve_potential(model=inv, thickness=t).data
-            inv_plain.append(float(lmse(pot, pot_ref)))
-            inv_oi.append(float(origin_invariant_lmse(pot, pot_ref)))
-        rows_f.append(f)
-        rows_i.append(inv_plain)
-        rows_io.append(inv_oi)
-        cells = [cif.stem, f"{a:.3f}"] + [f"{x:.2e}" for x in f]
-        cells += [f"{np.mean(inv_plain):.2e}", f"{np.mean(inv_oi):.2e}"]
-        cells += [f"{t_bloch:.2f}", f"{t_cgan:.3f}"]
-        print(" | ".join(cells))
-    if rows_f:
-        print(
-            "mean | | "
-            + " | ".join(f"{x:.2e}" for x in np.mean(rows_f, axis=0))
-            + f" | {np.mean(rows_i):.2e} | {np.mean(rows_io):.2e}"
-        )
+        cells = [r["name"], f"{r['a']:.3f}"] + [f"{x:.2e}" for x in r["forward"]]
+        cells += [f"{np.mean(r['inverse']):.2e}", f"{np.mean(r['inverse_origin_invariant']):.2e}"]
+        print(" | ".join([*cells, f"{r['bloch_s']:.2f}", f"{r['cgan_s']:.3f}"]))
+    if done:
+        fwd = np.mean([r["forward"] for r in done], axis=0)
+        inv = np.mean([r["inverse"] for r in done])
+        oi = np.mean([r["inverse_origin_invariant"] for r in done])
+        print("mean | | " + " | ".join(f"{x:.2e}" for x in fwd) + f" | {inv:.2e} | {oi:.2e}")
 
 
 if __name__ == "__main__":

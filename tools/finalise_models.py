@@ -1,0 +1,194 @@
+"""Export two training runs as the shipped default models, measured, with their cards.
+
+Run (after ``python -m hyperspy_lacbed.train fit`` of both directions)::
+
+    python benchmarks/bench_surrogate.py --json out/speed.json
+    python tools/finalise_models.py --forward runs/v1-forward --inverse runs/v1-inverse \\
+        --store /work/datasets/lacbed-v2 --speed out/speed.json
+
+For each direction: the checkpoint is exported to ``models/default-<direction>``
+(``default: true``); the model is evaluated on the held-out ``test`` split (per sample,
+per thickness, per space group) and, together with its partner, on the real crystals of
+``../shared/structures`` (never trained on); the numbers, the training hardware and the
+speed go into its ``card.json``; the figures (best, median and worst test cases at 100 nm,
+learning curves) go to ``docs/figures`` and the tables to ``docs/models_tables.rst``.
+``python -m hyperspy_lacbed.train evaluate --model default`` reproduces the test numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "structures"
+
+
+def _hardware() -> dict:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "gpu": None, "torch": torch.__version__}
+
+
+def _curves(runs: dict[str, Path], path: Path) -> None:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10, 3.6), layout="constrained")
+    axes = fig.subplots(1, 2)
+    for ax, (direction, run) in zip(axes, runs.items(), strict=True):
+        recs = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines() if x]
+        train = [r for r in recs if "loss_l1" in r]
+        val = [r for r in recs if "val_lmse" in r]
+        steps = np.array([r["step"] for r in train])
+        l1 = np.array([r["loss_l1"] for r in train])
+        k = max(1, len(l1) // 50)
+        smooth = np.convolve(l1, np.ones(k) / k, mode="valid")
+        ax.semilogy(steps[k - 1 :], smooth, label="train L1 × λ (smoothed)")
+        ax.set_xlabel("step")
+        ax.set_ylabel("training L1 loss")
+        ax2 = ax.twinx()
+        ax2.semilogy([r["step"] for r in val], [r["val_lmse"] for r in val], "o-", color="C3")
+        ax2.set_ylabel("validation ℓMSE", color="C3")
+        ax.set_title(f"{direction}")
+    fig.savefig(path, dpi=110)
+
+
+def _rst_table(rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    line = " ".join("=" * w for w in widths)
+    out = [line, " ".join(c.ljust(w) for c, w in zip(rows[0], widths, strict=True)), line]
+    out += [" ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows[1:]]
+    return "\n".join([*out, line, ""])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--forward", type=Path, required=True, help="forward run folder")
+    parser.add_argument("--inverse", type=Path, required=True, help="inverse run folder")
+    parser.add_argument("--store", required=True, help="the dataset store of the runs")
+    parser.add_argument("--speed", type=Path, help="JSON of benchmarks/bench_surrogate.py")
+    parser.add_argument("--models-dir", type=Path, default=ROOT / "models")
+    parser.add_argument("--figures", type=Path, default=ROOT / "docs" / "figures")
+    args = parser.parse_args()
+
+    from hyperspy_lacbed.nets.registry import read_card, write_card
+    from hyperspy_lacbed.train.evaluate import evaluate_model, evaluate_structures
+    from hyperspy_lacbed.train.loop import export
+
+    runs = {"forward": args.forward, "inverse": args.inverse}
+    folders = {}
+    for direction, run in runs.items():
+        folders[direction] = export(
+            run,
+            args.models_dir,
+            f"default-{direction}",
+            extra_card={"default": True, "training": {"hardware": _hardware()}},
+            overwrite=True,
+        )
+
+    results = {}
+    for direction, folder in folders.items():
+        results[direction] = evaluate_model(
+            folder,
+            args.store,
+            split="test",
+            direction=direction,
+            figure=args.figures / f"{direction}_cases.png",
+        )
+    real = evaluate_structures(
+        sorted(SHARED.glob("*.cif")), folders["forward"], folders["inverse"]
+    )
+    _curves(runs, args.figures / "learning_curves.png")
+    speed = json.loads(args.speed.read_text()) if args.speed else None
+
+    for direction, folder in folders.items():
+        card = read_card(folder)
+        card.pop("path", None)
+        res = results[direction].to_dict()
+        keys = ["forward"] if direction == "forward" else ["inverse", "inverse_origin_invariant"]
+        card["metrics"] = {
+            "test": {
+                "split": "test",
+                "n": res["n"],
+                "summary": res["summary"],
+                "by_space_group": res["by_space_group"],
+                "per_sample": res["per_sample"],
+            },
+            "real_crystals": [
+                {k: r[k] for k in ("name", "a", "in_domain", *keys) if k in r} for r in real
+            ],
+            "validation_last": card.get("metrics", {}),
+        }
+        if speed:
+            card["speed"] = {"benchmark": "benchmarks/bench_surrogate.py", "rows": speed}
+        write_card(folder, card)
+
+    # Tables for the docs.
+    thick = results["forward"].thicknesses
+    rows = [["thickness", "forward ℓMSE", "inverse ℓMSE", "inverse ℓMSE (origin-inv.)"]]
+    f, i = results["forward"].metrics, results["inverse"].metrics
+    for k, t in enumerate(thick):
+        rows.append(
+            [
+                f"{t / 10:g} nm",
+                f"{np.mean(f['lmse'][:, k]):.2e}",
+                f"{np.mean(i['lmse'][:, k]):.2e}",
+                f"{np.mean(i['lmse_origin_invariant'][:, k]):.2e}",
+            ]
+        )
+    text = ["Held-out synthetic test split", "-----------------------------", ""]
+    text += [
+        f"{results['forward'].lmse.shape[0]} structures, mean ℓMSE at each thickness.",
+        "",
+        _rst_table(rows),
+    ]
+    rows = [["space group", "n", "forward ℓMSE", "inverse ℓMSE (origin-inv.)"]]
+    fs = results["forward"].by_space_group()
+    is_ = results["inverse"].by_space_group()
+    for g, entry in fs["lmse"].items():
+        rows.append(
+            [
+                f"{g} {entry['symbol']}",
+                str(entry["n"]),
+                f"{entry['mean']:.2e}",
+                f"{is_['lmse_origin_invariant'][g]['mean']:.2e}",
+            ]
+        )
+    text += ["Per space group (mean over thicknesses):", "", _rst_table(rows)]
+    rows = [["crystal", "a (Å)"] + [f"fwd {t / 10:g} nm" for t in thick] + ["inv", "inv o.-i."]]
+    for r in real:
+        if not r["in_domain"]:
+            rows.append([r["name"], f"{r['a']:.3f}"] + ["outside"] * (len(thick) + 2))
+            continue
+        rows.append(
+            [r["name"], f"{r['a']:.3f}"]
+            + [f"{x:.2e}" for x in r["forward"]]
+            + [f"{np.mean(r['inverse']):.2e}", f"{np.mean(r['inverse_origin_invariant']):.2e}"]
+        )
+    text += [
+        "Real crystals (never trained on)",
+        "--------------------------------",
+        "",
+        _rst_table(rows),
+    ]
+    (ROOT / "docs" / "models_tables.rst").write_text("\n".join(text), encoding="utf-8")
+    print("\n".join(text))
+    for res in results.values():
+        print(res.markdown())
+
+
+if __name__ == "__main__":
+    main()
