@@ -42,7 +42,9 @@ def test_wheel_ships_extension_yaml_data_and_entry_point(wheel):
     assert "hyperspy_lacbed/crystal/data/kirkland.json" in names
     assert "hyperspy_lacbed/crystal/data/lobato.json" in names
     assert any(re.match(r"hyperspy_lacbed/data/structures/Si\.cif$", n) for n in names)
-    assert any(n.startswith("hyperspy_lacbed/_models/") for n in names)
+    for direction in ("forward", "inverse"):  # the shipped weights travel with the wheel
+        for f in ("model.safetensors", "card.json"):
+            assert f"hyperspy_lacbed/_models/default-{direction}/{f}" in names
     entry = next(n for n in names if n.endswith("entry_points.txt"))
     text = wheel.read(entry).decode()
     assert "[hyperspy.extensions]" in text

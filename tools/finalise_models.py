@@ -10,8 +10,8 @@ For each direction: the checkpoint is exported to ``models/default-<direction>``
 (``default: true``); the model is evaluated on the held-out ``test`` split (per sample,
 per thickness, per space group) and, together with its partner, on the real crystals of
 ``../shared/structures`` (never trained on); the numbers, the training hardware and the
-speed go into its ``card.json``; the figures (best, median and worst test cases at 100 nm,
-learning curves) go to ``docs/figures`` and the tables to ``docs/models_tables.rst``.
+speed go into its ``card.json``; the figures (best, median and worst test cases at 50 nm,
+learning curves) go to ``docs/figures`` and the tables to ``docs/user_guide/models_tables.inc``.
 ``python -m hyperspy_lacbed.train evaluate --model default`` reproduces the test numbers.
 """
 
@@ -184,7 +184,9 @@ def main() -> None:
         "",
         _rst_table(rows),
     ]
-    (ROOT / "docs" / "models_tables.rst").write_text("\n".join(text), encoding="utf-8")
+    (ROOT / "docs" / "user_guide" / "models_tables.inc").write_text(
+        "\n".join(text), encoding="utf-8"
+    )
     print("\n".join(text))
     for res in results.values():
         print(res.markdown())
