@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 
 def _write_outputs(signal, out: Path, stem: str, overwrite: bool) -> list[Path]:
     import matplotlib
@@ -79,9 +81,13 @@ def _models(args: argparse.Namespace) -> int:
 def _generate(args: argparse.Namespace) -> int:
     from hyperspy_lacbed import generate
 
+    # One thickness on the command line is one pattern, not a stack of one.
+    thickness = args.thickness
+    if thickness is not None and len(thickness) == 1:
+        thickness = thickness[0]
     s = generate(
         args.structure,
-        thickness=args.thickness,
+        thickness=thickness,
         model=args.model,
         models_dir=args.models_dir,
         show_progressbar=not args.quiet,
@@ -119,8 +125,11 @@ def _retrieve(args: argparse.Namespace) -> int:
         if p.exists() and not args.overwrite:
             raise FileExistsError(f"{p} exists; pass --overwrite to replace it.")
     pot.save(data_path, overwrite=True)
+    images = np.asarray(pot.data).reshape(-1, *pot.data.shape[-2:])
     fig, ax = plt.subplots(figsize=(4, 4), constrained_layout=True)
-    img = ax.imshow(pot.data, cmap="viridis", origin="lower")
+    img = ax.imshow(images[0], cmap="viridis", origin="lower")
+    if len(images) > 1:  # a stack: the figure shows its first potential
+        ax.set_title(f"first of {len(images)} potentials")
     fig.colorbar(img, ax=ax, label="V·Å")
     fig.savefig(fig_path, dpi=120)
     plt.close(fig)

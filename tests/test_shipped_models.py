@@ -116,3 +116,22 @@ def test_test_split_reproduces_card(direction, tmp_path):
     assert list(result.indices) == test["per_sample"]["indices"][:n]
     np.testing.assert_allclose(result.lmse, recorded, rtol=RTOL)
     json.dumps(result.to_dict())  # what the CLI writes with --json
+
+
+def test_cli_generate_then_retrieve_with_shipped_weights(tmp_path):
+    """The console commands with no --model: files that HyperSpy reads back."""
+    import hyperspy.api as hs
+
+    from hyperspy_lacbed.cli import main
+
+    assert (
+        main(["generate", "NaCl", "--thickness", "100 nm", "--out", str(tmp_path), "--quiet"]) == 0
+    )
+    s = hs.load(tmp_path / "NaCl_cgan.hspy")
+    assert type(s).__name__ == "LACBED" and s.metadata.LACBED.model.name == "default-forward"
+    assert (tmp_path / "NaCl_cgan_montage.png").stat().st_size > 1000
+    assert main(["retrieve", str(tmp_path / "NaCl_cgan.hspy"), "--out", str(tmp_path)]) == 0
+    pot = hs.load(tmp_path / "NaCl_cgan_potential.hspy")
+    assert type(pot).__name__ == "ProjectedPotential" and pot.data.shape == (128, 128)
+    assert np.isfinite(pot.data).all()
+    assert pot.axes_manager[0].units == "Å"
