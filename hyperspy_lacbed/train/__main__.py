@@ -215,6 +215,12 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--out", help="checkpoint folder; an existing one is resumed")
     f.add_argument("--steps", type=int, help="total optimiser steps")
     f.add_argument("--hours", type=float, help="wall-clock budget; stops with a checkpoint")
+    f.add_argument(
+        "--lr-decay-after",
+        type=int,
+        dest="lr_decay_after",
+        help="step after which the learning rate decays linearly to 0 at --steps",
+    )
     f.add_argument("--batch-size", type=int, dest="batch_size", help="batch size (default 8)")
     f.add_argument(
         "--checkpoint-every", type=int, dest="checkpoint_every", help="steps between checkpoints"
