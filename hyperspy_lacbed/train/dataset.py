@@ -435,10 +435,15 @@ def generate_dataset(
                 if bar is not None:
                     bar.update(1)
         else:
+            # In waves of one task per thread, lowest indices first: dask orders independent
+            # tasks its own way, and a run stopped part-way should hold a prefix of the
+            # recipe (a training run started on it then reads samples 0..n-1).
+            wave = max(1, num_workers)
             with _TqdmCallback(bar):
-                results = list(
-                    dask.compute(*tasks, scheduler="threads", num_workers=max(1, num_workers))
-                )
+                for start in range(0, len(tasks), wave):
+                    results += dask.compute(
+                        *tasks[start : start + wave], scheduler="threads", num_workers=wave
+                    )
     finally:
         if bar is not None:
             bar.close()
