@@ -71,7 +71,12 @@ for ax in axes:
 plt.show()
 
 # %%
-# :meth:`ProjectedPotential.plot <hyperspy_lacbed.signals.potential.ProjectedPotential>`
-# is HyperSpy's own plot, with the axes in Å.
+# :meth:`ProjectedPotential.plot
+# <hyperspy_lacbed.signals.potential.ProjectedPotential.plot>` is HyperSpy's own plot
+# with the unit cell outlined; :meth:`~hyperspy_lacbed.signals.potential.ProjectedPotential.plot_tiled`
+# repeats the cell, so that the columns that the retrieval put at the cell's centre and
+# edges show whole.
 pot.plot()
+fig = pot.plot_tiled(2)
+fig.axes[0].set_title("retrieved, 2 × 2 cells")
 plt.show()

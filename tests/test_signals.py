@@ -579,3 +579,25 @@ def test_projected_potential_rejects(change, match):
     }
     with pytest.raises(ValueError, match=match):
         ProjectedPotential.from_array(**dict(args, **change))
+
+
+def test_potential_plot_outlines_the_cell_and_tiles():
+    import matplotlib.pyplot as plt
+
+    import hyperspy_lacbed as hl
+
+    pot = hl.projected_potential("NaCl", shape=(32, 32))
+    pot.plot()
+    (rect,) = pot._plot.signal_plot.ax.patches
+    ax_x = pot.axes_manager.signal_axes[0]
+    # The outline is the cell: from the first pixel's edge, one lattice parameter wide.
+    assert rect.get_x() == pytest.approx(ax_x.offset - ax_x.scale / 2)
+    assert rect.get_width() == pytest.approx(pot.cell_extent[0])
+    pot._plot.close()
+    fig = pot.plot_tiled((3, 2))
+    (image,) = fig.axes[0].images
+    assert image.get_array().shape == (64, 96)  # 2 cells down, 3 across
+    np.testing.assert_allclose(image.get_array()[:32, 32:64], pot.data)
+    plt.close(fig)
+    with pytest.raises(ValueError, match="at least 1"):
+        pot.plot_tiled(0)

@@ -114,9 +114,24 @@ def main() -> None:
     _curves(runs, args.figures / "learning_curves.png")
     speed = json.loads(args.speed.read_text()) if args.speed else None
 
+    import warnings
+
+    from hyperspy_lacbed.train.dataset import LACBEDDataset
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a part-generated train split is the point here
+        train_indices = LACBEDDataset(args.store, "train").indices.tolist()
     for direction, folder in folders.items():
         card = read_card(folder)
         card.pop("path", None)
+        # The samples trained on (the done ones of a part-generated split), for an exact
+        # reproduction; valid while the store has not been extended since the fit.
+        if len(train_indices) != card["dataset"].get("n_train"):
+            raise ValueError(
+                f"The store's train split now holds {len(train_indices)} samples, the fit read "
+                f"{card['dataset'].get('n_train')}: it was extended after training."
+            )
+        card["dataset"]["train_indices"] = train_indices
         res = results[direction].to_dict()
         keys = ["forward"] if direction == "forward" else ["inverse", "inverse_origin_invariant"]
         card["metrics"] = {

@@ -184,6 +184,76 @@ class ProjectedPotential(Signal2D):
         xd = self.metadata.get_item("Sample.x_direction")
         return None if xd is None else tuple(int(v) for v in xd)
 
+    def _cell_box(self) -> tuple[float, float, float, float]:
+        """(x0, y0, width, height) of the cell in axis units (the image's pixel edges)."""
+        ax_x, ax_y = self.axes_manager.signal_axes
+        x0, y0 = ax_x.offset - ax_x.scale / 2, ax_y.offset - ax_y.scale / 2
+        return x0, y0, ax_x.size * ax_x.scale, ax_y.size * ax_y.scale
+
+    def plot(self, *args: Any, outline_cell: bool = True, **kwargs: Any) -> None:
+        """HyperSpy's image plot, with the unit cell outlined.
+
+        Parameters
+        ----------
+        *args, **kwargs
+            Passed to :meth:`hyperspy.api.signals.Signal2D.plot`.
+        outline_cell
+            Draw the edges of the unit cell (a dashed white rectangle); the image covers
+            exactly one cell, so the outline marks where the periodic repetition starts.
+        """
+        super().plot(*args, **kwargs)
+        plot = getattr(getattr(self, "_plot", None), "signal_plot", None)
+        ax = getattr(plot, "ax", None)
+        if outline_cell and ax is not None:
+            from matplotlib.patches import Rectangle
+
+            x0, y0, w, h = self._cell_box()
+            ax.add_patch(
+                Rectangle((x0, y0), w, h, fill=False, ec="white", ls="--", lw=1.5, zorder=5)
+            )
+            ax.figure.canvas.draw_idle()
+
+    def plot_tiled(self, cells: int | Sequence[int] = 2, ax: Any = None, **imshow: Any) -> Any:
+        """The current potential repeated over several cells, each cell outlined.
+
+        The origin of a projected potential is arbitrary (a retrieved one puts its
+        strongest column at the centre); tiling shows the crystal's columns whole.
+
+        Parameters
+        ----------
+        cells
+            Cells along x and y (one number for both).
+        ax
+            A matplotlib axes to draw in (default a new figure).
+        **imshow
+            Passed to :meth:`matplotlib.axes.Axes.imshow` (default ``cmap="viridis"``).
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+        """
+        import matplotlib.pyplot as plt
+
+        nx, ny = (int(cells), int(cells)) if np.ndim(cells) == 0 else (int(c) for c in cells)
+        if nx < 1 or ny < 1:
+            raise ValueError(f"cells must be at least 1 along x and y, got {cells!r}.")
+        image = np.asarray(self._get_current_data())
+        x0, y0, w, h = self._cell_box()
+        if ax is None:
+            _, ax = plt.subplots(figsize=(4.5, 4.2), layout="constrained")
+        imshow.setdefault("cmap", "viridis")
+        img = ax.imshow(
+            np.tile(image, (ny, nx)), extent=(x0, x0 + nx * w, y0 + ny * h, y0), **imshow
+        )
+        for i in range(nx + 1):
+            ax.axvline(x0 + i * w, color="white", ls="--", lw=1)
+        for j in range(ny + 1):
+            ax.axhline(y0 + j * h, color="white", ls="--", lw=1)
+        ax.set_xlabel("x (Å)")
+        ax.set_ylabel("y (Å)")
+        ax.figure.colorbar(img, ax=ax, label="V·Å")
+        return ax.figure
+
     def generate_lacbed(
         self,
         thickness: Any = None,
