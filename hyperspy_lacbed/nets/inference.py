@@ -414,12 +414,17 @@ def generate(
         For a non-cubic crystal, a lattice parameter, thickness, zone axis, voltage or
         reflection outside the model's domain.
     FileNotFoundError
-        If no such model exists (none ships yet: train one, see the message).
+        If no such model exists (e.g. a name that is not installed; the message says how to
+        train one).
 
     Examples
     --------
     >>> import hyperspy_lacbed as hl
-    >>> s = hl.generate("Si", thickness="100 nm")  # doctest: +SKIP
+    >>> s = hl.generate("Si", thickness="100 nm", show_progressbar=False)
+    >>> s
+    <LACBED, title: LACBED (cgan), dimensions: (9|64, 64)>
+    >>> s.metadata.LACBED.model.name, s.reflections[:3]
+    ('default-forward', [(0, 0, 0), (2, 0, 0), (-2, 0, 0)])
     """
     from hyperspy_lacbed.bloch.lacbed import _parse_reflections
     from hyperspy_lacbed.crystal.potential import projected_potential_array

@@ -374,6 +374,8 @@ def list_models(models_dir: str | os.PathLike | None = None) -> ModelList:
     --------
     >>> import hyperspy_lacbed as hl
     >>> models = hl.list_models()
+    >>> sorted(m["name"] for m in models if m["default"])
+    ['default-forward', 'default-inverse']
     """
     out = ModelList()
     for name, folder in sorted(find_models(models_dir).items()):
