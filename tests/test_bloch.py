@@ -282,3 +282,48 @@ def test_mean_absorption_is_the_analytic_factor():
     peak = with_mean.max(axis=(-2, -1), keepdims=True)
     scaled = without * factor[:, None, None, None]
     assert (np.abs(scaled - with_mean) / peak).max() < 1e-3
+
+
+@pytest.mark.parametrize("solver", ["exact", "fast"])
+@pytest.mark.parametrize("absorption", ["none", "proportional", "bird-king"])
+def test_degenerate_tilts_are_finite_unitary_and_symmetric(solver, absorption):
+    """Exact zone axis and mirror-line tilts: degenerate (and, with absorption, complex
+    symmetric) structure matrices. The intensities stay finite, conserve the total
+    without absorption, and symmetry-equivalent beams agree."""
+    crystal = load_structure("Si")
+    hkl = zolz_reflections(crystal, (0, 0, 1), 1.6)
+    k = 0.0372  # 1/Å
+    tilts = [(0.0, 0.0), (k, 0.0), (k, k), (0.0, 1e-9)]
+    thickness = [1.0, 800.0, 3000.0]
+    intensities = beam_intensities(
+        crystal,
+        tilts,
+        thickness,
+        hkl,
+        g_max=1.6,
+        strong_beams=10_000,
+        absorption=absorption,
+        solver=solver,
+    )
+    tol = 2e-4 if solver == "fast" else 1e-9
+    assert np.isfinite(intensities).all()
+    total = intensities.sum(-1)
+    if absorption == "none":
+        np.testing.assert_allclose(total, 1.0, atol=tol)
+    else:
+        assert np.all(total <= 1.0 + tol) and np.all(np.diff(total, axis=1) <= tol)
+    index = {tuple(h): i for i, h in enumerate(np.asarray(hkl).tolist())}
+
+    def beam(t, h):
+        return intensities[t, :, index[h]]
+
+    # Zone axis: the 4mm-equivalent 220 beams (and 400 beams) carry the same intensity.
+    for family in ([(2, 2, 0), (-2, 2, 0), (2, -2, 0), (-2, -2, 0)], [(4, 0, 0), (0, 4, 0)]):
+        for h in family[1:]:
+            np.testing.assert_allclose(beam(0, h), beam(0, family[0]), atol=tol)
+    # Tilt along x: the mirror ky → −ky maps 220 to 2-20.
+    np.testing.assert_allclose(beam(1, (2, 2, 0)), beam(1, (2, -2, 0)), atol=tol)
+    # Tilt along the diagonal: the mirror x ↔ y maps 400 to 040.
+    np.testing.assert_allclose(beam(2, (4, 0, 0)), beam(2, (0, 4, 0)), atol=tol)
+    # A tilt of 1e-9 1/Å is the zone axis to within rounding.
+    np.testing.assert_allclose(intensities[3], intensities[0], atol=max(tol, 1e-7))
