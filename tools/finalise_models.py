@@ -147,6 +147,9 @@ def main() -> None:
             ],
             "validation_last": card.get("metrics", {}),
         }
+        # Scalars at the top, for hyperspy_lacbed.list_models().
+        for name, summary in res["summary"].items():
+            card["metrics"][f"test_{name}_mean"] = summary["mean"]
         if speed:
             card["speed"] = {"benchmark": "benchmarks/bench_surrogate.py", "rows": speed}
         write_card(folder, card)
