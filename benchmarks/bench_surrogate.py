@@ -4,7 +4,7 @@ Run: ``python benchmarks/bench_surrogate.py`` (``--structure GaAs``, ``--threads
 ``--device cuda``, ``--repeats 5``).
 
 The default architecture with random weights (timing does not depend on the weights)
-at the default domain (DESIGN.md §4: 128² potentials, 9 discs of 64², 4 thicknesses):
+at the shipped model's domain (DESIGN.md §4: 128² potentials, 9 discs of 64², 4 thicknesses):
 
 * network throughput, forward (potential → 9 discs) and inverse (discs → potential),
   at batch 1 and batch 32, in patterns (one thickness, nine discs) per second;
@@ -68,6 +68,15 @@ def _model_folder(root: Path, direction: str, domain) -> Path:
     return folder
 
 
+def _domain(domain_class, load_surrogate):
+    """The shipped forward model's domain (its Bloch-wave settings are those of the
+    training data), or the default ``Domain()`` where no model ships."""
+    try:
+        return load_surrogate("default", "forward", "cpu").domain
+    except FileNotFoundError:
+        return domain_class()
+
+
 def _worker(job: dict, queue) -> None:
     import torch
 
@@ -80,7 +89,7 @@ def _worker(job: dict, queue) -> None:
     from hyperspy_lacbed.nets.domain import Domain
     from hyperspy_lacbed.nets.inference import load_surrogate
 
-    domain = Domain()
+    domain = _domain(Domain, load_surrogate)
     crystal = load_structure(job["structure"])
     base = _rss_mb()  # after the imports, before any model or work
     a = float(crystal.lattice_parameters[0])
@@ -157,12 +166,14 @@ def main() -> None:
 
     from hyperspy_lacbed.nets.architectures import Pix2PixHDGenerator, count_parameters
     from hyperspy_lacbed.nets.domain import Domain
+    from hyperspy_lacbed.nets.inference import load_surrogate
     from hyperspy_lacbed.train.loop import generator_kwargs
 
-    domain = Domain()
+    domain = _domain(Domain, load_surrogate)
     print(
         f"hyperspy-lacbed surrogate benchmark: {args.structure}, {args.device}, "
-        f"{args.threads} torch threads, torch {torch.__version__}"
+        f"{args.threads} torch threads, torch {torch.__version__}; simulate with "
+        f"{domain.strong_beams} strong beams (the shipped model's training data)"
     )
     for direction in ("forward", "inverse"):
         n = count_parameters(Pix2PixHDGenerator(**generator_kwargs(direction, domain)))

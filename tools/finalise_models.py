@@ -183,20 +183,29 @@ def main() -> None:
 
     # Tables for the docs.
     thick = results["forward"].thicknesses
-    rows = [["thickness", "forward ℓMSE", "inverse ℓMSE", "inverse ℓMSE (origin-inv.)"]]
+    rows = [
+        [
+            "thickness",
+            "forward mean",
+            "forward median",
+            "inverse mean",
+            "inverse median",
+            "inverse o.-i. mean",
+            "inverse o.-i. median",
+        ]
+    ]
     f, i = results["forward"].metrics, results["inverse"].metrics
     for k, t in enumerate(thick):
-        rows.append(
-            [
-                f"{t / 10:g} nm",
-                f"{np.mean(f['lmse'][:, k]):.2e}",
-                f"{np.mean(i['lmse'][:, k]):.2e}",
-                f"{np.mean(i['lmse_origin_invariant'][:, k]):.2e}",
-            ]
-        )
+        row = [f"{t / 10:g} nm"]
+        for values in (f["lmse"], i["lmse"], i["lmse_origin_invariant"]):
+            row += [f"{np.mean(values[:, k]):.2e}", f"{np.median(values[:, k]):.2e}"]
+        rows.append(row)
     text = ["Held-out synthetic test split", "-----------------------------", ""]
     text += [
-        f"{results['forward'].lmse.shape[0]} structures, mean ℓMSE at each thickness.",
+        f"{results['forward'].lmse.shape[0]} structures of all 36 cubic space groups, ℓMSE "
+        "at each thickness (o.-i.: origin-invariant). The targets: forward mean below "
+        "1e-3, inverse mean at or below 2.5e-4. A few structures with a far larger error "
+        "than the rest pull the means above the medians.",
         "",
         _rst_table(rows),
     ]
