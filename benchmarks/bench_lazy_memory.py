@@ -16,11 +16,12 @@ Python, torch, HyperSpy and the model loaded), and the throughput.
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import resource
 import tempfile
 import time
 from pathlib import Path
+
+from _fresh_process import run_in_fresh_process
 
 
 def _rss_mb() -> float:
@@ -87,13 +88,7 @@ def main() -> None:
     parser.add_argument("--model", default="default")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    job = vars(args)
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=_worker, args=(job, queue))
-    proc.start()
-    r = queue.get()
-    proc.join()
+    r = run_in_fresh_process(_worker, vars(args))
     print(
         f"lazy retrieve_potential: {args.patterns} patterns, blocks of {args.batch}, "
         f"{args.threads} threads, model {args.model}"

@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import resource
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from _fresh_process import run_in_fresh_process
 
 
 def _rss_mb() -> float:
@@ -138,13 +138,7 @@ def _worker(job: dict, queue) -> None:
 
 
 def _run(job: dict) -> dict:
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    p = ctx.Process(target=_worker, args=(job, queue))
-    p.start()
-    result = queue.get()
-    p.join()
-    return result
+    return run_in_fresh_process(_worker, job)
 
 
 def main() -> None:

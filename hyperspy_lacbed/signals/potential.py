@@ -226,7 +226,7 @@ class ProjectedPotential(Signal2D):
         ax
             A matplotlib axes to draw in (default a new figure).
         **imshow
-            Passed to :meth:`matplotlib.axes.Axes.imshow` (default ``cmap="viridis"``).
+            Passed to matplotlib's ``Axes.imshow`` (default ``cmap="viridis"``).
 
         Returns
         -------
