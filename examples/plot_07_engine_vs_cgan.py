@@ -50,16 +50,17 @@ for t, v in zip(s.thicknesses, lmse, strict=True):
 # -----------------------------------------------------
 # :meth:`~hyperspy_lacbed.signals.lacbed.LACBED.to_montage` lays the discs out at their
 # g positions; the difference uses a diverging colour map centred on zero.
+# Pixels outside the discs are NaN in a montage (drawn blank), hence the nan-aware max.
 m_bloch = s.inav[:, 1].to_montage().data
 m_cgan = g.inav[:, 1].to_montage().data
-diff = (m_cgan - m_bloch) / m_bloch.max()
+vmax = float(np.nanmax(m_bloch))
+diff = (m_cgan - m_bloch) / vmax
 fig, axes = plt.subplots(1, 3, figsize=(11, 3.9), constrained_layout=True)
-vmax = m_bloch.max()
 axes[0].imshow(m_bloch, cmap="inferno", vmin=0, vmax=vmax)
 axes[0].set_title("Bloch waves")
 axes[1].imshow(m_cgan, cmap="inferno", vmin=0, vmax=vmax)
 axes[1].set_title("cGAN")
-lim = float(np.abs(diff).max()) or 1.0
+lim = float(np.nanmax(np.abs(diff))) or 1.0
 im = axes[2].imshow(diff, cmap="RdBu_r", vmin=-lim, vmax=lim)
 axes[2].set_title(f"(cGAN − Bloch) / max, ℓMSE {lmse[1]:.1e}")
 fig.colorbar(im, ax=axes[2], shrink=0.8)
