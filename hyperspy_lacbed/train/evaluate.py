@@ -821,7 +821,7 @@ def evaluate_structures(
     rows = []
     for item in structures:
         crystal = hl.load_structure(item)
-        name = Path(item).stem if isinstance(item, str | os.PathLike) else crystal.title
+        name = Path(item).stem if isinstance(item, str | os.PathLike) else crystal.name
         a = float(crystal.lattice_parameters[0])
         row: dict[str, Any] = {"name": name, "a": a, "in_domain": bool(lo <= a <= hi)}
         rows.append(row)
