@@ -12,6 +12,9 @@ projected_potential
     The projected potential of one unit cell as a ``ProjectedPotential`` signal.
 list_models
     The pretrained surrogate models that ship with the package.
+model_settings
+    The ``simulate`` keywords of a surrogate model's domain, e.g.
+    ``simulate(si, **model_settings(si))`` before ``retrieve_potential``.
 
 Heavy modules (torch, HyperSpy) are imported on first use, so that ``import
 hyperspy.api`` stays fast when it discovers this extension.
@@ -28,6 +31,7 @@ _LAZY = {
     "simulate": "hyperspy_lacbed.bloch.lacbed",
     "generate": "hyperspy_lacbed.nets.inference",
     "list_models": "hyperspy_lacbed.nets.registry",
+    "model_settings": "hyperspy_lacbed.nets.registry",
     "load_structure": "hyperspy_lacbed.crystal.structure",
     "projected_potential": "hyperspy_lacbed.signals.potential",
     "example_structures": "hyperspy_lacbed.data",

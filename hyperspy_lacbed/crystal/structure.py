@@ -347,6 +347,12 @@ def load_structure(
     name
         A label for the crystal; by default the CIF's data block or the example name.
 
+    A CIF that states no space group and lists no symmetry operation (a "P1 cell": every
+    atom listed, as many programs write them) is read as P1. The crystal's symmetry is
+    then found from its atoms (``Crystal.space_group_number``, by spglib), so a P1
+    cell of a cubic crystal is cubic and works with the cubic-only surrogate models,
+    while a P1 cell of lower symmetry is refused by them as "not cubic".
+
     Returns
     -------
     Crystal
@@ -403,7 +409,12 @@ def load_structure(
     from diffpy.structure.structureerrors import StructureFormatError
 
     try:
-        structure = loadStructure(str(path), fmt="cif")
+        try:
+            structure = loadStructure(str(path), fmt="cif")
+        except StructureFormatError as exc:
+            structure = _load_p1_cif(path) if "identifier ''" in str(exc) else None
+            if structure is None:
+                raise
     except StructureFormatError as exc:
         raise StructureError(
             f"Cannot read {path.name} as a CIF: {str(exc).strip().splitlines()[0]}. "
@@ -420,6 +431,44 @@ def load_structure(
             "atom (label, type symbol, fractional x, y, z)."
         )
     return _from_diffpy(structure, name or path.stem, str(path), _b_from_cif(path))
+
+
+#: CIF tags that state a space group or list its operations (old and new dictionaries).
+_SYMMETRY_TAGS = (
+    "_space_group_symop_operation_xyz",
+    "_symmetry_equiv_pos_as_xyz",
+    "_space_group_it_number",
+    "_symmetry_int_tables_number",
+    "_space_group_name_h-m",
+    "_symmetry_space_group_name_h-m",
+    "_space_group_name_hall",
+    "_symmetry_space_group_name_hall",
+)
+
+
+def _load_p1_cif(path: Path) -> Structure | None:
+    """Read a CIF that states no space group and lists no symmetry operation as P1.
+
+    Many programs (VESTA, ASE, pymatgen exports of a supercell) write every atom of the
+    cell and no symmetry; diffpy refuses such a file ("unknown space group identifier
+    ''"). Every atom being listed, P1 (the identity alone) is the only reading that adds
+    nothing. Returns None for a file that has a symmetry tag (left empty): it is not a
+    P1 file, and the caller refuses it.
+    """
+    import re
+
+    from diffpy.structure.parsers import getParser
+
+    text = path.read_text(errors="replace")
+    if any(tag in text.lower() for tag in _SYMMETRY_TAGS):
+        return None  # a symmetry tag with an empty value: not a P1 file, refuse it
+    text = re.sub(
+        r"^(\s*data_\S*.*)$",
+        r"\1\n_symmetry_space_group_name_H-M 'P 1'",
+        text,
+        flags=re.MULTILINE,
+    )
+    return getParser("cif").parse(text)
 
 
 def as_crystal(structure: Any) -> Crystal:

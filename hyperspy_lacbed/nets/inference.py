@@ -692,7 +692,8 @@ def resample_discs(
     Parameters
     ----------
     discs
-        The discs, NaN (e.g. outside the disc of a montage) counting as 0.
+        The discs. NaN outside the model's disc (the corners of a montage's cells) counts
+        as 0; NaN inside it, or a disc that is NaN everywhere, is a ``ValueError``.
     calibration
         ``((scale_x, offset_x), (scale_y, offset_y))`` of the signal axes in 1/Å.
     dk
@@ -727,10 +728,46 @@ def resample_discs(
             "intensities are counts ≥ 0. Remove the offset or clip them, e.g. "
             "s.map(np.clip, a_min=0, a_max=None)."
         )
+    nan = np.isnan(d)
+    if nan.any():
+        _check_nan_pixels(nan, calibration, dk * size / 2)
     d = np.nan_to_num(d)
     if np.array_equal(wx, np.eye(size)) and np.array_equal(wy, np.eye(size)):
         return d.astype(np.float32)
     return np.einsum("yi,...ij,xj->...yx", wy, d, wx, optimize=True).astype(np.float32)
+
+
+def _check_nan_pixels(
+    nan: np.ndarray, calibration: tuple[tuple[float, float], tuple[float, float]], radius: float
+) -> None:
+    """Refuse NaN pixels inside the model's disc; those outside it count as 0.
+
+    A montage cut into discs (``LACBED.from_montage``) leaves NaN in the corners of each
+    square outside the disc, which the model never reads as information. A NaN inside the
+    disc is a missing measurement that the network would silently see as zero intensity,
+    so it is an error, and so is a pattern that is NaN everywhere.
+    """
+    (sx, ox), (sy, oy) = calibration
+    ny, nx = nan.shape[-2:]
+    kx = ox + np.arange(nx) * sx
+    ky = oy + np.arange(ny) * sy
+    inside = ky[:, None] ** 2 + kx[None, :] ** 2 <= radius**2 * (1 + 1e-9)
+    flat = nan.reshape(-1, ny, nx)
+    if flat.all(axis=(1, 2)).any():
+        n_all = int(flat.all(axis=(1, 2)).sum())
+        raise ValueError(
+            f"{n_all} of the {len(flat)} discs are NaN in every pixel: there is no pattern to "
+            "retrieve a potential from. Check how the data were loaded or cropped, and drop "
+            "empty patterns (e.g. s.inav[...]) before calling retrieve_potential."
+        )
+    bad = int((flat & inside).sum())
+    if bad:
+        raise ValueError(
+            f"The discs hold {bad} NaN values inside the model's disc (|k| ≤ {radius:.4g} 1/Å), "
+            "where the network reads intensities; missing measurements cannot count as zero "
+            "there. Fill them (e.g. s.map(np.nan_to_num) for zeros, or interpolate) before "
+            "retrieving the potential. NaN outside the disc (a montage's corners) is allowed."
+        )
 
 
 @dataclass
@@ -803,7 +840,10 @@ def _plan_inverse(
     check_beam_energy(kev, dom, label)
     check_zone_axis(s.zone_axis, dom, label)
     ax = s._reflection_axis("retrieve_potential")
-    order = [int(i) for i in check_reflections(s.reflections, dom)]
+    try:
+        order = [int(i) for i in check_reflections(s.reflections, dom)]
+    except ValueError as exc:
+        raise ValueError(f"{exc} {_how_to_match(s)}") from None
     if lattice_parameter is not None:
         a = float(to_magnitude(lattice_parameter, "angstrom", "lattice_parameter"))
     else:
@@ -865,9 +905,27 @@ def _plan_inverse(
             f"The discs cover |k| ≤ {reach:.4g} 1/Å, less than the model's disc radius {radius:.4g} 1/Å ({radius * wav:.3g} mrad "
             f"= {dom.disc_radius_g200:g} |g_200| for a = {a:g} Å); the model needs patterns "
             "recorded with at least that convergence angle. Check the calibration "
-            "(s.calibrate) and the lattice parameter."
+            f"(s.calibrate) and the lattice parameter. {_how_to_match(s)}"
         )
     return _InversePlan(data, lead_axes, order, cal, dk, a, t_arr, kev)
+
+
+def _how_to_match(s: Any) -> str:
+    """The call that makes a pattern the model can read, for the error messages."""
+    if s.metadata.get_item("LACBED.source") == "bloch":
+        from hyperspy_lacbed.data import example_structures
+
+        name = s.metadata.get_item("LACBED.settings.structure.name")
+        st = repr(name) if name in example_structures() else "structure"
+        return (
+            "For a simulated pattern, simulate at the model's settings: "
+            f"s = hl.simulate({st}, **hl.model_settings({st})), then "
+            f"s.retrieve_potential(); or start from hl.generate({st})."
+        )
+    return (
+        "A recorded pattern needs the model's discs and convergence angle; "
+        "hl.model_settings(structure) lists them (reflections, disc_radius in 1/Å)."
+    )
 
 
 def _wavelength(kev: float) -> float:
@@ -931,7 +989,8 @@ def retrieve_potential(
         A (lazy) LACBED stack of discs ``(*stack, [thickness], reflection, ky, kx)`` or a
         montage (cut with :meth:`~hyperspy_lacbed.signals.lacbed.LACBED.from_montage`). Its signal axes may be in 1/Å or
         an angle (mrad); the discs are resampled bilinearly to the model's grid (radius
-        ``Domain.disc_radius(a)``). NaN pixels count as 0.
+        ``Domain.disc_radius(a)``). NaN pixels outside that radius (the corners of a
+        montage's cells) count as 0; NaN inside it is refused.
     model
         ``"default"``, a model name, a model folder or a loaded
         :class:`~hyperspy_lacbed.nets.inference.Surrogate`.
@@ -957,8 +1016,9 @@ def retrieve_potential(
     ------
     ValueError
         When the beam energy, calibration, lattice parameter or thickness is missing or
-        outside the model's domain, the zone axis differs, a reflection is missing, or the
-        discs are smaller than the model's.
+        outside the model's domain, the zone axis differs, a reflection is missing, the
+        discs are smaller than the model's, or the intensities are infinite, negative,
+        complex or NaN inside the disc.
     """
     from hyperspy_lacbed.signals.potential import ProjectedPotential
 

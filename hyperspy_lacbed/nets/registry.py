@@ -53,6 +53,7 @@ __all__ = [
     "list_models",
     "load_model",
     "model_dirs",
+    "model_settings",
     "read_card",
     "resolve_model",
     "sha256_file",
@@ -409,6 +410,70 @@ def list_models(models_dir: str | os.PathLike | None = None) -> ModelList:
             }
         )
     return out
+
+
+def model_settings(
+    structure: Any,
+    model: Any = "default",
+    direction: str = "inverse",
+    models_dir: str | os.PathLike | None = None,
+) -> dict[str, Any]:
+    """Keyword arguments of :func:`hyperspy_lacbed.simulate` at a surrogate model's domain.
+
+    ``hl.simulate(structure, **hl.model_settings(structure))`` gives the discs that
+    ``LACBED.retrieve_potential`` (``direction="inverse"``) or ``hl.generate``
+    (``direction="forward"``) work with: the model's zone axis, voltage, thicknesses,
+    reflections, disc size and disc radius (``disc_radius_g200`` |g_200| for this
+    crystal's lattice parameter), and its beam and absorption settings.
+
+    Parameters
+    ----------
+    structure
+        Anything :func:`hyperspy_lacbed.load_structure` accepts; it must be cubic, with a
+        lattice parameter within the model's range.
+    model
+        ``"default"``, a model name (:func:`hyperspy_lacbed.list_models`) or a model folder.
+    direction
+        ``"inverse"`` (default) or ``"forward"``: which model ``"default"`` means.
+    models_dir
+        A further folder of models to search first.
+
+    Returns
+    -------
+    dict
+        Plain values: ``zone_axis``, ``x_direction``, ``voltage`` (V), ``thickness`` (Å),
+        ``reflections``, ``pixels``, ``disc_radius`` (1/Å), ``strong_beams``,
+        ``absorption``, ``absorption_fraction``, ``scattering_factors``. The mean
+        absorption is left at simulate's default (physical patterns); the model reads
+        each pattern divided by its maximum, on which that factor has no effect.
+
+    Raises
+    ------
+    ValueError
+        For a crystal outside the model's domain (not cubic, lattice parameter outside
+        the range).
+    FileNotFoundError
+        When no such model exists.
+
+    Examples
+    --------
+    >>> import hyperspy_lacbed as hl
+    >>> kw = hl.model_settings("Si")
+    >>> kw["reflections"][:3], round(kw["disc_radius"], 4)
+    ([[0, 0, 0], [2, 0, 0], [-2, 0, 0]], 0.2762)
+    """
+    from hyperspy_lacbed.crystal.structure import load_structure
+
+    if isinstance(model, (str, os.PathLike)):
+        folder = resolve_model(model, direction, models_dir)
+        domain, label = Domain.from_dict(read_card(folder)["domain"]), f"model {folder.name!r}"
+    else:  # a loaded Surrogate
+        domain, label = model.domain, f"model {model.name!r}"
+    crystal = load_structure(structure)
+    check_crystal(crystal, domain, label)
+    kw = domain.simulation_kwargs(float(crystal.lattice_parameters[0]))
+    kw.pop("mean_absorption", None)
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in kw.items()}
 
 
 def _flat_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
