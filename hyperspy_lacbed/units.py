@@ -54,9 +54,17 @@ def to_magnitude(value: Any, unit: str, name: str = "value") -> float | np.ndarr
                 f"Cannot read {name} {value!r} as a quantity; give a number in {unit} "
                 f"or a string such as '1.5 {unit}'."
             ) from exc
-        if not isinstance(value, pint.Quantity):  # "3" parses to a plain number
+        # "3" parses to a plain number, or to a unitless Quantity in newer pint: both are
+        # a plain number in the default unit, as the docstrings promise.
+        if not isinstance(value, pint.Quantity):
             return float(value)
     if isinstance(value, pint.Quantity):
+        if value.unitless:
+            return (
+                np.asarray(value.magnitude, float)
+                if np.ndim(value.magnitude)
+                else float(value.magnitude)
+            )
         try:
             return value.to(unit).magnitude
         except pint.DimensionalityError as exc:

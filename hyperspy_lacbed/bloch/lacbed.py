@@ -173,7 +173,8 @@ def _radius_in_inverse_angstrom(radius: Any, voltage: float) -> float:
     from hyperspy_lacbed.units import ureg
 
     q = ureg().Quantity(radius) if isinstance(radius, str) else radius
-    if isinstance(q, pint.Quantity) and q.check("[]"):
+    # an angle is dimensionless but has a unit; a bare number ("0.25") is 1/Å
+    if isinstance(q, pint.Quantity) and q.check("[]") and not q.unitless:
         # an angle: mrad = 1000 λ k
         return float(q.to("rad").magnitude / electron_wavelength(voltage))
     return float(to_magnitude(q, "1/angstrom", "disc_radius"))
