@@ -836,6 +836,12 @@ def _plan_inverse(
         raise TypeError(f"Expected a LACBED signal, got {type(s).__name__}.")
     if s._nav_axis("reflection") is None:
         s = LACBED.from_montage(s)
+    # The crystal first: a non-cubic one is refused whatever else is wrong with the pattern.
+    if lattice_parameter is not None:
+        a = float(to_magnitude(lattice_parameter, "angstrom", "lattice_parameter"))
+    else:
+        a = _lattice_parameter_of(s, dom, label)
+    check_lattice_parameter(a, dom, label)
     kev = parse_beam_energy(beam_energy) if beam_energy is not None else s.beam_energy
     check_beam_energy(kev, dom, label)
     check_zone_axis(s.zone_axis, dom, label)
@@ -844,11 +850,6 @@ def _plan_inverse(
         order = [int(i) for i in check_reflections(s.reflections, dom)]
     except ValueError as exc:
         raise ValueError(f"{exc} {_how_to_match(s)}") from None
-    if lattice_parameter is not None:
-        a = float(to_magnitude(lattice_parameter, "angstrom", "lattice_parameter"))
-    else:
-        a = _lattice_parameter_of(s, dom, label)
-    check_lattice_parameter(a, dom, label)
 
     data = s.data
     xp = da if isinstance(data, da.Array) else np
