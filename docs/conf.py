@@ -148,6 +148,22 @@ sphinx_gallery_conf = {
     "min_reported_time": 1,
 }
 
+# -- math -------------------------------------------------------------------------------
+# MathJax is served from _static, never from a CDN, so that formulas render offline (a
+# CDN script shows raw TeX without a network). tools/fetch_mathjax.sh copies it there from
+# the npm registry; it runs here when the copy is missing.
+_MATHJAX = HERE / "_static" / "mathjax" / "tex-svg.js"
+if not _MATHJAX.is_file():
+    import subprocess
+
+    subprocess.run(["bash", str(HERE.parent / "tools" / "fetch_mathjax.sh")], check=False)
+if not _MATHJAX.is_file():
+    raise RuntimeError(
+        f"{_MATHJAX} is missing and could not be fetched; run `bash tools/fetch_mathjax.sh` "
+        "(needs npm and the npm registry) before building the docs."
+    )
+mathjax_path = "mathjax/tex-svg.js"
+
 # -- HTML -------------------------------------------------------------------------------
 html_theme = "pydata_sphinx_theme"
 html_title = f"hyperspy-lacbed {release}"
