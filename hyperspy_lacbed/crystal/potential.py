@@ -13,7 +13,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from hyperspy_lacbed.crystal.structure import Crystal, lattice_period, zolz_reflections, zone_frame
+from hyperspy_lacbed.crystal.structure import (
+    Crystal,
+    StructureError,
+    lattice_period,
+    zolz_reflections,
+    zone_frame,
+)
 from hyperspy_lacbed.crystal.structure_factors import fourier_coefficients_volts
 
 if TYPE_CHECKING:
@@ -38,9 +44,18 @@ def projected_cell(
 ) -> ProjectedCell:
     """The periodic rectangle (and beam period) of a zone-axis projection."""
     frame = zone_frame(crystal, zone_axis, x_direction)
-    _, lx = lattice_period(crystal, frame.ex)
-    _, ly = lattice_period(crystal, frame.ey)
-    _, lz = lattice_period(crystal, frame.ez)
+    try:
+        _, lx = lattice_period(crystal, frame.ex)
+        _, ly = lattice_period(crystal, frame.ey)
+        _, lz = lattice_period(crystal, frame.ez)
+    except StructureError:
+        angles = ", ".join(f"{v:g}°" for v in crystal.lattice_parameters[3:])
+        raise StructureError(
+            f"The projection of this cell (angles {angles}) along {list(frame.zone_axis)} "
+            f"with x along {list(frame.x_direction)} has no rectangular periodic cell, which "
+            "a projected potential image needs ({exc}). Choose a zone axis along which the "
+            "projected lattice is rectangular, e.g. a cell edge at 90° to the other two."
+        ) from None
     return ProjectedCell(lx, ly, lz, frame.zone_axis, frame.x_direction)
 
 

@@ -181,6 +181,19 @@ class Crystal:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Crystal:
         """Rebuild a crystal from :meth:`to_dict` output (validated again)."""
+        keys = ("lattice_parameters", "elements", "positions", "occupancies", "b_iso")
+        missing = [k for k in keys if k not in d]
+        if missing:
+            raise StructureError(
+                f"A crystal dict needs the keys {list(keys)} (Crystal.to_dict() output, e.g. "
+                f"s.metadata.LACBED.settings.structure); {missing} are missing."
+            )
+        n = len(d["elements"])
+        if not all(np.size(d[k]) == m for k, m in zip(keys[2:], (3 * n, n, n), strict=True)):
+            raise StructureError(
+                f"A crystal dict lists {n} elements but positions, occupancies or b_iso of "
+                "another length; give one [x, y, z], occupancy and B per atom."
+            )
         return _validated(
             tuple(d["lattice_parameters"]),
             list(d["elements"]),
@@ -484,7 +497,12 @@ def _smallest_perpendicular(direction: np.ndarray, basis: np.ndarray) -> np.ndar
     perp = np.abs(cart @ direction) < 1e-8 * np.linalg.norm(cart, axis=1)
     cands, cart = cands[perp], cart[perp]
     if not len(cands):
-        raise StructureError("No low-index direction is perpendicular to the zone axis.")
+        raise StructureError(
+            "No lattice direction with indices up to 3 is perpendicular to the zone axis, "
+            "so the tilts have no x-direction (an oblique cell seen along a direction with no "
+            "perpendicular lattice row). Choose another zone axis, e.g. a cell edge at 90° to "
+            "another one."
+        )
     # Shortest first, then prefer positive components (so [001] gives [100]).
     order = np.lexsort(
         (-cands[:, 2], -cands[:, 1], -cands[:, 0], np.round(np.linalg.norm(cart, axis=1), 8))
