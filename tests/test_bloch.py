@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hyperspy_lacbed.bloch.lacbed import _as_settings, beam_intensities, compute_discs
+from hyperspy_lacbed.bloch.discs import beam_intensities, compute_discs
+from hyperspy_lacbed.bloch.settings import SimulationSettings
 from hyperspy_lacbed.crystal.structure import load_structure, zolz_reflections
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -30,7 +31,7 @@ def felix_case():
 def test_felix_si001_all_images_within_one_percent(felix_case):
     case, images = felix_case
     inputs = case["inputs"]
-    settings = _as_settings(
+    settings = SimulationSettings.from_user(
         preset="felix",
         zone_axis=inputs["zone"],
         x_direction=tuple(inputs["x_direction"]),
@@ -215,7 +216,7 @@ def test_bethe_weak_beams_approach_the_full_solution():
     ],
 )
 def test_bad_arguments_raise_clear_errors(kwargs, match):
-    from hyperspy_lacbed.bloch.lacbed import simulate
+    from hyperspy_lacbed import simulate
 
     with pytest.raises(ValueError, match=match):
         simulate("Si", pixels=kwargs.pop("pixels", 8), strong_beams=10, **kwargs)
@@ -239,9 +240,10 @@ def test_auto_solver_choice():
 
 
 def test_many_structures_serial_threads_and_distributed_agree():
-    from hyperspy_lacbed.bloch.lacbed import _as_settings, compute_many
+    from hyperspy_lacbed.bloch.discs import compute_many
+    from hyperspy_lacbed.bloch.settings import SimulationSettings
 
-    settings = _as_settings(pixels=8, strong_beams=25, thickness=[600.0, 1200.0])
+    settings = SimulationSettings.from_user(pixels=8, strong_beams=25, thickness=[600.0, 1200.0])
     names = ["Si", "GaAs", "Cu"]
     serial = [compute_discs(n, settings).discs for n in names]
     threads = [r.discs for r in compute_many(names, settings, num_workers=2)]
@@ -272,7 +274,7 @@ def test_more_than_150_beams_solve_on_several_threads():
 
 
 def test_mean_absorption_is_the_analytic_factor():
-    from hyperspy_lacbed.bloch.lacbed import mean_absorption_factor
+    from hyperspy_lacbed.bloch.discs import mean_absorption_factor
 
     kwargs = dict(pixels=8, strong_beams=30, thickness=[500.0, 2000.0], solver="exact")
     with_mean = compute_discs("GaAs", **kwargs).discs

@@ -12,11 +12,11 @@ torch = pytest.importorskip("torch")
 from _tiny import DOMAIN, TINY_D, TINY_G  # noqa: E402
 
 import hyperspy_lacbed as hl  # noqa: E402
-from hyperspy_lacbed.bloch.lacbed import _as_settings, compute_discs  # noqa: E402
+from hyperspy_lacbed.bloch.discs import compute_discs  # noqa: E402
 from hyperspy_lacbed.crystal.potential import projected_potential_array  # noqa: E402
 from hyperspy_lacbed.crystal.structure import load_structure  # noqa: E402
 from hyperspy_lacbed.nets import registry  # noqa: E402
-from hyperspy_lacbed.nets.architectures import Pix2PixHDGenerator  # noqa: E402
+from hyperspy_lacbed.nets.architectures import Pix2PixHDGenerator, generator_kwargs  # noqa: E402
 from hyperspy_lacbed.nets.domain import Domain  # noqa: E402
 from hyperspy_lacbed.nets.normalisation import Encoding  # noqa: E402
 from hyperspy_lacbed.train.loop import (  # noqa: E402
@@ -26,7 +26,6 @@ from hyperspy_lacbed.train.loop import (  # noqa: E402
     _item_arrays,
     export,
     fit,
-    generator_kwargs,
     load_checkpoint,
 )
 
@@ -46,7 +45,7 @@ def dataset() -> ArrayDataset:
     for name in ("Si", "Al", "NaCl", "GaAs"):
         c = load_structure(name)
         lp = c.lattice_parameters[0]
-        r = compute_discs(c, _as_settings(**DOMAIN.simulation_kwargs(lp)), device="cpu")
+        r = compute_discs(c, DOMAIN.simulation_settings(lp), device="cpu")
         img, _ = projected_potential_array(c, (0, 0, 1), (1, 0, 0), (32, 32), "kirkland", True)
         pots.append(img)
         discs.append(r.discs)

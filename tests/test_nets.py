@@ -17,7 +17,7 @@ torch = pytest.importorskip("torch")
 from _tiny import DOMAIN, TINY_D, TINY_G  # noqa: E402
 
 import hyperspy_lacbed as hl  # noqa: E402
-from hyperspy_lacbed.bloch.lacbed import _as_settings, compute_discs  # noqa: E402
+from hyperspy_lacbed.bloch.discs import compute_discs  # noqa: E402
 from hyperspy_lacbed.crystal.potential import projected_potential_array  # noqa: E402
 from hyperspy_lacbed.crystal.structure import load_structure  # noqa: E402
 from hyperspy_lacbed.nets import registry  # noqa: E402
@@ -26,9 +26,10 @@ from hyperspy_lacbed.nets.architectures import (  # noqa: E402
     Pix2PixHDGenerator,
     count_parameters,
 )
-from hyperspy_lacbed.nets.inference import inverse_inputs, load_surrogate  # noqa: E402
 from hyperspy_lacbed.nets.normalisation import Encoding, canonical_origin  # noqa: E402
+from hyperspy_lacbed.nets.surrogate import load_surrogate  # noqa: E402
 from hyperspy_lacbed.signals.lacbed import LACBED  # noqa: E402
+from hyperspy_lacbed.signals.surrogates import inverse_inputs  # noqa: E402
 from hyperspy_lacbed.train.loop import ArrayDataset, TrainConfig, export, fit  # noqa: E402
 
 #: Largest change of the forward output under whole-pixel cyclic shifts of the input.
@@ -50,7 +51,7 @@ def tiny_dataset(names=("Si", "Al", "NaCl", "GaAs"), domain=DOMAIN) -> ArrayData
     for name in names:
         c = load_structure(name)
         lp = c.lattice_parameters[0]
-        r = compute_discs(c, _as_settings(**domain.simulation_kwargs(lp)), device="cpu")
+        r = compute_discs(c, domain.simulation_settings(lp), device="cpu")
         n = domain.potential_pixels
         img, _ = projected_potential_array(
             c, domain.zone_axis, domain.x_direction, (n, n), domain.scattering_factors, True

@@ -28,6 +28,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import warnings
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -702,3 +703,16 @@ def generate_structures(
     """
     gen = StructureGenerator(seed, config)
     return gen.generate(n, start), gen.stats
+
+
+def space_group_symbol(number: int) -> str:
+    """The short international symbol of a cubic space group (195–230); "" otherwise."""
+    try:
+        import spglib
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            sg_type = spglib.get_spacegroup_type(_HALL_NUMBER[int(number)])
+        return str(sg_type.international_short)
+    except Exception:  # not cubic, or spglib missing
+        return ""
