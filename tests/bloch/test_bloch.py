@@ -4,20 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import REFERENCE, needs_shared
 
 from hyperspy_lacbed.bloch.discs import beam_intensities, compute_discs
 from hyperspy_lacbed.bloch.settings import SimulationSettings
 from hyperspy_lacbed.crystal.structure import load_structure, zolz_reflections
-
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-REFERENCE = SHARED / "reference"
-needs_shared = pytest.mark.skipif(
-    not SHARED.is_dir(), reason="../shared is not beside the checkout"
-)
 
 
 @pytest.fixture(scope="module")

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import EXPERIMENTAL
 
 from hyperspy_lacbed.analysis import compare
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-DATA = SHARED / "experimental" / "GeSn_1-10"
+DATA = EXPERIMENTAL / "GeSn_1-10"
 needs_data = pytest.mark.skipif(
     not (DATA / "GeSn.cif").is_file(),
     reason=f"the recorded GeSn discs are not beside the checkout ({DATA})",
