@@ -13,6 +13,7 @@ functions too (see :doc:`/architecture`).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -28,6 +29,7 @@ __all__ = [
     "as_int_vector",
     "as_reflections",
     "as_thickness",
+    "dataclass_kwargs",
     "default_x_direction",
     "finite_positive",
     "is_angle",
@@ -265,3 +267,34 @@ def parse_memory(value: Any) -> float:
     if not (mem > 0 and math.isfinite(mem)):
         raise ValueError(f"max_memory must be a positive amount of memory, got {value!r}.")
     return mem
+
+
+def dataclass_kwargs(cls: type, values: Any, what: str, hint: str = "") -> dict[str, Any]:
+    """The keyword arguments of dataclass ``cls`` in ``values``, refusing unknown keys.
+
+    The strict inverse of ``to_dict`` for the package's settings dataclasses (model
+    domain, normalisation, dataset recipe, training and structure-generator settings):
+    a key the class does not know is an error, not silently dropped, since it means the
+    file was written by another version.
+
+    Parameters
+    ----------
+    cls
+        The dataclass.
+    values
+        A mapping of field names to values.
+    what
+        What the fields are, for the message (``"domain fields"``).
+    hint
+        How to fix it, appended to the message.
+
+    Raises
+    ------
+    ValueError
+        Naming the unknown keys.
+    """
+    d = dict(values)
+    unknown = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
+    if unknown:
+        raise ValueError(f"Unknown {what} {unknown}" + (f"; {hint}" if hint else "."))
+    return d

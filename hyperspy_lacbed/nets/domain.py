@@ -18,7 +18,10 @@ import numpy as np
 import pint
 
 from hyperspy_lacbed.bloch.settings import SimulationSettings
-from hyperspy_lacbed.parsing import as_thickness
+from hyperspy_lacbed.parsing import as_thickness, dataclass_kwargs
+
+#: How to read a card with fields this version does not know.
+NEWER_CARD = "this card was written by a newer hyperspy-lacbed. Upgrade the package to use it."
 
 #: 000, ±200, ±020, ±2±20: allowed for P, I and F cubic lattices along [001].
 DEFAULT_REFLECTIONS: tuple[tuple[int, int, int], ...] = (
@@ -232,13 +235,7 @@ class Domain:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Domain:
         """Inverse of :meth:`to_dict`; unknown keys are an error (a newer card format)."""
-        known = set(cls.__dataclass_fields__)
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(
-                f"Unknown domain fields {sorted(unknown)}; this card was written by a newer "
-                "hyperspy-lacbed. Upgrade the package to use it."
-            )
+        d = dataclass_kwargs(cls, d, "domain fields", NEWER_CARD)
         kw: dict[str, Any] = {}
         for key, value in d.items():
             if isinstance(value, list):

@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from hyperspy_lacbed.nets.domain import Domain
+from hyperspy_lacbed.parsing import dataclass_kwargs
 from hyperspy_lacbed.train.augment import zone_axis_operations
 from hyperspy_lacbed.train.structures import (
     GenerationStats,
@@ -157,10 +158,7 @@ class DatasetRecipe:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DatasetRecipe:
         """Inverse of :meth:`to_dict`; unknown keys are an error."""
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"Unknown dataset recipe fields {sorted(unknown)}.")
-        return cls(**d)
+        return cls(**dataclass_kwargs(cls, d, "dataset recipe fields"))
 
 
 @dataclass

@@ -45,6 +45,7 @@ import numpy as np
 
 from hyperspy_lacbed.nets.domain import Domain
 from hyperspy_lacbed.nets.normalisation import Encoding
+from hyperspy_lacbed.parsing import dataclass_kwargs
 
 __all__ = [
     "ArrayDataset",
@@ -144,10 +145,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         """Inverse of :meth:`to_dict`; unknown keys are an error."""
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"Unknown training settings {sorted(unknown)}.")
-        return cls(**d)
+        return cls(**dataclass_kwargs(cls, d, "training settings"))
 
 
 class ArrayDataset:

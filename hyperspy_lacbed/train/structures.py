@@ -37,6 +37,7 @@ import numpy as np
 
 from hyperspy_lacbed.crystal.scattering import atomic_number
 from hyperspy_lacbed.crystal.structure import Crystal, StructureError
+from hyperspy_lacbed.parsing import dataclass_kwargs
 
 __all__ = [
     "COVALENT_RADII",
@@ -178,10 +179,7 @@ class StructureConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> StructureConfig:
         """Inverse of :meth:`to_dict` (missing keys take their defaults)."""
-        d = dict(d or {})
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"Unknown structure-generator settings {sorted(unknown)}.")
+        d = dataclass_kwargs(cls, d or {}, "structure-generator settings")
         kw = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
         if "max_atoms_overrides" in kw:
             kw["max_atoms_overrides"] = tuple(

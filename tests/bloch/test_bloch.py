@@ -21,8 +21,59 @@ def felix_case():
     return case, images
 
 
+def _felix_worst(case, images, discs) -> float:
+    """Largest |ours − Felix| / max(Felix) over every image; asserts each is within 1 %."""
+    inputs = case["inputs"]
+    worst = 0.0
+    for ti, t in enumerate(inputs["thicknesses_A"]):
+        for ri, hkl in enumerate(inputs["reflections"]):
+            ref = images["{:+d}{:+d}{:+d}_{}A".format(*hkl, t)]
+            ours = discs[ti, ri]
+            err = np.abs(ours - ref).max() / ref.max()
+            worst = max(worst, err)
+            assert err < 0.01, f"{hkl} at {t} Å differs by {err:.2%} of the image maximum"
+            assert np.corrcoef(ours.ravel(), ref.ravel())[0, 1] > 0.999
+    return worst
+
+
 @needs_shared
 def test_felix_si001_all_images_within_one_percent(felix_case):
+    """``hl.simulate(..., preset="felix")`` as a user calls it reproduces Felix.
+
+    Only what ``felix.inp`` sets is passed; every other Felix convention (vacuum K, no
+    mean absorption, the 329-beam pool, the strong-beam step) must come from the
+    preset. Before the keyword defaults of ``simulate`` were ``None``, its own defaults
+    overrode the preset and the images were 2.8–58× darker than Felix's.
+    """
+    import hyperspy_lacbed as hl
+
+    case, images = felix_case
+    inputs = case["inputs"]
+    s = hl.simulate(
+        REFERENCE / "felix_si001" / "Si.cif",
+        zone_axis=inputs["zone"],
+        x_direction=inputs["x_direction"],
+        voltage=f"{inputs['kV']} kV",
+        thickness=inputs["thicknesses_A"],
+        reflections=inputs["reflections"],
+        pixels=2 * inputs["IPixelCount"],
+        disc_radius=f"{inputs['ROuterConvergenceAngle_invA']} 1/Å",
+        strong_beams=inputs["IMinStrongBeams"],
+        absorption_fraction=inputs["RAbsorptionPer"] / 100,
+        preset="felix",
+        device="cpu",
+        show_progressbar=False,
+    )
+    assert s.metadata.LACBED.settings.preset == "felix"
+    assert s.reflections == [tuple(r) for r in inputs["reflections"]]
+    worst = _felix_worst(case, images, s.data)
+    # The test can fail: a 1 % change of the lattice parameter breaks the agreement.
+    assert worst > 1e-4
+
+
+@needs_shared
+def test_felix_si001_from_settings_and_arrays(felix_case):
+    """The array layer with :meth:`SimulationSettings.from_user` gives the same images."""
     case, images = felix_case
     inputs = case["inputs"]
     settings = SimulationSettings.from_user(
@@ -39,17 +90,40 @@ def test_felix_si001_all_images_within_one_percent(felix_case):
         absorption_fraction=inputs["RAbsorptionPer"] / 100,
     )
     result = compute_discs(REFERENCE / "felix_si001" / "Si.cif", settings, device="cpu")
-    worst = 0.0
-    for ti, t in enumerate(inputs["thicknesses_A"]):
-        for ri, hkl in enumerate(inputs["reflections"]):
-            ref = images["{:+d}{:+d}{:+d}_{}A".format(*hkl, t)]
-            ours = result.discs[ti, ri]
-            err = np.abs(ours - ref).max() / ref.max()
-            worst = max(worst, err)
-            assert err < 0.01, f"{hkl} at {t} Å differs by {err:.2%} of the image maximum"
-            assert np.corrcoef(ours.ravel(), ref.ravel())[0, 1] > 0.999
-    # The test can fail: a 1 % change of the lattice parameter breaks the agreement.
-    assert worst > 1e-4
+    assert _felix_worst(case, images, result.discs) > 1e-4
+
+
+def test_preset_precedence_explicit_keyword_over_preset_over_default():
+    from hyperspy_lacbed.bloch.settings import felix_settings
+
+    default = SimulationSettings()
+    felix = SimulationSettings.from_user(preset="felix")
+    for key, value in felix_settings().items():
+        assert getattr(felix, key) == value, key
+    assert felix.mean_absorption != default.mean_absorption  # the preset changes something
+    # None is "not given": the preset stays
+    assert SimulationSettings.from_user(preset="felix", mean_absorption=None) == felix
+    # an explicit keyword wins over the preset
+    mixed = SimulationSettings.from_user(preset="felix", mean_absorption=True, beam_pool=200)
+    assert mixed.mean_absorption is True and mixed.beam_pool == 200
+    assert mixed.strong_beam_step == felix.strong_beam_step
+    # without a preset, the defaults
+    assert SimulationSettings.from_user() == default
+    with pytest.raises(TypeError, match="Unknown simulation setting"):
+        SimulationSettings.from_user(voltag="200 kV")
+
+
+def test_simulate_keywords_are_the_settings_and_default_to_none():
+    """Every setting is a keyword of simulate, and none has a default of its own there
+    (a non-None default would override a preset)."""
+    import inspect
+
+    import hyperspy_lacbed as hl
+
+    params = inspect.signature(hl.simulate).parameters
+    for name in SimulationSettings.names():
+        assert name in params, f"simulate has no keyword {name!r}"
+        assert params[name].default is None, f"simulate's {name!r} default overrides presets"
 
 
 @needs_shared
