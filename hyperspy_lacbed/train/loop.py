@@ -679,7 +679,8 @@ def export(
         "parameters": int(ck.get("parameters", 0)),
         "domain": identity["domain"],
         "normalisation": identity["normalisation"],
-        "dataset": json.loads(ck.get("recipe", "{}")),
+        # The recipe and seed reproduce the dataset; where it lies is one machine's fact.
+        "dataset": {k: v for k, v in json.loads(ck.get("recipe", "{}")).items() if k != "path"},
         "training": {
             **config,
             "discriminator_kwargs": identity["discriminator"],
