@@ -10,19 +10,14 @@ The surrogate tests use the shipped default models, as a user would.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import hyperspy.api as hs
 import numpy as np
 import pytest
+from helpers import REFERENCE, needs_shared
 
 import hyperspy_lacbed as hl
 from hyperspy_lacbed.cli import main
-
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
-needs_shared = pytest.mark.skipif(
-    not (REFERENCE / "felix_si001" / "case.json").is_file(), reason="../shared not present"
-)
 
 #: Cu [001]: 000, the 200 and the 220 shells are the 9 shortest reflections of the pool.
 CU_POOL = [[0, 0, 0], [2, 0, 0], [-2, 0, 0], [0, 2, 0], [0, -2, 0]]
@@ -72,11 +67,18 @@ TETRAGONAL_P1 = p1_cif([("Si", 0, 0, 0), ("Si", 0.5, 0.5, 0)], a=4.0)
 
 
 def _normalised(s, absorbing: bool) -> None:
-    """Physical check: finite, non-negative and no more intensity than came in."""
+    """Physical check: finite, non-negative and no more intensity than came in.
+
+    The bound holds with the mean absorption U'_0 on the diagonal (the default physics):
+    the absorptive potential is then non-negative and the intensity cannot grow. Felix's
+    conventions (``preset="felix"``) leave U'_0 out, and the off-diagonal absorption
+    alone can add a little intensity at some tilts (1.007 on Si [001] at 50 nm).
+    """
     data = np.asarray(s.data)
     assert np.isfinite(data).all() and (data >= -1e-6).all()
     total = data.sum(axis=-3)  # over the reflection axis
-    assert (total <= 1 + 1e-4).all()
+    bound = 1 + 1e-4 if s.metadata.LACBED.settings.mean_absorption else 1.05
+    assert (total <= bound).all()
     if not absorbing:
         assert total.max() > 0.2
 
@@ -396,3 +398,23 @@ def test_felix_case_json_is_what_the_cli_test_expresses():
     assert ns.absorption_fraction == f"{inputs['RAbsorptionPer']:g}%"
     assert (ns.absorption, inputs["IAbsorbFLAG"]) == ("proportional", 1)
     assert (ns.scattering_factors, inputs["IScatterFactorMethodFLAG"]) == ("kirkland", 0)
+
+
+@needs_shared
+def test_cli_reproduces_the_felix_case(tmp_path):
+    """The Felix Si [001] case from the command line: every image within 1 % of Felix's."""
+    case = json.loads((REFERENCE / "felix_si001" / "case.json").read_text())["inputs"]
+    images = np.load(REFERENCE / "felix_si001" / "felix_si001_n32.npz")
+    out = tmp_path / "felix.hspy"
+    cif = str(REFERENCE / "felix_si001" / "Si.cif")
+    assert main(["simulate", cif, *FELIX_ARGS, "-o", str(out), "--quiet"]) == 0
+    s = hs.load(out)
+    assert s.metadata.LACBED.reflections == case["reflections"]
+    worst = 0.0
+    for ti, t in enumerate(case["thicknesses_A"]):
+        for ri, hkl in enumerate(case["reflections"]):
+            ref = images["{:+d}{:+d}{:+d}_{}A".format(*hkl, t)]
+            err = np.abs(s.data[ti, ri] - ref).max() / ref.max()
+            worst = max(worst, err)
+            assert err < 0.01, f"{hkl} at {t} Å differs by {err:.2%} of the image maximum"
+    assert worst > 1e-5  # a real comparison, not the reference read back
