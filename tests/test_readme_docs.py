@@ -29,6 +29,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import hyperspy_lacbed
+
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 GUIDE = ROOT / "docs" / "user_guide"
@@ -164,6 +166,10 @@ def user_files(tmp_path, monkeypatch):
     hs.signals.Signal2D(rng.random((256, 256)).astype("float32")).save(tmp_path / "montage.tif")
     # my_crystal.cif of the CLI page: a P1 cell, as many programs write them
     (tmp_path / "my_crystal.cif").write_text(P1_SI_CIF)
+    # a Felix user's files: the crystal and felix.hkl (one [h,k,l] a line)
+    si = Path(hyperspy_lacbed.__file__).parent / "data" / "structures" / "Si.cif"
+    (tmp_path / "Si.cif").write_text(si.read_text())
+    (tmp_path / "felix.hkl").write_text("[0,0,0]\n[2,-2,0]\n[2,2,0]\n[4,0,0]\n[0,4,0]\n")
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
