@@ -146,6 +146,9 @@ sphinx_gallery_conf = {
     "line_numbers": False,
     "plot_gallery": "True",
     "min_reported_time": 1,
+    # The execution-times pages load DataTables and Bootstrap from CDNs; the times are in
+    # each example's own page.
+    "write_computation_times": False,
 }
 
 # -- math -------------------------------------------------------------------------------
@@ -163,6 +166,10 @@ if not _MATHJAX.is_file():
         "(needs npm and the npm registry) before building the docs."
     )
 mathjax_path = "mathjax/tex-svg.js"
+# MathJax's context menu can switch on speech output, which fetches the speech-rule
+# engine's data from a CDN: without the menu nothing is ever loaded from elsewhere (the
+# assistive MathML for screen readers stays on).
+mathjax3_config = {"options": {"enableMenu": False}}
 
 # -- HTML -------------------------------------------------------------------------------
 html_theme = "pydata_sphinx_theme"
