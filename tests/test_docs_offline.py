@@ -19,6 +19,10 @@ def test_mathjax_is_served_locally():
     assert Path(path[1]).name in script
     assert "tools/fetch_mathjax.sh" in (ROOT / ".ci" / "docs").read_text(encoding="utf-8")
     assert "docs/_static/mathjax/" in (ROOT / ".gitignore").read_text(encoding="utf-8")
+    # the menu could switch on speech, which loads from a CDN; sphinx-gallery's
+    # execution-times pages load DataTables and Bootstrap from CDNs
+    assert re.search(r"mathjax3_config\s*=\s*\{\s*\"options\":\s*\{\s*\"enableMenu\": False", conf)
+    assert re.search(r"\"write_computation_times\":\s*False", conf)
 
 
 def test_no_cdn_in_the_docs_sources():

@@ -278,7 +278,9 @@ class ProjectedPotential(Signal2D):
         Returns
         -------
         LACBED
-            ``(*stack, [thickness], reflection, ky, kx)``; lazy if this signal is.
+            ``(*stack, [thickness], reflection, ky, kx)``; lazy if this signal is. The
+            discs of :func:`hyperspy_lacbed.generate` for the crystal, divided by its mean
+            absorption factor (the potential alone does not determine U'_0).
         """
         from hyperspy_lacbed.signals.surrogates import potential_to_lacbed
 

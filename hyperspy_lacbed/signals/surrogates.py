@@ -65,7 +65,10 @@ def potential_to_lacbed(
     -------
     LACBED or LazyLACBED
         Shape ``(*stack, [n_thickness], n_disc, D, D)``; the stack axes keep their names
-        and calibration; lazy if the potential is.
+        and calibration; lazy if the potential is. Unlike :func:`hyperspy_lacbed.generate`,
+        the discs lack the mean absorption exp(−2π U'_0 t / K) (a factor per thickness,
+        :func:`~hyperspy_lacbed.bloch.discs.mean_absorption_factor`), which the potential
+        alone does not determine; ``metadata.LACBED.settings.mean_absorption`` is False.
     """
     sur = load_surrogate(model, "forward", device, models_dir)
     dom, label = sur.domain, f"model {sur.name!r}"

@@ -175,6 +175,13 @@ KEYWORDS = {
     "weak beams": {"weak_beams": 10},
     "exact, no symmetry": {"solver": "exact", "symmetry": False},
     "[111]": {"zone_axis": (1, 1, 1)},
+    "felix, explicit wins": {"preset": "felix", "absorption_fraction": 0.05, "beam_pool": 60},
+    "HOLZ, tilted surface": {"laue_zones": (0, 1), "surface_normal": (0, 1, 8)},
+    "Felix conventions by hand": {
+        "mean_inner_potential": False,
+        "mean_absorption": False,
+        "strong_beam_step": 0.005,
+    },
     "quantities": {"voltage": "300 kV", "thickness": ["20 nm", "400 Å"]},
 }
 
@@ -188,8 +195,12 @@ def test_simulate_documented_keywords(kwargs):
     # the settings in the metadata compute the same signal again
     again = hl.simulate(**s.metadata.LACBED.settings.as_dictionary())
     np.testing.assert_allclose(again.data, s.data, atol=1e-6)
-    if "preset" in kwargs:
-        assert s.metadata.LACBED.settings.preset == "felix"
+    settings = s.metadata.LACBED.settings
+    for key, value in kwargs.items():  # what the user gave is what was used
+        stored = settings.get_item(key)
+        assert (list(stored) if isinstance(stored, (list, tuple)) else stored) == (
+            list(value) if isinstance(value, tuple) else value
+        ) or key in ("disc_radius", "voltage", "thickness"), key
 
 
 def test_simulate_is_unitary_without_absorption():
@@ -418,3 +429,27 @@ def test_cli_reproduces_the_felix_case(tmp_path):
             worst = max(worst, err)
             assert err < 0.01, f"{hkl} at {t} Å differs by {err:.2%} of the image maximum"
     assert worst > 1e-5  # a real comparison, not the reference read back
+
+
+def test_generate_documented_keywords(cgan_si):
+    s = hl.generate("Si", thickness=["50 nm", "100 nm"], reflections=[[2, 0, 0]],
+                    zone_axis=(0, 0, 1), voltage="200 kV")  # fmt: skip
+    assert s.reflections == [(0, 0, 0), (2, 0, 0)] and s.data.shape == (2, 2, 64, 64)
+    np.testing.assert_allclose(s.data[1], cgan_si.data[:2], rtol=1e-5)  # 100 nm, 000 and 200
+    many = hl.generate(["Si", "NaCl"], thickness="100 nm")
+    np.testing.assert_allclose(many[0].data, cgan_si.data, rtol=1e-5)
+    # the same discs from the potential (ProjectedPotential.generate_lacbed), but for the
+    # mean absorption exp(-2π U'_0 t / K), which a potential alone does not determine
+    from hyperspy_lacbed.bloch.discs import mean_absorption_factor
+
+    from_pot = hl.projected_potential("Si").generate_lacbed(thickness="100 nm")
+    assert from_pot.metadata.LACBED.settings.mean_absorption is False
+    np.testing.assert_allclose(
+        from_pot.data * mean_absorption_factor("Si", "100 nm")[0],
+        cgan_si.data,
+        atol=1e-3 * cgan_si.data.max(),
+    )
+    for bad, match in (({"zone_axis": (1, 1, 0)}, "Zone axis"), ({"voltage": "300 kV"}, "300"),
+                       ({"thickness": "500 nm"}, "outside")):  # fmt: skip
+        with pytest.raises(ValueError, match=match):
+            hl.generate("Si", **{"thickness": "100 nm", **bad})
