@@ -960,6 +960,13 @@ class RealisticGenerator:
         """The space-group distribution this generator draws from."""
         return {int(g): float(p) for g, p in zip(self.groups, self.probabilities) if p > 0}
 
+    def _draw_group(self, rng: np.random.Generator) -> int:
+        return int(self.groups[rng.choice(len(self.groups), p=self.probabilities)])
+
+    def space_group(self, index: int) -> int:
+        """Space group of sample ``index`` (its first draw; cheap, no crystal is built)."""
+        return self._draw_group(_sample_rng(self.seed, index))
+
     def structure(self, index: int) -> SyntheticStructure:
         """Sample ``index`` (independent of every other sample).
 
@@ -969,7 +976,7 @@ class RealisticGenerator:
             Neither a prototype nor the random generator gave an acceptable crystal.
         """
         rng = _sample_rng(self.seed, index)
-        sg = int(rng.choice(self.groups, p=self.probabilities))
+        sg = self._draw_group(rng)
         protos = self._by_group.get(sg, [])
         use_random = not protos or rng.random() < self.random_in_covered
         stats = GenerationStats()

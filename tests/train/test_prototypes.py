@@ -1,0 +1,253 @@
+"""Realistic training crystals: structure types, space-group frequencies, exclusions, seeds."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hyperspy_lacbed.crystal.scattering import scattering_factor
+from hyperspy_lacbed.crystal.structure import load_structure
+from hyperspy_lacbed.data import example_path, example_structures
+from hyperspy_lacbed.train.dataset import DatasetRecipe
+from hyperspy_lacbed.train.prototypes import (
+    PROTOTYPES,
+    RADII,
+    ROLES,
+    SHARED_TEST_COMPOSITIONS,
+    SPACE_GROUP_FREQUENCIES,
+    RealisticConfig,
+    RealisticGenerator,
+    build_prototype,
+    excluded_compositions,
+    held_out_configs,
+    reduced_formula,
+)
+from hyperspy_lacbed.train.structures import StructureGenerator
+
+SHARED = Path(__file__).resolve().parents[2].parent / "shared"
+
+
+@pytest.fixture(scope="module")
+def sample() -> list:
+    """80 realistic crystals of one seed (the default settings: 20 % random)."""
+    return RealisticGenerator(seed=3).generate(80)
+
+
+# ----------------------------------------------------------------------------------------
+# The library
+# ----------------------------------------------------------------------------------------
+
+
+def test_library_has_at_least_30_distinct_structure_types():
+    names = [p.name for p in PROTOTYPES]
+    assert len(names) == len(set(names)) >= 30
+    assert {p.space_group for p in PROTOTYPES} >= {227, 225, 221, 216, 230, 204, 223, 198}
+    for pool in ROLES.values():
+        for e in pool:
+            assert e in RADII, e
+            assert scattering_factor(e, [0.5])[0] > 0
+
+
+@pytest.mark.parametrize("proto", PROTOTYPES, ids=lambda p: p.name)
+def test_every_prototype_has_its_space_group(proto):
+    """Every variant's reference compound, with the free coordinates at both ends of their
+    ranges, has the intended space group (spglib, through Crystal.space_group_number)."""
+    for k, variant in enumerate(proto.variants):
+        for end in (0, 1):
+            params = {name: bounds[end] for name, bounds in proto.params.items()}
+            crystal = build_prototype(proto, params=params, variant=k)
+            assert crystal.space_group_number == proto.space_group, (proto.name, variant.name)
+            assert abs(crystal.lattice_parameters[0] - variant.a_ref) < 1e-9
+
+
+def test_reference_compounds_have_sensible_bond_lengths():
+    """The shortest interatomic distance of every reference compound is a real bond
+    length (1.5–3.6 Å), which catches a wrong Wyckoff position or coordinate range."""
+    from scipy.spatial import cKDTree
+
+    for proto in PROTOTYPES:
+        c = build_prototype(proto)
+        a = c.lattice_parameters[0]
+        tree = cKDTree(c.positions * a, boxsize=a)
+        d, _ = tree.query(c.positions * a, k=2)
+        shortest = d[:, 1].min()
+        if len(c) > 1:
+            assert 1.5 < shortest < 3.6, (proto.name, shortest)
+
+
+# ----------------------------------------------------------------------------------------
+# Distribution
+# ----------------------------------------------------------------------------------------
+
+
+def _tv_and_chi2(counts: Counter, target: dict[int, float], n: int) -> tuple[float, float]:
+    from scipy.stats import chi2
+
+    tv = 0.5 * sum(abs(counts.get(g, 0) / n - p) for g, p in target.items())
+    tv += 0.5 * sum(c / n for g, c in counts.items() if g not in target)
+    # Chi-square over groups expected ≥ 5 times, the rare ones pooled into one bin.
+    big = [g for g, p in target.items() if p * n >= 5]
+    obs = [counts.get(g, 0) for g in big] + [n - sum(counts.get(g, 0) for g in big)]
+    exp = [target[g] * n for g in big] + [n * (1 - sum(target[g] for g in big))]
+    stat = sum((o - e) ** 2 / e for o, e in zip(obs, exp) if e > 0)
+    return tv, float(chi2.sf(stat, len(obs) - 1))
+
+
+def test_space_group_frequencies_match_the_icsd():
+    n = 2000
+    gen = RealisticGenerator(seed=11)
+    counts = Counter(gen.space_group(i) for i in range(n))
+    tv, p = _tv_and_chi2(counts, SPACE_GROUP_FREQUENCIES, n)
+    assert tv < 0.05 and p > 1e-3, (tv, p)
+    # The v0 round robin over the 36 groups fails both criteria by far.
+    v0 = StructureGenerator(seed=11)
+    counts_v0 = Counter(v0.space_group(i) for i in range(n))
+    tv0, p0 = _tv_and_chi2(counts_v0, SPACE_GROUP_FREQUENCIES, n)
+    assert tv0 > 0.4 and p0 < 1e-10, (tv0, p0)
+
+
+def test_embedded_frequencies_are_the_reference_file():
+    path = SHARED / "reference" / "icsd_cubic_distribution.json"
+    if not path.exists():
+        pytest.skip("../shared/reference is not available")
+    import spglib
+
+    by_symbol = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # spglib's error-handling notice
+        for hall in range(1, 531):
+            t = spglib.get_spacegroup_type(hall)
+            by_symbol.setdefault(t.international_short.replace("_", ""), t.number)
+    merged: dict[int, float] = {}
+    for symbol, f in json.loads(path.read_text())["space_group_fraction"].items():
+        key = symbol.removesuffix(" Z").removesuffix(" S").replace(" ", "")
+        merged[by_symbol[key]] = merged.get(by_symbol[key], 0.0) + f
+    assert set(merged) == set(SPACE_GROUP_FREQUENCIES)
+    for g, f in merged.items():
+        assert SPACE_GROUP_FREQUENCIES[g] == pytest.approx(f, abs=6e-5)
+
+
+def test_sampled_crystals_have_their_space_group_and_ranges(sample):
+    excluded = excluded_compositions()
+    n_random = 0
+    partial = 0
+    for s in sample:
+        c = s.crystal
+        assert c.space_group_number == s.space_group
+        assert 3.0 <= s.lattice_parameter <= 12.0
+        assert np.all((c.b_iso >= 0.2) & (c.b_iso <= 1.5))
+        assert reduced_formula(c.elements, c.occupancies) not in excluded
+        n_random += s.recipe["prototype"] == "random"
+        partial += bool(np.any(c.occupancies < 1))
+    # 20 % random in expectation: 16 of 80, binomial sd 3.6.
+    assert 4 <= n_random <= 30
+    assert partial >= 3  # 15 % of prototype draws have a mixed or vacant site
+    assert len({s.recipe["prototype"] for s in sample}) >= 15
+
+
+def _radius(chem: dict[str, float]) -> float:
+    return sum(RADII[e] * o for e, o in chem.items()) / sum(chem.values())
+
+
+def test_lattice_parameter_follows_the_radius_rule(sample):
+    for s in sample:
+        r = s.recipe
+        if r["prototype"] == "random":
+            continue
+        proto = next(p for p in PROTOTYPES if p.name == r["prototype"])
+
+        chem = r["elements"]
+        ref = r["lattice_rule"]["reference"]
+        num = sum(_radius(chem[i]) + _radius(chem[j]) for i, j in proto.bonds)
+        den = sum(RADII[ref[i]] + RADII[ref[j]] for i, j in proto.bonds)
+        expected = r["lattice_rule"]["a_ref"] * num / den * (1 + r["lattice_rule"]["epsilon"])
+        assert s.lattice_parameter == pytest.approx(expected, abs=1e-4)
+        assert abs(r["lattice_rule"]["epsilon"]) <= 3 * 0.02 + 1e-12
+
+
+# ----------------------------------------------------------------------------------------
+# Test crystals are kept out
+# ----------------------------------------------------------------------------------------
+
+
+def test_reduced_formula():
+    assert reduced_formula(["Sr", "Ti", "O", "O", "O"]) == "O3SrTi"
+    assert reduced_formula(["Ga"] * 4 + ["As"] * 4) == "AsGa"
+    assert reduced_formula(["Si", "Ge"], [0.5, 0.5]) == "GeSi"
+    assert reduced_formula(["Si", "Ge"], [0.3, 0.7]) == "Ge2.333Si"
+
+
+def test_exclusion_list_holds_every_test_and_example_crystal():
+    examples = set()
+    for name in example_structures():
+        c = load_structure(example_path(name))
+        examples.add(reduced_formula(c.elements, c.occupancies))
+    assert examples <= excluded_compositions()
+    assert {"Au", "C", "Ge", "InP", "ClCs"} <= examples
+    folder = SHARED / "structures"
+    if not folder.exists():
+        pytest.skip("../shared/structures is not available")
+    shared = set()
+    for cif in folder.glob("*.cif"):
+        c = load_structure(cif)
+        shared.add(reduced_formula(c.elements, c.occupancies))
+    assert shared == set(SHARED_TEST_COMPOSITIONS)
+
+
+def test_excluded_compositions_are_never_produced():
+    """Diamond-type elements are C, Si, Ge (all test crystals) or Sn: the sampler must
+    redraw until it gives Sn or an alloy, never an excluded formula."""
+    gen = RealisticGenerator(0, RealisticConfig(prototypes=("diamond", "fcc"), random_fraction=0))
+    excluded = excluded_compositions()
+    formulas = [reduced_formula(s.crystal.elements, s.crystal.occupancies) for s in
+                gen.generate(30)]  # fmt: skip
+    assert not set(formulas) & excluded
+    assert gen.stats.rejected["excluded_composition"] > 0  # the rule was exercised
+
+
+# ----------------------------------------------------------------------------------------
+# Reproducibility, held-out types, dataset recipe
+# ----------------------------------------------------------------------------------------
+
+
+def test_same_seed_same_crystals():
+    a = RealisticGenerator(5).generate(6)
+    b = [RealisticGenerator(5).structure(i) for i in reversed(range(6))][::-1]
+    assert [json.dumps(s.to_dict()) for s in a] == [json.dumps(s.to_dict()) for s in b]
+    c = RealisticGenerator(6).generate(6)
+    assert [s.to_dict()["positions"] for s in a] != [s.to_dict()["positions"] for s in c]
+
+
+def test_held_out_structure_types():
+    names = ("garnet", "pyrite", "perovskite")
+    train_cfg, held_cfg = held_out_configs(names)
+    held = RealisticGenerator(1, held_cfg).generate(12)
+    assert {s.recipe["prototype"] for s in held} <= set(names)
+    assert {s.space_group for s in held} <= {230, 205, 221}
+    train = RealisticGenerator(1, train_cfg).generate(40)
+    assert not {s.recipe["prototype"] for s in train} & set(names)
+    with pytest.raises(ValueError, match="Unknown prototypes"):
+        RealisticConfig(prototypes=("perovskit",))
+
+
+def test_dataset_recipe_realistic_source():
+    structures = {"kind": "realistic", "random_fraction": 0.0, "prototypes": ["rocksalt"]}
+    recipe = DatasetRecipe(n_structures=3, seed=4, structures=structures)
+    gen = recipe.structure_generator()
+    assert isinstance(gen, RealisticGenerator)
+    again = DatasetRecipe.from_dict(json.loads(json.dumps(recipe.to_dict())))
+    s1, s2 = gen.structure(1), again.structure_generator().structure(1)
+    assert s1.recipe["prototype"] == "rocksalt" and s1.to_dict() == s2.to_dict()
+    # The lattice range defaults to the domain's.
+    assert gen.config.lattice_parameter_range == recipe.domain_object().lattice_parameter_range
+    other = DatasetRecipe(n_structures=3, seed=4, structures=structures, split="test")
+    assert other.structure_generator().structure(1).to_dict() != s1.to_dict()
+    with pytest.raises(ValueError, match="kind"):
+        DatasetRecipe(structures={"kind": "icsd"})
+    with pytest.raises(ValueError, match="Unknown realistic"):
+        DatasetRecipe(structures={"kind": "realistic", "max_sites": 3})
