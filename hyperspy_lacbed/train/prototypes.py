@@ -45,10 +45,11 @@ Held-out structure types (evaluation on unseen types): a training set with
 from __future__ import annotations
 
 import functools
+import json
 import math
 import re
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -817,6 +818,13 @@ class RealisticConfig:
         Debye–Waller factors B are clipped to this range (Å²).
     max_prototype_attempts
         Failed prototype draws in one space group before the random generator fills in.
+    lattice_weighting
+        Reweight the prototype draws' lattice parameters towards the ICSD histogram
+        (:data:`LATTICE_PARAMETER_HISTOGRAM`, restricted to ``lattice_parameter_range``):
+        a draw in 1 Å bin b is kept with probability w_b (rejection in the same space group,
+        so the space-group frequencies are untouched). The weights are calibrated once per
+        setting on 200 cheap chemistry draws per space group with a fixed seed
+        (:meth:`RealisticGenerator.lattice_weights`), so they never depend on the seed.
     random
         Settings of :class:`~hyperspy_lacbed.train.structures.StructureConfig` for the
         random part (its space groups and lattice range are set per draw).
@@ -829,7 +837,8 @@ class RealisticConfig:
     lattice_spread: float = 0.02
     partial_probability: float = 0.15
     b_iso_range: tuple[float, float] = (0.2, 1.5)
-    max_prototype_attempts: int = 50
+    max_prototype_attempts: int = 200
+    lattice_weighting: bool = True
     random: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -955,6 +964,26 @@ class RealisticGenerator:
         m0 = float(self.probabilities[~covered].sum())
         # Random draws in prototype groups so that the overall random share is r.
         self.random_in_covered = max(0.0, (r - m0) / (1 - m0)) if m0 < 1 else 1.0
+        self._lattice_weights: tuple[np.ndarray, np.ndarray] | None = None
+
+    def lattice_weights(self) -> tuple[np.ndarray, np.ndarray]:
+        """Bin edges (Å) and acceptance weights w_b of the lattice weighting.
+
+        Found by iterative proportional fitting: with q(b | g) the calibrated distribution
+        of a over the bins for the prototypes of group g and m_g the group's share of
+        prototype draws, the achieved histogram Σ_g m_g q(b | g) w_b / Σ_b' q(b' | g) w_b'
+        is driven towards the target; w is scaled to a maximum of 1 and kept ≥ 0.05 (at most
+        20 draws per kept one in the least wanted bin).
+        """
+        if self._lattice_weights is None:
+            self._lattice_weights = _calibrate(self)
+        return self._lattice_weights
+
+    def lattice_acceptance(self, a: float) -> float:
+        """Probability that a prototype draw with lattice parameter a (Å) is kept."""
+        edges, w = self.lattice_weights()
+        b = int(np.searchsorted(edges, a, side="right")) - 1
+        return float(w[b]) if 0 <= b < len(w) else 1.0
 
     def target_frequencies(self) -> dict[int, float]:
         """The space-group distribution this generator draws from."""
@@ -1028,14 +1057,12 @@ class RealisticGenerator:
             return SyntheticStructure(s.crystal, sg, recipe)
         raise RuntimeError(f"Only excluded compositions in space group {sg}; widen the elements.")
 
-    def _draw_prototype(
-        self,
-        sg: int,
-        protos: list[Prototype],
-        rng: np.random.Generator,
-        index: int,
-        attempt: int,
-    ) -> SyntheticStructure | str:
+    def _draw_chemistry(self, protos: list[Prototype], rng: np.random.Generator) -> Any:
+        """Prototype, variant, elements per site, partial occupancy, ε and a of one draw.
+
+        Returns a reason string when no element is left for a site. No crystal is built,
+        so this is cheap (it is also what the lattice weighting is calibrated on).
+        """
         cfg = self.config
         w = np.array([p.weight for p in protos], float)
         proto = protos[int(rng.choice(len(protos), p=w / w.sum()))]
@@ -1083,20 +1110,37 @@ class RealisticGenerator:
                     chem[other] = dict(chem[lab])
 
         def radius(c: dict[str, float]) -> float:
-            tot = sum(c.values())
-            return sum(RADII[e] * o for e, o in c.items()) / tot
+            return sum(RADII[e] * o for e, o in c.items()) / sum(c.values())
 
         num = sum(radius(chem[i]) + radius(chem[j]) for i, j in proto.bonds)
         den = sum(RADII[variant.reference[i]] + RADII[variant.reference[j]]
                   for i, j in proto.bonds)  # fmt: skip
         eps = float(np.clip(rng.normal(0.0, 1.0), -3, 3)) * cfg.lattice_spread
         a = round(variant.a_ref * num / den * (1 + eps), 5)
-        params = {k: round(float(rng.uniform(lo, hi)), 5) for k, (lo, hi) in proto.params.items()}
+        return proto, k, chem, partial, eps, a
+
+    def _draw_prototype(
+        self,
+        sg: int,
+        protos: list[Prototype],
+        rng: np.random.Generator,
+        index: int,
+        attempt: int,
+    ) -> SyntheticStructure | str:
+        cfg = self.config
+        drawn = self._draw_chemistry(protos, rng)
+        if isinstance(drawn, str):
+            return drawn
+        proto, k, chem, partial, eps, a = drawn
+        variant = proto.variants[k]
+        params = {n: round(float(rng.uniform(lo, hi)), 5) for n, (lo, hi) in proto.params.items()}
         b = {lab: round(_b_iso(max(chem[lab], key=chem[lab].get), rng, cfg.b_iso_range), 4)
-             for lab in labels}  # fmt: skip
+             for lab in proto.labels}  # fmt: skip
         rng_a = cfg.lattice_parameter_range
         if rng_a is not None and not rng_a[0] <= a <= rng_a[1]:
             return "lattice_too_large" if a > rng_a[1] else "lattice_too_small"
+        if cfg.lattice_weighting and rng.random() >= self.lattice_acceptance(a):
+            return "lattice_weighting"
         els, occ = [], []
         for lab, mult in zip((lab for lab, _ in proto.sites), _multiplicities(proto.name)):
             for e, o in chem[lab].items():
@@ -1134,6 +1178,73 @@ class RealisticGenerator:
             "config": cfg.to_dict(),
         }
         return SyntheticStructure(crystal, sg, recipe)
+
+
+def target_lattice_histogram(
+    lattice_parameter_range: tuple[float, float] | None = (3.0, 12.0),
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ICSD lattice-parameter histogram restricted to a range, normalised.
+
+    Returns
+    -------
+    edges, fractions
+        Bin edges (Å; the 1 Å bins of :data:`LATTICE_PARAMETER_HISTOGRAM` cut at the range)
+        and the fraction of the entries in the range that fall in each bin (uniform density
+        assumed inside a bin that the range cuts).
+    """
+    edges = np.asarray(LATTICE_PARAMETER_HISTOGRAM["edges"], float)
+    counts = np.asarray(LATTICE_PARAMETER_HISTOGRAM["counts"], float)
+    lo, hi = lattice_parameter_range or (edges[0], edges[-1])
+    cut = np.clip(edges, lo, hi)
+    keep = cut[1:] > cut[:-1]
+    frac = counts * (cut[1:] - cut[:-1]) / (edges[1:] - edges[:-1])
+    out_edges = np.append(cut[:-1][keep], cut[1:][keep][-1])
+    return out_edges, frac[keep] / frac[keep].sum()
+
+
+def _calibrate(gen: RealisticGenerator) -> tuple[np.ndarray, np.ndarray]:
+    key = json.dumps(gen.config.to_dict(), sort_keys=True)
+    return _calibrated_weights(key)
+
+
+@functools.lru_cache(maxsize=16)
+def _calibrated_weights(config_json: str) -> tuple[np.ndarray, np.ndarray]:
+    config = RealisticConfig.from_dict(json.loads(config_json))
+    gen = RealisticGenerator(0, replace(config, lattice_weighting=False))
+    edges, target = target_lattice_histogram(config.lattice_parameter_range)
+    nb = len(target)
+    q, m = [], []
+    for g, pg in zip(gen.groups, gen.probabilities):
+        protos = gen._by_group.get(int(g))
+        if not protos or pg == 0:
+            continue
+        rng = np.random.default_rng(np.random.SeedSequence([_CALIBRATION_SEED, int(g)]))
+        a = []
+        for _ in range(_CALIBRATION_DRAWS):
+            drawn = gen._draw_chemistry(protos, rng)
+            if not isinstance(drawn, str):
+                a.append(drawn[-1])
+        h = np.histogram(a, bins=edges)[0].astype(float)
+        if h.sum() == 0:
+            continue
+        q.append(h / h.sum())
+        m.append(pg)
+    q_arr, m_arr = np.array(q), np.array(m) / np.sum(m)
+    w = np.ones(nb)
+    for _ in range(300):
+        dist = q_arr * w
+        dist /= dist.sum(axis=1, keepdims=True)
+        achieved = m_arr @ dist
+        ratio = np.where(achieved > 0, target / np.where(achieved > 0, achieved, 1), 1.0)
+        w = w * np.sqrt(ratio)
+        w = np.clip(w / w.max(), _MIN_LATTICE_WEIGHT, 1.0)
+    w.setflags(write=False)
+    return edges, w
+
+
+_CALIBRATION_SEED = 20251201  # fixed: the weights are a property of the settings only
+_CALIBRATION_DRAWS = 200
+_MIN_LATTICE_WEIGHT = 0.05
 
 
 def prototype_counts(structures: list[SyntheticStructure]) -> Counter:
