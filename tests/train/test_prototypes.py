@@ -281,3 +281,12 @@ def test_lattice_weighting_moves_a_towards_the_icsd_histogram():
         return 0.5 * np.abs(np.histogram(a, bins=edges)[0] / len(a) - target).sum()
 
     assert tv(kept) < 0.08 < tv(raw) - 0.05, (tv(kept), tv(raw))
+
+
+def test_docs_list_every_prototype():
+    page = Path(__file__).resolve().parents[2] / "docs" / "user_guide" / "training_data.rst"
+    if not page.exists():
+        pytest.skip("docs are not part of this installation")
+    text = page.read_text()
+    missing = [p.name for p in PROTOTYPES if f"``{p.name}``" not in text]
+    assert not missing, f"docs/user_guide/training_data.rst lacks {missing}"
