@@ -844,8 +844,7 @@ class RealisticConfig:
     def __post_init__(self) -> None:
         if not 0 <= self.random_fraction <= 1:
             raise ValueError(f"random_fraction must lie in [0, 1], got {self.random_fraction}.")
-        unknown = sorted(set(self.prototypes) | set(self.exclude_prototypes) - set(_BY_NAME))
-        unknown = [n for n in unknown if n not in _BY_NAME]
+        unknown = sorted((set(self.prototypes) | set(self.exclude_prototypes)) - set(_BY_NAME))
         if unknown:
             raise ValueError(
                 f"Unknown prototypes {unknown}; choose from {', '.join(prototype_names())}."

@@ -290,3 +290,29 @@ def test_docs_list_every_prototype():
     text = page.read_text()
     missing = [p.name for p in PROTOTYPES if f"``{p.name}``" not in text]
     assert not missing, f"docs/user_guide/training_data.rst lacks {missing}"
+
+
+def test_realistic_dataset_sample_is_simulated(tmp_path):
+    """One realistic sample goes through the whole dataset pipeline (tiny domain)."""
+    from hyperspy_lacbed.nets.domain import Domain
+    from hyperspy_lacbed.train.dataset import generate_dataset, open_dataset
+
+    tiny = Domain(disc_pixels=8, potential_pixels=16, strong_beams=15, thicknesses=(500.0,))
+    structures = {"kind": "realistic", "random_fraction": 0.0, "prototypes": ["perovskite"]}
+    recipe = DatasetRecipe(domain=tiny.to_dict(), n_structures=1, seed=2, structures=structures)
+    report = generate_dataset(recipe, tmp_path / "r.zarr", show_progressbar=False)
+    assert report.complete
+    group = open_dataset(tmp_path / "r.zarr", "train")
+    stored = json.loads(group["structure"][0])
+    assert stored["recipe"]["prototype"] == "perovskite" and group["space_group"][0] == 221
+    assert np.isfinite(group["discs"][:]).all() and group["discs"][:].max() > 0
+    assert group.attrs["recipe"]["structures"]["kind"] == "realistic"
+
+
+def test_docstring_examples():
+    import doctest
+
+    from hyperspy_lacbed.train import prototypes
+
+    result = doctest.testmod(prototypes, optionflags=doctest.ELLIPSIS, verbose=False)
+    assert result.attempted > 0 and result.failed == 0
