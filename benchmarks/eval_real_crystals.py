@@ -26,7 +26,7 @@ def main() -> None:
     parser.add_argument("--inverse", default="default")
     args = parser.parse_args()
 
-    from hyperspy_lacbed.nets.inference import load_surrogate
+    from hyperspy_lacbed.nets.surrogate import load_surrogate
     from hyperspy_lacbed.train.evaluate import evaluate_structures
 
     thick = load_surrogate(args.forward, "forward").domain.thicknesses
