@@ -69,11 +69,13 @@ from hyperspy_lacbed.train.structures import (
 
 __all__ = [
     "ELEMENT_FREQUENCIES",
+    "IONIC_RADII",
     "PROTOTYPES",
     "RADII",
     "ROLES",
     "SHARED_TEST_COMPOSITIONS",
     "SPACE_GROUP_FREQUENCIES",
+    "USUAL_CHARGES",
     "Prototype",
     "RealisticConfig",
     "RealisticGenerator",
@@ -211,6 +213,37 @@ RADII: dict[str, float] = {
     "Ho": 1.92, "Er": 1.89, "Tm": 1.90, "Yb": 1.87, "Lu": 1.87, "Th": 2.06, "Po": 1.40,
 }  # fmt: skip
 
+#: Effective ionic radii (Å) of R. D. Shannon, Acta Cryst. A32 (1976) 751, six-fold
+#: coordination (high spin for Mn, Fe, Co), by (element, charge); used by the lattice rule
+#: of the ionic variants (the ratio to the reference compound cancels the coordination).
+IONIC_RADII: dict[tuple[str, int], float] = {
+    ("Li", 1): 0.76, ("Na", 1): 1.02, ("K", 1): 1.38, ("Rb", 1): 1.52, ("Cs", 1): 1.67,
+    ("Tl", 1): 1.50, ("Ag", 1): 1.15, ("Cu", 1): 0.77,
+    ("Be", 2): 0.45, ("Mg", 2): 0.72, ("Ca", 2): 1.00, ("Sr", 2): 1.18, ("Ba", 2): 1.35,
+    ("Pb", 2): 1.19, ("Eu", 2): 1.17, ("Mn", 2): 0.83, ("Fe", 2): 0.78, ("Co", 2): 0.745,
+    ("Ni", 2): 0.69, ("Cu", 2): 0.73, ("Zn", 2): 0.74, ("Cd", 2): 0.95,
+    ("B", 3): 0.27, ("Al", 3): 0.535, ("Ga", 3): 0.62, ("In", 3): 0.80, ("Sc", 3): 0.745,
+    ("Ti", 3): 0.67, ("V", 3): 0.64, ("Cr", 3): 0.615, ("Mn", 3): 0.645, ("Fe", 3): 0.645,
+    ("Co", 3): 0.61, ("Y", 3): 0.90, ("La", 3): 1.032, ("Ce", 3): 1.01, ("Pr", 3): 0.99,
+    ("Nd", 3): 0.983, ("Sm", 3): 0.958, ("Eu", 3): 0.947, ("Gd", 3): 0.938, ("Dy", 3): 0.912,
+    ("Ho", 3): 0.901, ("Er", 3): 0.89, ("Yb", 3): 0.868, ("Lu", 3): 0.861, ("Bi", 3): 1.03,
+    ("Si", 4): 0.40, ("Ge", 4): 0.53, ("Sn", 4): 0.69, ("Pb", 4): 0.775, ("Ti", 4): 0.605,
+    ("Zr", 4): 0.72, ("Hf", 4): 0.71, ("Mn", 4): 0.53, ("Ru", 4): 0.62, ("Ir", 4): 0.625,
+    ("Ce", 4): 0.87, ("Th", 4): 0.94, ("Pt", 4): 0.625, ("Pd", 4): 0.615, ("Re", 4): 0.63,
+    ("Os", 4): 0.63, ("Te", 4): 0.97,
+    ("Nb", 5): 0.64, ("Ta", 5): 0.64, ("V", 5): 0.54, ("Sb", 5): 0.60,
+    ("W", 6): 0.60, ("Mo", 6): 0.59, ("Re", 6): 0.55, ("Te", 6): 0.56,
+    ("F", -1): 1.33, ("Cl", -1): 1.81, ("Br", -1): 1.96, ("I", -1): 2.20,
+    ("O", -2): 1.40, ("S", -2): 1.84, ("Se", -2): 1.98, ("Te", -2): 2.21,
+}  # fmt: skip
+
+#: The usual cation charge of the elements of mixed-valence roles (elpasolite B and B').
+USUAL_CHARGES: dict[str, int] = {
+    "Li": 1, "Na": 1, "Mg": 2, "Ca": 2, "Co": 2, "Ni": 2, "Zn": 2, "Mn": 2, "Fe": 2,
+    "Al": 3, "Ga": 3, "Sc": 3, "Cr": 3, "In": 3, "Y": 3, "W": 6, "Mo": 6, "Te": 6, "Nb": 5,
+    "Ta": 5,
+}  # fmt: skip
+
 #: Element lists by chemical role. A variant of a prototype assigns a role to each site.
 ROLES: dict[str, tuple[str, ...]] = {
     "alkali": ("Li", "Na", "K", "Rb", "Cs"),
@@ -259,8 +292,11 @@ ROLES: dict[str, tuple[str, ...]] = {
     "laves_b": ("Cr", "Mn", "Fe", "Co", "Ni", "Cu", "Al", "V", "Mo", "W"),
     "a15_a": ("V", "Nb", "Cr", "Mo", "Ta", "Ti", "Zr"),
     "a15_b": ("Si", "Ge", "Sn", "Al", "Ga", "Au", "Pt", "Ir", "Os", "Sb"),
-    "fcc_metal": ("Ni", "Pd", "Pt", "Ag", "Rh", "Ir", "Pb", "Ca", "Sr", "Yb", "Co", "Ce", "Th"),
-    "bcc_metal": ("Li", "Na", "K", "Rb", "Cs", "Ba", "V", "Cr", "Nb", "Mo", "Ta", "W", "Eu"),
+    "fcc_tm": ("Ni", "Pd", "Pt", "Ag", "Rh", "Ir", "Co"),
+    "fcc_div": ("Ca", "Sr", "Yb", "Pb"),
+    "fcc_f": ("Ce", "Th"),
+    "bcc_tm": ("V", "Cr", "Nb", "Mo", "Ta", "W"),
+    "bcc_div": ("Ba", "Eu"),
     "sc_metal": ("Po",),
     "group14": ("C", "Si", "Ge", "Sn"),
     "alkali_light": ("Li", "Na"),
@@ -269,7 +305,7 @@ ROLES: dict[str, tuple[str, ...]] = {
     "cuprite_x": ("O", "S"),
     "kptcl_m": ("Pt", "Pd", "Sn", "Ti", "Zr", "Re", "Os", "Ir", "Te", "Ge", "Si"),
     "elpasolite_b": ("Li", "Na", "Mg", "Ca", "Co", "Ni", "Zn", "Mn", "Fe"),
-    "elpasolite_b2": ("Al", "Ga", "Sc", "Cr", "Fe", "In", "Y", "W", "Mo", "Te", "Nb", "Ta"),
+    "elpasolite_b2": ("Al", "Ga", "Sc", "Cr", "In", "Y", "W", "Mo", "Te", "Nb", "Ta"),
     "sulvanite_m": ("V", "Nb", "Ta"),
     "brass_a": ("Cu", "Ag", "Au", "Fe", "Co", "Ni", "Pd"),
     "brass_b": ("Zn", "Cd", "Hg", "Al", "Ga", "In"),
@@ -304,6 +340,10 @@ class Variant:
         Measured lattice parameter of the reference compound (Å).
     weight
         Relative probability among the prototype's variants.
+    charges
+        For ionic families, the formal charge of each site label (``None`` for a label:
+        the element's usual charge, :data:`USUAL_CHARGES`); the lattice rule then uses
+        Shannon's ionic radii (:data:`IONIC_RADII`). Empty: covalent radii (:data:`RADII`).
     """
 
     name: str
@@ -311,6 +351,22 @@ class Variant:
     reference: dict[str, str]
     a_ref: float
     weight: float = 1.0
+    charges: dict[str, int | None] = field(default_factory=dict)
+
+    def radius(self, label: str, element: str) -> float:
+        """Radius (Å) of ``element`` on site ``label`` for the lattice rule."""
+        if not self.charges:
+            return RADII[element]
+        q = self.charges[label]
+        q = USUAL_CHARGES[element] if q is None else int(q)
+        if (element, q) in IONIC_RADII:
+            return IONIC_RADII[(element, q)]
+        # A guest of another valence on the site (the B cation on the octahedral site of an
+        # inverse spinel): its radius at the nearest tabulated charge of the same sign.
+        near = sorted((abs(c - q), c) for e, c in IONIC_RADII if e == element and c * q > 0)
+        if not near:
+            raise KeyError(f"No ionic radius of {element} with the sign of charge {q}.")
+        return IONIC_RADII[(element, near[0][1])]
 
 
 @dataclass(frozen=True)
@@ -370,8 +426,10 @@ class Prototype:
         )
 
 
-def _v(name, roles, reference, a_ref, weight=1.0) -> Variant:
-    return Variant(name, dict(roles), dict(reference), float(a_ref), float(weight))
+def _v(name, roles, reference, a_ref, weight=1.0, charges=None) -> Variant:
+    return Variant(
+        name, dict(roles), dict(reference), float(a_ref), float(weight), dict(charges or {})
+    )
 
 
 H, Q, E = 0.5, 0.25, 0.125  # 1/2, 1/4, 1/8
@@ -381,27 +439,28 @@ H, Q, E = 0.5, 0.25, 0.125  # 1/2, 1/4, 1/8
 PROTOTYPES: tuple[Prototype, ...] = (
     # ---- Fm-3m (225)
     Prototype("rocksalt", "NaCl", 225, (("A", (0, 0, 0)), ("X", (H, H, H))),
-              (_v("halide", {"A": "alkali", "X": "halogen"}, {"A": "Na", "X": "Cl"}, 5.640, 2),
-               _v("oxide", {"A": "M2", "X": "oxygen"}, {"A": "Mg", "X": "O"}, 4.212, 2),
+              (_v("halide", {"A": "alkali", "X": "halogen"}, {"A": "Na", "X": "Cl"}, 5.640, 2, {"A": 1, "X": -1}),
+               _v("oxide", {"A": "M2", "X": "oxygen"}, {"A": "Mg", "X": "O"}, 4.212, 2, {"A": 2, "X": -2}),
                _v("chalcogenide", {"A": "A2_large", "X": "chalcogen_heavy"},
-                  {"A": "Pb", "X": "S"}, 5.936),
+                  {"A": "Pb", "X": "S"}, 5.936, 1, {"A": 2, "X": -2}),
                _v("pnictide", {"A": "Ln", "X": "pnictogen"}, {"A": "La", "X": "N"}, 5.301),
                _v("carbide", {"A": "tm_early", "X": "CN"}, {"A": "Ti", "X": "C"}, 4.328)),
               (("A", "X"),), weight=0.30, strukturbericht="B1"),
     Prototype("fluorite", "CaF2", 225, (("A", (0, 0, 0)), ("X", (Q, Q, Q))),
-              (_v("fluoride", {"A": "A2_large", "X": "fluorine"}, {"A": "Ca", "X": "F"}, 5.463),
-               _v("oxide", {"A": "M4_fluorite", "X": "oxygen"}, {"A": "Ce", "X": "O"}, 5.411),
+              (_v("fluoride", {"A": "A2_large", "X": "fluorine"}, {"A": "Ca", "X": "F"}, 5.463, 1, {"A": 2, "X": -1}),
+               _v("oxide", {"A": "M4_fluorite", "X": "oxygen"}, {"A": "Ce", "X": "O"}, 5.411, 1, {"A": 4, "X": -2}),
                _v("silicide", {"A": "coinage_pt", "X": "tetrel"}, {"A": "Pt", "X": "Si"}, 5.40,
                   0.3)),
               (("A", "X"),), weight=0.10, strukturbericht="C1"),
     Prototype("antifluorite", "Li2O", 225, (("X", (0, 0, 0)), ("A", (Q, Q, Q))),
-              (_v("chalcogenide", {"A": "alkali", "X": "chalcogen"}, {"A": "Li", "X": "O"},
-                  4.619),
+              (_v("chalcogenide", {"A": "alkali", "X": "chalcogen"}, {"A": "Li", "X": "O"}, 4.619, 1, {"A": 1, "X": -2}),
                _v("Mg2Si", {"A": "alkaline_earth", "X": "tetrel"}, {"A": "Mg", "X": "Si"},
                   6.351, 0.5)),
               (("A", "X"),), weight=0.07, strukturbericht="C1 (anti)"),
     Prototype("fcc", "Cu", 225, (("M", (0, 0, 0)),),
-              (_v("metal", {"M": "fcc_metal"}, {"M": "Ni"}, 3.524),),
+              (_v("transition", {"M": "fcc_tm"}, {"M": "Ni"}, 3.524, 2),
+               _v("divalent", {"M": "fcc_div"}, {"M": "Ca"}, 5.588),
+               _v("f-metal", {"M": "fcc_f"}, {"M": "Ce"}, 5.161, 0.5)),
               (("M", "M"),), weight=0.08, strukturbericht="A1"),
     Prototype("heusler_L21", "Cu2MnAl", 225,
               (("X", (Q, Q, Q)), ("Y", (H, H, H)), ("Z", (0, 0, 0))),
@@ -420,30 +479,29 @@ PROTOTYPES: tuple[Prototype, ...] = (
     Prototype("K2PtCl6", "K2PtCl6", 225,
               (("M", (0, 0, 0)), ("A", (Q, Q, Q)), ("X", ("x", 0, 0))),
               (_v("halide", {"A": "alkali_large", "M": "kptcl_m", "X": "halogen"},
-                  {"A": "K", "M": "Pt", "X": "Cl"}, 9.755),),
+                  {"A": "K", "M": "Pt", "X": "Cl"}, 9.755, 1, {"A": 1, "M": 4, "X": -1}),),
               (("A", "X"), ("M", "X")), {"x": (0.21, 0.25)}, weight=0.07,
               strukturbericht="J1_1 (antifluorite of MX6)"),
     Prototype("elpasolite", "K2NaAlF6 / Ba2MgWO6", 225,
               (("B", (0, 0, 0)), ("C", (H, H, H)), ("A", (Q, Q, Q)), ("X", ("x", 0, 0))),
               (_v("fluoride", {"A": "alkali_large", "B": "elpasolite_b", "C": "elpasolite_b2",
-                               "X": "fluorine"}, {"A": "K", "B": "Na", "C": "Al", "X": "F"},
-                  8.093),
+                               "X": "fluorine"}, {"A": "K", "B": "Na", "C": "Al", "X": "F"}, 8.093, 1, {"A": 1, "B": None, "C": None, "X": -1}),
                _v("double perovskite", {"A": "A2_large", "B": "elpasolite_b",
                                         "C": "elpasolite_b2", "X": "oxygen"},
-                  {"A": "Ba", "B": "Mg", "C": "W", "X": "O"}, 8.105, 2)),
+                  {"A": "Ba", "B": "Mg", "C": "W", "X": "O"}, 8.105, 2, {"A": 2, "B": None, "C": None, "X": -2})),
               (("B", "X"), ("C", "X")), {"x": (0.235, 0.265)}, weight=0.15,
               strukturbericht="E2_1 ordered (double perovskite)"),
     # ---- Pm-3m (221)
     Prototype("perovskite", "CaTiO3 (cubic SrTiO3)", 221,
               (("A", (0, 0, 0)), ("B", (H, H, H)), ("X", (0, H, H))),
               (_v("oxide 2-4", {"A": "A2_large", "B": "M4", "X": "oxygen"},
-                  {"A": "Sr", "B": "Ti", "X": "O"}, 3.905, 2),
+                  {"A": "Sr", "B": "Ti", "X": "O"}, 3.905, 2, {"A": 2, "B": 4, "X": -2}),
                _v("oxide 1-5", {"A": "alkali_large", "B": "M5", "X": "oxygen"},
-                  {"A": "K", "B": "Ta", "X": "O"}, 3.989),
+                  {"A": "K", "B": "Ta", "X": "O"}, 3.989, 1, {"A": 1, "B": 5, "X": -2}),
                _v("oxide 3-3", {"A": "Ln_large", "B": "M3", "X": "oxygen"},
-                  {"A": "La", "B": "Al", "X": "O"}, 3.79),
+                  {"A": "La", "B": "Al", "X": "O"}, 3.79, 1, {"A": 3, "B": 3, "X": -2}),
                _v("fluoride", {"A": "alkali_large", "B": "M2", "X": "fluorine"},
-                  {"A": "K", "B": "Mg", "X": "F"}, 3.989),
+                  {"A": "K", "B": "Mg", "X": "F"}, 3.989, 1, {"A": 1, "B": 2, "X": -1}),
                _v("halide", {"A": "alkali_large", "B": "tetrel", "X": "halogen_heavy"},
                   {"A": "Cs", "B": "Pb", "X": "Br"}, 5.874, 0.5)),
               (("B", "X"),), weight=0.38, strukturbericht="E2_1"),
@@ -452,13 +510,12 @@ PROTOTYPES: tuple[Prototype, ...] = (
               (_v("nitride", {"A": "sp_metal", "X": "CN", "M": "tm_late"},
                   {"A": "Ga", "X": "N", "M": "Mn"}, 3.898),
                _v("Li3OCl", {"A": "halogen_heavy", "X": "oxygen", "M": "alkali_light"},
-                  {"A": "Cl", "X": "O", "M": "Li"}, 3.91),
+                  {"A": "Cl", "X": "O", "M": "Li"}, 3.91, 1, {"A": -1, "X": -2, "M": 1}),
                _v("Ca3SnO", {"A": "tetrel", "X": "oxygen", "M": "A2_large"},
                   {"A": "Sn", "X": "O", "M": "Ca"}, 4.82)),
               (("M", "X"),), weight=0.09, strukturbericht="E2_1 (anti)"),
     Prototype("CsCl", "CsCl", 221, (("A", (0, 0, 0)), ("B", (H, H, H))),
-              (_v("halide", {"A": "alkali_large", "B": "halogen_heavy"}, {"A": "Cs", "B": "Cl"},
-                  4.123),
+              (_v("halide", {"A": "alkali_large", "B": "halogen_heavy"}, {"A": "Cs", "B": "Cl"}, 4.123, 1, {"A": 1, "B": -1}),
                _v("B2 intermetallic", {"A": "tm_late", "B": "sp_metal_b2"},
                   {"A": "Ni", "B": "Al"}, 2.887, 2)),
               (("A", "B"),), weight=0.15, strukturbericht="B2"),
@@ -468,14 +525,14 @@ PROTOTYPES: tuple[Prototype, ...] = (
                _v("noble", {"A": "noble", "B": "tm_late_small"}, {"A": "Au", "B": "Cu"}, 3.749)),
               (("B", "B"), ("A", "B")), weight=0.12, strukturbericht="L1_2"),
     Prototype("ReO3", "ReO3 / Cu3N", 221, (("M", (0, 0, 0)), ("X", (H, 0, 0))),
-              (_v("oxide", {"M": "M6", "X": "oxygen"}, {"M": "Re", "X": "O"}, 3.747),
-               _v("fluoride", {"M": "M3", "X": "fluorine"}, {"M": "Sc", "X": "F"}, 4.016),
+              (_v("oxide", {"M": "M6", "X": "oxygen"}, {"M": "Re", "X": "O"}, 3.747, 1, {"M": 6, "X": -2}),
+               _v("fluoride", {"M": "M3", "X": "fluorine"}, {"M": "Sc", "X": "F"}, 4.016, 1, {"M": 3, "X": -1}),
                _v("anti (Cu3N)", {"M": "CN", "X": "noble"}, {"M": "N", "X": "Cu"}, 3.815,
                   0.5)),
               (("M", "X"),), weight=0.08, strukturbericht="D0_9"),
     Prototype("CaB6", "CaB6", 221, (("A", (0, 0, 0)), ("B", ("x", H, H))),
               (_v("boride", {"A": "filler", "B": "boron"}, {"A": "Ca", "B": "B"}, 4.145),),
-              (("A", "B"),), {"x": (0.196, 0.210)}, weight=0.08, strukturbericht="D2_1"),
+              (("B", "B"),), {"x": (0.196, 0.210)}, weight=0.08, strukturbericht="D2_1"),
     Prototype("sc", "α-Po", 221, (("M", (0, 0, 0)),),
               (_v("metal", {"M": "sc_metal"}, {"M": "Po"}, 3.359),),
               (("M", "M"),), weight=0.005, strukturbericht="A_h"),
@@ -499,23 +556,23 @@ PROTOTYPES: tuple[Prototype, ...] = (
     Prototype("spinel", "MgAl2O4", 227,
               (("A", (E, E, E)), ("B", (H, H, H)), ("X", ("x", "x", "x"))),
               (_v("oxide", {"A": "M2_tet", "B": "M3_small", "X": "oxygen"},
-                  {"A": "Mg", "B": "Al", "X": "O"}, 8.083, 3),
+                  {"A": "Mg", "B": "Al", "X": "O"}, 8.083, 3, {"A": 2, "B": 3, "X": -2}),
                _v("oxide 4-2", {"A": "tetrel", "B": "M2", "X": "oxygen"},
-                  {"A": "Si", "B": "Mg", "X": "O"}, 8.07, 0.5),
+                  {"A": "Si", "B": "Mg", "X": "O"}, 8.07, 0.5, {"A": 4, "B": 2, "X": -2}),
                _v("thiospinel", {"A": "M2_tet", "B": "M3", "X": "chalcogen_heavy"},
-                  {"A": "Cd", "B": "In", "X": "S"}, 10.797)),
+                  {"A": "Cd", "B": "In", "X": "S"}, 10.797, 1, {"A": 2, "B": 3, "X": -2})),
               (("B", "X"), ("A", "X")), {"x": (0.255, 0.268)}, weight=0.42,
               strukturbericht="H1_1"),
     Prototype("inverse_spinel", "NiFe2O4 (B[AB]O4)", 227,
               (("B", (E, E, E)), ("AB", (H, H, H)), ("X", ("x", "x", "x"))),
               (_v("oxide", {"B": "M3_small", "AB": "M2", "X": "oxygen"},
-                  {"B": "Fe", "AB": "Ni", "X": "O"}, 8.339),),
+                  {"B": "Fe", "AB": "Ni", "X": "O"}, 8.339, 1, {"B": 3, "AB": 2, "X": -2}),),
               (("AB", "X"), ("B", "X")), {"x": (0.252, 0.262)}, weight=0.18,
               strukturbericht="H1_1 (inverse)"),
     Prototype("pyrochlore", "Gd2Ti2O7", 227,
               (("A", (H, H, H)), ("B", (0, 0, 0)), ("X", ("x", E, E)), ("Y", (3 * E, 3 * E, 3 * E))),
               (_v("oxide", {"A": "Ln_large", "B": "M4", "X": "oxygen", "Y": "oxygen"},
-                  {"A": "Gd", "B": "Ti", "X": "O", "Y": "O"}, 10.185),),
+                  {"A": "Gd", "B": "Ti", "X": "O", "Y": "O"}, 10.185, 1, {"A": 3, "B": 4, "X": -2, "Y": -2}),),
               (("B", "X"), ("A", "X")), {"x": (0.315, 0.345)}, weight=0.16,
               strukturbericht="pyrochlore A2B2O6O'"),
     Prototype("laves_C15", "MgCu2", 227, (("A", (E, E, E)), ("B", (H, H, H))),
@@ -530,18 +587,16 @@ PROTOTYPES: tuple[Prototype, ...] = (
                   7.473),),
               (("A", "B"),), weight=0.04, strukturbericht="B32"),
     Prototype("cristobalite", "β-SiO2 (ideal)", 227, (("M", (E, E, E)), ("X", (0, 0, 0))),
-              (_v("oxide", {"M": "tetrel", "X": "oxygen"}, {"M": "Si", "X": "O"}, 7.16),
-               _v("BeF2-like", {"M": "beryllium", "X": "fluorine"}, {"M": "Be", "X": "F"},
-                  6.60, 0.3)),
+              (_v("oxide", {"M": "tetrel", "X": "oxygen"}, {"M": "Si", "X": "O"}, 7.16, 1, {"M": 4, "X": -2}),
+               _v("BeF2-like", {"M": "beryllium", "X": "fluorine"}, {"M": "Be", "X": "F"}, 6.60, 0.3, {"M": 2, "X": -1})),
               (("M", "X"),), weight=0.04, strukturbericht="C9"),
     # ---- Ia-3d (230)
     Prototype("garnet", "Y3Al5O12", 230,
               (("A", (E, 0, Q)), ("B", (0, 0, 0)), ("C", (3 * E, 0, Q)), ("X", ("x", "y", "z"))),
               (_v("aluminate", {"A": "Ln_small", "B": "M3_small", "C": "M3_small",
-                                "X": "oxygen"}, {"A": "Y", "B": "Al", "C": "Al", "X": "O"},
-                  12.005),
+                                "X": "oxygen"}, {"A": "Y", "B": "Al", "C": "Al", "X": "O"}, 12.005, 1, {"A": 3, "B": 3, "C": 3, "X": -2}),
                _v("silicate", {"A": "M2", "B": "M3_small", "C": "tetrel", "X": "oxygen"},
-                  {"A": "Ca", "B": "Al", "C": "Si", "X": "O"}, 11.851)),
+                  {"A": "Ca", "B": "Al", "C": "Si", "X": "O"}, 11.851, 1, {"A": 2, "B": 3, "C": 4, "X": -2})),
               (("A", "X"), ("B", "X"), ("C", "X")),
               {"x": (-0.040, -0.026), "y": (0.046, 0.058), "z": (0.146, 0.155)},
               strukturbericht="garnet"),
@@ -609,13 +664,15 @@ PROTOTYPES: tuple[Prototype, ...] = (
               (("M", "X"),), {"x": (0.375, 0.405)}, strukturbericht="C2"),
     # ---- Im-3m (229)
     Prototype("bcc", "W", 229, (("M", (0, 0, 0)),),
-              (_v("metal", {"M": "bcc_metal"}, {"M": "W"}, 3.165),),
+              (_v("transition", {"M": "bcc_tm"}, {"M": "W"}, 3.165, 2),
+               _v("alkali", {"M": "alkali"}, {"M": "Na"}, 4.291),
+               _v("divalent", {"M": "bcc_div"}, {"M": "Ba"}, 5.028, 0.5)),
               (("M", "M"),), strukturbericht="A2"),
     # ---- Ia-3 (206)
     Prototype("bixbyite", "Mn2O3 / Y2O3", 206,
               (("M", (Q, Q, Q)), ("M", ("x", 0, Q)), ("X", ("u", "v", "w"))),
-              (_v("oxide", {"M": "Ln_small", "X": "oxygen"}, {"M": "Y", "X": "O"}, 10.604),
-               _v("manganese", {"M": "M3", "X": "oxygen"}, {"M": "Mn", "X": "O"}, 9.41)),
+              (_v("oxide", {"M": "Ln_small", "X": "oxygen"}, {"M": "Y", "X": "O"}, 10.604, 1, {"M": 3, "X": -2}),
+               _v("manganese", {"M": "M3", "X": "oxygen"}, {"M": "Mn", "X": "O"}, 9.41, 1, {"M": 3, "X": -2})),
               (("M", "X"),),
               {"x": (-0.036, -0.028), "u": (0.386, 0.395), "v": (0.148, 0.156),
                "w": (0.376, 0.385)},
@@ -626,7 +683,7 @@ PROTOTYPES: tuple[Prototype, ...] = (
                ("O", ("u", "v", "w")), ("X", (0, 0, 0))),
               (_v("aluminosilicate", {"N": "alkali_light", "T": "triel", "S": "tetrel",
                                       "O": "oxygen", "X": "halogen_heavy"},
-                  {"N": "Na", "T": "Al", "S": "Si", "O": "O", "X": "Cl"}, 8.870),),
+                  {"N": "Na", "T": "Al", "S": "Si", "O": "O", "X": "Cl"}, 8.870, 1, {"N": 1, "T": 3, "S": 4, "O": -2, "X": -1}),),
               (("T", "O"), ("S", "O")),
               {"x": (0.172, 0.182), "u": (0.135, 0.143), "v": (0.145, 0.153),
                "w": (0.434, 0.442)},
@@ -1108,12 +1165,12 @@ class RealisticGenerator:
                 if other != lab and shared[other] == shared[lab]:
                     chem[other] = dict(chem[lab])
 
-        def radius(c: dict[str, float]) -> float:
-            return sum(RADII[e] * o for e, o in c.items()) / sum(c.values())
+        def radius(label: str, c: dict[str, float]) -> float:
+            return sum(variant.radius(label, e) * o for e, o in c.items()) / sum(c.values())
 
-        num = sum(radius(chem[i]) + radius(chem[j]) for i, j in proto.bonds)
-        den = sum(RADII[variant.reference[i]] + RADII[variant.reference[j]]
-                  for i, j in proto.bonds)  # fmt: skip
+        ref = variant.reference
+        num = sum(radius(i, chem[i]) + radius(j, chem[j]) for i, j in proto.bonds)
+        den = sum(variant.radius(i, ref[i]) + variant.radius(j, ref[j]) for i, j in proto.bonds)
         eps = float(np.clip(rng.normal(0.0, 1.0), -3, 3)) * cfg.lattice_spread
         a = round(variant.a_ref * num / den * (1 + eps), 5)
         return proto, k, chem, partial, eps, a

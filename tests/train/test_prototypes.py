@@ -15,11 +15,13 @@ from hyperspy_lacbed.crystal.structure import load_structure
 from hyperspy_lacbed.data import example_path, example_structures
 from hyperspy_lacbed.train.dataset import DatasetRecipe
 from hyperspy_lacbed.train.prototypes import (
+    IONIC_RADII,
     PROTOTYPES,
     RADII,
     ROLES,
     SHARED_TEST_COMPOSITIONS,
     SPACE_GROUP_FREQUENCIES,
+    USUAL_CHARGES,
     RealisticConfig,
     RealisticGenerator,
     build_prototype,
@@ -151,10 +153,6 @@ def test_sampled_crystals_have_their_space_group_and_ranges(sample):
     assert len({s.recipe["prototype"] for s in sample}) >= 15
 
 
-def _radius(chem: dict[str, float]) -> float:
-    return sum(RADII[e] * o for e, o in chem.items()) / sum(chem.values())
-
-
 def test_lattice_parameter_follows_the_radius_rule(sample):
     for s in sample:
         r = s.recipe
@@ -162,10 +160,14 @@ def test_lattice_parameter_follows_the_radius_rule(sample):
             continue
         proto = next(p for p in PROTOTYPES if p.name == r["prototype"])
 
-        chem = r["elements"]
-        ref = r["lattice_rule"]["reference"]
-        num = sum(_radius(chem[i]) + _radius(chem[j]) for i, j in proto.bonds)
-        den = sum(RADII[ref[i]] + RADII[ref[j]] for i, j in proto.bonds)
+        variant = next(v for v in proto.variants if v.name == r["variant"])
+        chem, ref = r["elements"], r["lattice_rule"]["reference"]
+
+        def radius(label, c, v=variant):
+            return sum(v.radius(label, e) * o for e, o in c.items()) / sum(c.values())
+
+        num = sum(radius(i, chem[i]) + radius(j, chem[j]) for i, j in proto.bonds)
+        den = sum(variant.radius(i, ref[i]) + variant.radius(j, ref[j]) for i, j in proto.bonds)
         expected = r["lattice_rule"]["a_ref"] * num / den * (1 + r["lattice_rule"]["epsilon"])
         assert s.lattice_parameter == pytest.approx(expected, abs=1e-4)
         assert abs(r["lattice_rule"]["epsilon"]) <= 3 * 0.02 + 1e-12
@@ -316,3 +318,125 @@ def test_docstring_examples():
 
     result = doctest.testmod(prototypes, optionflags=doctest.ELLIPSIS, verbose=False)
     assert result.attempted > 0 and result.failed == 0
+
+
+#: Room-temperature lattice parameters (Å) of real compounds outside the reference set
+#: (ICSD / Pearson's handbook values rounded to 0.01 Å), with the prototype and variant
+#: that describe them.
+KNOWN_COMPOUNDS = [
+    ("rocksalt", "halide", {"A": "K", "X": "Cl"}, 6.293),
+    ("rocksalt", "halide", {"A": "Li", "X": "F"}, 4.027),
+    ("rocksalt", "halide", {"A": "Rb", "X": "I"}, 7.342),
+    ("rocksalt", "oxide", {"A": "Ni", "X": "O"}, 4.177),
+    ("rocksalt", "oxide", {"A": "Cd", "X": "O"}, 4.695),
+    ("rocksalt", "chalcogenide", {"A": "Ca", "X": "S"}, 5.689),
+    ("rocksalt", "chalcogenide", {"A": "Ba", "X": "Te"}, 6.986),
+    ("rocksalt", "chalcogenide", {"A": "Pb", "X": "Te"}, 6.462),
+    ("rocksalt", "carbide", {"A": "Zr", "X": "C"}, 4.698),
+    ("rocksalt", "carbide", {"A": "Ti", "X": "N"}, 4.241),
+    ("rocksalt", "pnictide", {"A": "Gd", "X": "N"}, 4.974),
+    ("rocksalt", "pnictide", {"A": "La", "X": "Sb"}, 6.49),
+    ("fluorite", "fluoride", {"A": "Ba", "X": "F"}, 6.2),
+    ("fluorite", "fluoride", {"A": "Sr", "X": "F"}, 5.8),
+    ("fluorite", "oxide", {"A": "Th", "X": "O"}, 5.597),
+    ("fluorite", "oxide", {"A": "Zr", "X": "O"}, 5.07),
+    ("antifluorite", "chalcogenide", {"A": "Na", "X": "S"}, 6.54),
+    ("antifluorite", "chalcogenide", {"A": "K", "X": "O"}, 6.436),
+    ("antifluorite", "Mg2Si", {"A": "Mg", "X": "Sn"}, 6.765),
+    ("perovskite", "oxide 2-4", {"A": "Ba", "B": "Ti", "X": "O"}, 4.0),
+    ("perovskite", "oxide 2-4", {"A": "Ba", "B": "Zr", "X": "O"}, 4.193),
+    ("perovskite", "oxide 2-4", {"A": "Sr", "B": "Sn", "X": "O"}, 4.034),
+    ("perovskite", "oxide 1-5", {"A": "K", "B": "Nb", "X": "O"}, 4.02),
+    ("perovskite", "fluoride", {"A": "K", "B": "Zn", "X": "F"}, 4.055),
+    ("perovskite", "halide", {"A": "Cs", "B": "Sn", "X": "I"}, 6.219),
+    ("CsCl", "halide", {"A": "Cs", "B": "Br"}, 4.286),
+    ("CsCl", "halide", {"A": "Tl", "B": "Cl"}, 3.842),
+    ("CsCl", "B2 intermetallic", {"A": "Cu", "B": "Zn"}, 2.95),
+    ("CsCl", "B2 intermetallic", {"A": "Fe", "B": "Al"}, 2.909),
+    ("zincblende", "III-V", {"A": "In", "X": "Sb"}, 6.479),
+    ("zincblende", "III-V", {"A": "Al", "X": "P"}, 5.463),
+    ("zincblende", "III-V", {"A": "B", "X": "N"}, 3.615),
+    ("zincblende", "II-VI", {"A": "Zn", "X": "Se"}, 5.668),
+    ("zincblende", "II-VI", {"A": "Cd", "X": "Te"}, 6.481),
+    ("zincblende", "I-VII", {"A": "Cu", "X": "Br"}, 5.69),
+    ("zincblende", "I-VII", {"A": "Ag", "X": "I"}, 6.499),
+    ("spinel", "oxide", {"A": "Zn", "B": "Fe", "X": "O"}, 8.44),
+    ("spinel", "oxide", {"A": "Co", "B": "Al", "X": "O"}, 8.1),
+    ("spinel", "oxide", {"A": "Mg", "B": "Cr", "X": "O"}, 8.33),
+    ("inverse_spinel", "oxide", {"B": "Fe", "AB": "Co", "X": "O"}, 8.39),
+    ("pyrochlore", "oxide", {"A": "Y", "B": "Ti", "X": "O", "Y": "O"}, 10.09),
+    ("pyrochlore", "oxide", {"A": "La", "B": "Zr", "X": "O", "Y": "O"}, 10.8),
+    ("A15", "intermetallic", {"A": "V", "B": "Si"}, 4.725),
+    ("A15", "intermetallic", {"A": "Nb", "B": "Ge"}, 5.17),
+    ("L12", "intermetallic", {"A": "Ga", "B": "Ni"}, 3.58),
+    ("L12", "noble", {"A": "Pt", "B": "Ni"}, 3.67),
+    ("heusler_L21", "heusler", {"X": "Co", "Y": "Mn", "Z": "Si"}, 5.654),
+    ("heusler_L21", "heusler", {"X": "Ni", "Y": "Mn", "Z": "Ga"}, 5.82),
+    ("half_heusler", "TiNiSn", {"X": "Ni", "Y": "Zr", "Z": "Sn"}, 6.11),
+    ("half_heusler", "TiNiSn", {"X": "Co", "Y": "Ti", "Z": "Sb"}, 5.88),
+    ("laves_C15", "intermetallic", {"A": "Mg", "B": "Cu"}, 7.05),
+    ("laves_C15", "intermetallic", {"A": "Hf", "B": "V"}, 7.38),
+    ("laves_C15", "intermetallic", {"A": "Ce", "B": "Al"}, 8.06),
+    ("pyrite", "dichalcogenide", {"M": "Ni", "X": "S"}, 5.687),
+    ("pyrite", "dichalcogenide", {"M": "Mn", "X": "Te"}, 6.951),
+    ("skutterudite", "pnictide", {"M": "Co", "X": "Sb"}, 9.035),
+    ("skutterudite", "pnictide", {"M": "Rh", "X": "P"}, 8.0),
+    ("B20", "silicide", {"M": "Mn", "X": "Si"}, 4.558),
+    ("B20", "silicide", {"M": "Fe", "X": "Ge"}, 4.7),
+    ("garnet", "aluminate", {"A": "Gd", "B": "Ga", "C": "Ga", "X": "O"}, 12.38),
+    ("garnet", "silicate", {"A": "Mg", "B": "Al", "C": "Si", "X": "O"}, 11.46),
+    ("bixbyite", "oxide", {"M": "In", "X": "O"}, 10.12),
+    ("bixbyite", "oxide", {"M": "Lu", "X": "O"}, 10.39),
+    ("CaB6", "boride", {"A": "La", "B": "B"}, 4.157),
+    ("NaTl", "intermetallic", {"A": "Li", "B": "Al"}, 6.37),
+    ("ReO3", "oxide", {"M": "W", "X": "O"}, 3.77),
+    ("ReO3", "fluoride", {"M": "Fe", "X": "F"}, 3.73),
+    ("K2PtCl6", "halide", {"A": "Cs", "M": "Ge", "X": "F"}, 8.99),
+    ("K2PtCl6", "halide", {"A": "K", "M": "Sn", "X": "Cl"}, 9.99),
+    ("elpasolite", "double perovskite", {"A": "Sr", "B": "Mg", "C": "Mo", "X": "O"}, 7.89),
+    ("elpasolite", "fluoride", {"A": "Cs", "B": "Na", "C": "Y", "X": "F"}, 9.08),
+    ("Th3P4", "chalcogenide", {"A": "Ce", "X": "S"}, 8.63),
+    ("bcc", "transition", {"M": "Mo"}, 3.147),
+    ("bcc", "alkali", {"M": "Cs"}, 6.14),
+    ("bcc", "divalent", {"M": "Eu"}, 4.58),
+    ("bcc", "alkali", {"M": "K"}, 5.33),
+    ("fcc", "transition", {"M": "Pd"}, 3.89),
+    ("fcc", "divalent", {"M": "Sr"}, 6.08),
+    ("fcc", "divalent", {"M": "Pb"}, 4.95),
+    ("fcc", "f-metal", {"M": "Th"}, 5.08),
+    ("BiF3", "Fe3Al", {"A": "Fe", "B": "Si"}, 5.665),
+]
+
+
+def test_radius_rule_predicts_real_lattice_parameters():
+    """The sum-of-radii rule (without the random ε) is a realistic lattice parameter:
+    median error within 3 %, 90 % within 8 %, none beyond 15 % (measured 1.5 / 6.2 / 13 %)."""
+    by_name = {p.name: p for p in PROTOTYPES}
+    errors = []
+    for proto_name, variant_name, chem, a in KNOWN_COMPOUNDS:
+        proto = by_name[proto_name]
+        v = next(v for v in proto.variants if v.name == variant_name)
+        num = sum(v.radius(i, chem[i]) + v.radius(j, chem[j]) for i, j in proto.bonds)
+        den = sum(
+            v.radius(i, v.reference[i]) + v.radius(j, v.reference[j]) for i, j in proto.bonds
+        )
+        errors.append(v.a_ref * num / den / a - 1)
+    e = np.abs(errors)
+    assert np.median(e) < 0.03 and np.quantile(e, 0.9) < 0.08 and e.max() < 0.15, (
+        np.median(e),
+        np.quantile(e, 0.9),
+        e.max(),
+    )
+
+
+def test_every_role_element_has_a_radius_in_its_variant():
+    """Ionic variants have Shannon's radius of each role element at the site's charge."""
+    for proto in PROTOTYPES:
+        for v in proto.variants:
+            for label in proto.labels:
+                for e in ROLES[v.roles[label]]:
+                    assert v.radius(label, e) > 0, (proto.name, v.name, e)
+                    if v.charges:
+                        q = v.charges[label]
+                        q = USUAL_CHARGES[e] if q is None else q
+                        assert (e, q) in IONIC_RADII, (proto.name, v.name, e, q)
