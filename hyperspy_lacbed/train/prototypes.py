@@ -22,9 +22,12 @@ module draws crystals the way the ICSD holds them:
 5. **Lattice parameter** from a sum-of-radii rule: each variant has a reference compound
    with its measured a; the sampled crystal has
    ``a = a_ref · Σ_b (r_i + r_j) / Σ_b (r_i,ref + r_j,ref) · (1 + ε)`` over the prototype's
-   bond pairs b, with the covalent radii of :data:`RADII` (occupancy-weighted on mixed
-   sites) and ε ~ N(0, ``lattice_spread``) clipped at ±3σ. Scaling within a chemical
-   family (NaCl → KBr) is accurate to a few per cent; the spread covers the rest.
+   bond pairs b, with Shannon's ionic radii (:data:`IONIC_RADII`) for ionic variants and
+   the covalent radii of :data:`RADII` for the others (occupancy-weighted on mixed sites),
+   and ε ~ N(0, ``lattice_spread``) clipped at ±3σ. On 81 real compounds the rule is
+   within 1.5 % of the measured a in the median and 13 % at worst.
+   Prototype draws are then kept with a probability that depends on a (``lattice_weighting``)
+   so that their a follows the ICSD histogram.
 6. **Free coordinates** (spinel x, pyrite x, garnet xyz, ...) uniform in realistic ranges;
    **Debye–Waller factors** per site ``B = U(0.3, 1.0) · (30 / Z)^0.25`` clipped to
    ``b_iso_range`` (default 0.2–1.5 Å²: light atoms vibrate more).
@@ -70,8 +73,10 @@ from hyperspy_lacbed.train.structures import (
 __all__ = [
     "ELEMENT_FREQUENCIES",
     "IONIC_RADII",
+    "LATTICE_PARAMETER_HISTOGRAM",
     "PROTOTYPES",
     "RADII",
+    "RARE_ELEMENT_WEIGHT",
     "ROLES",
     "SHARED_TEST_COMPOSITIONS",
     "SPACE_GROUP_FREQUENCIES",
@@ -83,8 +88,10 @@ __all__ = [
     "build_prototype",
     "excluded_compositions",
     "held_out_configs",
+    "prototype_counts",
     "prototype_names",
     "reduced_formula",
+    "target_lattice_histogram",
 ]
 
 # ----------------------------------------------------------------------------------------

@@ -15,7 +15,9 @@ from hyperspy_lacbed.crystal.structure import load_structure
 from hyperspy_lacbed.data import example_path, example_structures
 from hyperspy_lacbed.train.dataset import DatasetRecipe
 from hyperspy_lacbed.train.prototypes import (
+    ELEMENT_FREQUENCIES,
     IONIC_RADII,
+    LATTICE_PARAMETER_HISTOGRAM,
     PROTOTYPES,
     RADII,
     ROLES,
@@ -126,8 +128,11 @@ def test_embedded_frequencies_are_the_reference_file():
         for hall in range(1, 531):
             t = spglib.get_spacegroup_type(hall)
             by_symbol.setdefault(t.international_short.replace("_", ""), t.number)
+    reference = json.loads(path.read_text())
+    assert reference["lattice_parameter_histogram_A"] == LATTICE_PARAMETER_HISTOGRAM
+    assert reference["element_occurrence_fraction"] == ELEMENT_FREQUENCIES
     merged: dict[int, float] = {}
-    for symbol, f in json.loads(path.read_text())["space_group_fraction"].items():
+    for symbol, f in reference["space_group_fraction"].items():
         key = symbol.removesuffix(" Z").removesuffix(" S").replace(" ", "")
         merged[by_symbol[key]] = merged.get(by_symbol[key], 0.0) + f
     assert set(merged) == set(SPACE_GROUP_FREQUENCIES)
