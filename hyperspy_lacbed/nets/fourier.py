@@ -90,7 +90,14 @@ def _scale(
     if lattice_parameter is None:
         raise ValueError(f"units={units!r} needs the lattice parameter a (Å) of each potential.")
     a = torch.as_tensor(lattice_parameter, dtype=like.real.dtype, device=like.device)
-    a = a.reshape(*a.shape, 1, 1)
+    lead = like.ndim - 2
+    if a.ndim > lead:
+        raise ValueError(
+            f"lattice_parameter has shape {tuple(a.shape)}; give one value per image "
+            f"(batch shape {tuple(like.shape[:-2])})."
+        )
+    # (N,) for a batch (N, 1, ...) of images: one value per leading index.
+    a = a.reshape(*a.shape, *([1] * (lead - a.ndim)), 1, 1)
     if units == "volts":
         return a
     return a * u_to_volts(relativistic_gamma(voltage))
@@ -165,8 +172,9 @@ class FourierCoefficients(nn.Module):
         potential
             Real images ``(..., P, P)`` in V·Å (a channel axis of size 1 is fine).
         lattice_parameter
-            a (Å) per image, shape ``potential.shape[:-2]`` (or broadcastable); needed for
-            ``units="volts"`` and ``"structure_factor"``.
+            a (Å) per image: a number, or shape ``potential.shape[:-2]`` or a prefix of it
+            (``(N,)`` for ``(N, 1, P, P)``); needed for ``units="volts"`` and
+            ``"structure_factor"``.
         """
         if potential.shape[-2:] != (self.pixels, self.pixels):
             raise ValueError(

@@ -68,6 +68,15 @@ def test_units_are_consistent(crystal_and_image):
     assert 10 < volts[H_MAX, H_MAX].real < 25
     with pytest.raises(ValueError, match="lattice parameter"):
         FourierCoefficients(H_MAX, P, units="volts")(image)
+    # A batch with a channel axis, one a per image.
+    batch = torch.stack([image, 2 * image])[:, None]  # (2, 1, P, P)
+    layer = FourierCoefficients(H_MAX, P, origin="none", units="volts")
+    out = layer(batch, torch.tensor([a, 2 * a]))
+    assert out.shape == (2, 1, 2 * H_MAX + 1, 2 * H_MAX + 1)
+    torch.testing.assert_close(out[0, 0], volts)
+    torch.testing.assert_close(out[1, 0], volts)  # twice the image, twice the a
+    with pytest.raises(ValueError, match="one value per image"):
+        layer(image, torch.ones(3))
 
 
 def test_amplitudes_invariant_to_cyclic_shifts(crystal_and_image):
