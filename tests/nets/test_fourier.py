@@ -156,3 +156,15 @@ def test_inverse_is_real_differentiable_and_checks_shapes():
 def test_docstring_examples():
     result = doctest.testmod(fourier, optionflags=doctest.ELLIPSIS, verbose=False)
     assert result.attempted > 0 and result.failed == 0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_layers_run_on_the_gpu(crystal_and_image):
+    _, image = crystal_and_image
+    fwd = FourierCoefficients(H_MAX, P).cuda()
+    inv = InverseFourier(H_MAX, P).cuda()
+    c = fwd(image.cuda()[None].float())
+    assert c.device.type == "cuda"
+    cpu = FourierCoefficients(H_MAX, P)(image[None].float())
+    torch.testing.assert_close(c.cpu(), cpu, rtol=1e-5, atol=1e-5 * float(cpu.abs().max()))
+    assert inv(c).device.type == "cuda"
