@@ -158,6 +158,26 @@ def test_sampled_crystals_have_their_space_group_and_ranges(sample):
     assert len({s.recipe["prototype"] for s in sample}) >= 15
 
 
+def test_sampled_crystals_have_no_unphysical_contacts(sample):
+    """No two atoms of a prototype crystal closer than 1.35 Å (the shortest bonds of these
+    chemistries: B-O 1.47, Si-O 1.55, Be-F 1.55 Å) nor than 0.65 of their radius sum."""
+    from scipy.spatial import cKDTree
+
+    for s in sample:
+        if s.recipe["prototype"] == "random":
+            continue
+        c = s.crystal
+        a = c.lattice_parameters[0]
+        pos = np.mod(c.positions, 1.0) * a
+        pairs = cKDTree(pos, boxsize=a).query_pairs(3.0, output_type="ndarray")
+        d = pos[pairs[:, 0]] - pos[pairs[:, 1]]
+        d = np.linalg.norm(d - a * np.round(d / a), axis=1)
+        pairs, d = pairs[d > 0.01], d[d > 0.01]  # mixed sites share a position
+        assert d.size == 0 or d.min() > 1.35, (s.recipe["formula"], d.min())
+        r = np.array([RADII[e] for e in c.elements])
+        assert d.size == 0 or (d / (r[pairs[:, 0]] + r[pairs[:, 1]])).min() > 0.65
+
+
 def test_lattice_parameter_follows_the_radius_rule(sample):
     for s in sample:
         r = s.recipe
