@@ -4,7 +4,7 @@ Run: ``python benchmarks/bench_surrogate.py`` (``--structure GaAs``, ``--threads
 ``--device cuda``, ``--repeats 5``).
 
 The default architecture with random weights (timing does not depend on the weights)
-at the shipped model's domain (DESIGN.md §4: 128² potentials, 9 discs of 64², 4 thicknesses):
+at the shipped model's domain (docs/user_guide/conventions.rst: 128² potentials, 9 discs of 64², 4 thicknesses):
 
 * network throughput, forward (potential → 9 discs) and inverse (discs → potential),
   at batch 1 and batch 32, in patterns (one thickness, nine discs) per second;

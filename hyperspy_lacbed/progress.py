@@ -48,6 +48,8 @@ class ProgressBar:
         As for :func:`want_progress`.
     desc, unit
         Label and unit shown by ``tqdm``.
+    initial
+        Items already done (a resumed run).
 
     Examples
     --------
@@ -56,12 +58,19 @@ class ProgressBar:
     ...         bar.update(1)
     """
 
-    def __init__(self, total: int, show: bool | None, desc: str = "", unit: str = "it"):
+    def __init__(
+        self, total: int, show: bool | None, desc: str = "", unit: str = "it", initial: int = 0
+    ):
         self.bar: Any = None
         if want_progress(show) and total:
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=total, desc=desc, unit=unit)
+            self.bar = tqdm(total=total, desc=desc, unit=unit, initial=initial)
+
+    @property
+    def active(self) -> bool:
+        """Whether a bar is shown."""
+        return self.bar is not None
 
     def __enter__(self) -> ProgressBar:
         return self

@@ -432,7 +432,7 @@ def generate_dataset(
     """
     import dask
 
-    from hyperspy_lacbed.progress import want_progress
+    from hyperspy_lacbed.progress import ProgressBar
 
     t0 = time.perf_counter()
     group = _create_or_check(path, recipe, overwrite)
@@ -446,11 +446,7 @@ def generate_dataset(
         for i in pending
     ]
     results: list[dict[str, Any]] = []
-    bar = None
-    if want_progress(show_progressbar) and tasks:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(tasks), desc=f"LACBED dataset [{recipe.split}]", unit="sample")
+    bar = ProgressBar(len(tasks), show_progressbar, f"LACBED dataset [{recipe.split}]", "sample")
     try:
         if not tasks:
             pass
@@ -460,21 +456,19 @@ def generate_dataset(
             futures = client.compute(tasks)
             for fut in as_completed(futures):
                 results.append(fut.result())
-                if bar is not None:
-                    bar.update(1)
+                bar.update(1)
         else:
             # In waves of one task per thread, lowest indices first: dask orders independent
             # tasks its own way, and a run stopped part-way should hold a prefix of the
             # recipe (a training run started on it then reads samples 0..n-1).
             wave = max(1, num_workers)
-            with _TqdmCallback(bar):
+            with _TqdmCallback(bar if bar.active else None):
                 for start in range(0, len(tasks), wave):
                     results += dask.compute(
                         *tasks[start : start + wave], scheduler="threads", num_workers=wave
                     )
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     stats = GenerationStats()
     for r in results:
         stats.attempts += r["attempts"]

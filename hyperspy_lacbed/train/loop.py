@@ -500,13 +500,9 @@ def fit(
         with open(log_path, "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
 
-    bar = None
-    from hyperspy_lacbed.progress import want_progress
+    from hyperspy_lacbed.progress import ProgressBar
 
-    if want_progress(show_progressbar):
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=cfg.steps, initial=step, desc=f"cGAN {cfg.direction}", unit="step")
+    bar = ProgressBar(cfg.steps, show_progressbar, f"cGAN {cfg.direction}", "step", step)
     G.train()
     D.train()
     last: dict[str, Any] = {}
@@ -542,8 +538,7 @@ def fit(
             scaler.step(opt_g)
             scaler.update()
             step += 1
-            if bar is not None:
-                bar.update(1)
+            bar.update(1)
             if step % cfg.log_every == 0 or step == cfg.steps:
                 last = {
                     "step": step,
@@ -569,8 +564,7 @@ def fit(
         if stopped == "hours":
             save()
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     wall = time.perf_counter() - t_start
     return {
         "step": step,
@@ -679,7 +673,8 @@ def export(
         "parameters": int(ck.get("parameters", 0)),
         "domain": identity["domain"],
         "normalisation": identity["normalisation"],
-        "dataset": json.loads(ck.get("recipe", "{}")),
+        # The recipe and seed reproduce the dataset; where it lies is one machine's fact.
+        "dataset": {k: v for k, v in json.loads(ck.get("recipe", "{}")).items() if k != "path"},
         "training": {
             **config,
             "discriminator_kwargs": identity["discriminator"],

@@ -46,7 +46,7 @@ def test_card_is_complete_and_weights_verified(direction):
     assert card["default"] is True and card["direction"] == direction
     assert registry.sha256_file(weights) == card["sha256"]
     assert weights.stat().st_size < 50 * 2**20, "a package-sized file"
-    # The domain of DESIGN.md §4.
+    # The domain of docs/user_guide/conventions.rst (surrogates).
     dom = Domain.from_dict(card["domain"])
     assert dom.crystal_system == "cubic" and dom.zone_axis == (0, 0, 1)
     assert dom.voltage == 200e3 and dom.thicknesses == (500.0, 1000.0, 1500.0, 2000.0)
