@@ -918,6 +918,11 @@ class RealisticConfig:
         so the space-group frequencies are untouched). The weights are calibrated once per
         setting on 200 cheap chemistry draws per space group with a fixed seed
         (:meth:`RealisticGenerator.lattice_weights`), so they never depend on the seed.
+    lattice_weight_floor
+        Smallest acceptance weight of a bin. Lower values match the ICSD histogram more
+        closely but shift the mix of structure types within a space group further towards
+        the large-cell ones (e.g. pyrochlore over spinel); the default 0.2 keeps the mix
+        close to the prototype weights.
     random
         Settings of :class:`~hyperspy_lacbed.train.structures.StructureConfig` for the
         random part (its space groups and lattice range are set per draw).
@@ -932,6 +937,7 @@ class RealisticConfig:
     b_iso_range: tuple[float, float] = (0.2, 1.5)
     max_prototype_attempts: int = 200
     lattice_weighting: bool = True
+    lattice_weight_floor: float = 0.2
     random: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -951,6 +957,8 @@ class RealisticConfig:
             lo, hi = self.lattice_parameter_range
             if not 0 < lo < hi:
                 raise ValueError(f"lattice_parameter_range must be 0 < lo < hi, got {(lo, hi)}.")
+        if not 0 < self.lattice_weight_floor <= 1:
+            raise ValueError("lattice_weight_floor must lie in (0, 1].")
         if not 0 <= self.partial_probability <= 1:
             raise ValueError("partial_probability must lie in [0, 1].")
         if self.lattice_spread < 0:
@@ -1064,8 +1072,8 @@ class RealisticGenerator:
         Found by iterative proportional fitting: with q(b | g) the calibrated distribution
         of a over the bins for the prototypes of group g and m_g the group's share of
         prototype draws, the achieved histogram Σ_g m_g q(b | g) w_b / Σ_b' q(b' | g) w_b'
-        is driven towards the target; w is scaled to a maximum of 1 and kept ≥ 0.05 (at most
-        20 draws per kept one in the least wanted bin).
+        is driven towards the target; w is scaled to a maximum of 1 and kept at least
+        ``lattice_weight_floor`` (at most 1 / floor draws per kept one in any bin).
         """
         if self._lattice_weights is None:
             self._lattice_weights = _calibrate(self)
@@ -1329,14 +1337,13 @@ def _calibrated_weights(config_json: str) -> tuple[np.ndarray, np.ndarray]:
         achieved = m_arr @ dist
         ratio = np.where(achieved > 0, target / np.where(achieved > 0, achieved, 1), 1.0)
         w = w * np.sqrt(ratio)
-        w = np.clip(w / w.max(), _MIN_LATTICE_WEIGHT, 1.0)
+        w = np.clip(w / w.max(), config.lattice_weight_floor, 1.0)
     w.setflags(write=False)
     return edges, w
 
 
 _CALIBRATION_SEED = 20251201  # fixed: the weights are a property of the settings only
 _CALIBRATION_DRAWS = 200
-_MIN_LATTICE_WEIGHT = 0.05
 
 
 def prototype_counts(structures: list[SyntheticStructure]) -> Counter:
