@@ -726,17 +726,27 @@ class LACBEDDataset:
 
 
 def dataset_summary(path: str | os.PathLike, split: str | None = None) -> dict[str, Any]:
-    """Counts per space group, lattice-parameter range and timing of a store."""
+    """Counts per space group (and per structure type), lattice-parameter range and timing.
+
+    ``per_prototype`` counts the samples of each structure type of a realistic dataset
+    (``"random"`` for the random-Wyckoff ones); it is empty for a random dataset.
+    """
     group = open_dataset(path, split)
     done = np.asarray(group["done"][:], bool)
     sg = np.asarray(group["space_group"][:], int)[done]
     a = np.asarray(group["lattice_parameter"][:], float)[done]
     sec = np.asarray(group["seconds"][:], float)[done]
     groups, counts = np.unique(sg, return_counts=True)
+    prototypes: dict[str, int] = {}
+    if dict(group.attrs["recipe"]).get("structures", {}).get("kind") == "realistic":
+        for k in np.flatnonzero(done):
+            name = json.loads(group["structure"][k])["recipe"].get("prototype", "random")
+            prototypes[name] = prototypes.get(name, 0) + 1
     return {
         "n_total": int(done.size),
         "n_done": int(done.sum()),
         "per_space_group": {int(g): int(c) for g, c in zip(groups, counts)},
+        "per_prototype": dict(sorted(prototypes.items(), key=lambda kv: -kv[1])),
         "lattice_parameter_range": [float(a.min()), float(a.max())] if a.size else None,
         "mean_seconds_per_sample": float(sec.mean()) if sec.size else math.nan,
         "recipe": dict(group.attrs["recipe"]),

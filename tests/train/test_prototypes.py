@@ -329,7 +329,7 @@ def test_docs_list_every_prototype():
 def test_realistic_dataset_sample_is_simulated(tmp_path):
     """One realistic sample goes through the whole dataset pipeline (tiny domain)."""
     from hyperspy_lacbed.nets.domain import Domain
-    from hyperspy_lacbed.train.dataset import generate_dataset, open_dataset
+    from hyperspy_lacbed.train.dataset import dataset_summary, generate_dataset, open_dataset
 
     tiny = Domain(disc_pixels=8, potential_pixels=16, strong_beams=15, thicknesses=(500.0,))
     structures = {"kind": "realistic", "random_fraction": 0.0, "prototypes": ["perovskite"]}
@@ -341,6 +341,7 @@ def test_realistic_dataset_sample_is_simulated(tmp_path):
     assert stored["recipe"]["prototype"] == "perovskite" and group["space_group"][0] == 221
     assert np.isfinite(group["discs"][:]).all() and group["discs"][:].max() > 0
     assert group.attrs["recipe"]["structures"]["kind"] == "realistic"
+    assert dataset_summary(tmp_path / "r.zarr", "train")["per_prototype"] == {"perovskite": 1}
 
 
 def test_docstring_examples():
