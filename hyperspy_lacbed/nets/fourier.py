@@ -109,7 +109,8 @@ class FourierCoefficients(nn.Module):
     Parameters
     ----------
     h_max
-        Largest |h| and |k| kept; the output is ``(..., 2 h_max + 1, 2 h_max + 1)`` complex.
+        Largest ``|h|`` and ``|k|`` kept; the output is complex,
+        ``(..., 2 h_max + 1, 2 h_max + 1)``.
     pixels
         P, the side of the input images (checked against the input).
     origin
