@@ -7,8 +7,15 @@ command line (command-line options win). Example::
     [dataset]
     store = "data/lacbed-v1"
     seed = 0
-    splits = {train = 2000, val = 32, test = 64}
+    splits = {train = 2000, val = 32, test = 64, heldout = 64}
     domain = {strong_beams = 60}
+    # realistic crystals (structure types); the held-out split has types never trained on
+    structures = {kind = "realistic", random_fraction = 0.2, exclude_prototypes = ["garnet"]}
+
+    [dataset.split_structures.heldout]  # only garnets, which training never sees
+    prototypes = ["garnet"]
+    exclude_prototypes = []
+    random_fraction = 0.0
 
     [fit]
     store = "data/lacbed-v1"
@@ -89,9 +96,17 @@ def _generate(args: argparse.Namespace) -> int:
     domain = Domain.from_dict({**Domain().to_dict(), **opts["domain"]})
     if opts.get("strong_beams"):
         domain = Domain.from_dict({**domain.to_dict(), "strong_beams": opts["strong_beams"]})
+    # structures = {kind = "realistic", ...} for all splits; split_structures = {name = {...}}
+    # adds per-split settings (e.g. a split of held-out structure types).
+    per_split = dict(opts.get("split_structures", {}))
     for split, n in _parse_splits(opts.get("splits")).items():
+        structures = {**opts.get("structures", {}), **per_split.get(split, {})}
         recipe = DatasetRecipe(
-            domain=domain.to_dict(), n_structures=n, seed=int(opts["seed"]), split=split
+            domain=domain.to_dict(),
+            n_structures=n,
+            seed=int(opts["seed"]),
+            split=split,
+            structures=structures,
         )
         report = generate_dataset(
             recipe,

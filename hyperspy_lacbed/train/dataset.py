@@ -100,7 +100,9 @@ class DatasetRecipe:
         (:attr:`structure_seed`), so the splits of one seed never share a structure.
     structures
         Settings of :class:`~hyperspy_lacbed.train.structures.StructureConfig`; the lattice
-        parameter range defaults to the domain's.
+        parameter range defaults to the domain's. With ``"kind": "realistic"`` the
+        settings of :class:`~hyperspy_lacbed.train.prototypes.RealisticConfig` instead
+        (common structure types; e.g. ``{"kind": "realistic", "random_fraction": 0.2}``).
     split
         Name of the split (``"train"``, ``"val"``, ``"test"``); the zarr group's name.
     """
@@ -123,17 +125,48 @@ class DatasetRecipe:
                 f"split must be a plain name such as 'train', 'val' or 'test', got {self.split!r}."
             )
         self.domain_object()  # validate
-        self.structure_config()
+        self.structure_generator()
 
     def domain_object(self) -> Domain:
         """The :class:`~hyperspy_lacbed.nets.domain.Domain`."""
         return Domain.from_dict(self.domain)
 
+    @property
+    def structure_kind(self) -> str:
+        """``"random"`` (random Wyckoff sites, v0) or ``"realistic"`` (structure types)."""
+        kind = str(self.structures.get("kind", "random"))
+        if kind not in ("random", "realistic"):
+            raise ValueError(f"structures.kind must be 'random' or 'realistic', got {kind!r}.")
+        return kind
+
     def structure_config(self) -> StructureConfig:
-        """The structure-generator settings (lattice range from the domain by default)."""
+        """The random-generator settings (lattice range from the domain by default).
+
+        For ``kind = "realistic"`` these are the settings of its random-Wyckoff part.
+        """
         d = {"lattice_parameter_range": list(self.domain_object().lattice_parameter_range)}
-        d.update(self.structures)
+        if self.structure_kind == "realistic":
+            d.update(self.structures.get("random", {}))
+        else:
+            d.update({k: v for k, v in self.structures.items() if k != "kind"})
         return StructureConfig.from_dict(d)
+
+    def structure_generator(self) -> Any:
+        """The seeded structure generator of this recipe.
+
+        ``structures = {"kind": "realistic", ...}`` gives a
+        :class:`~hyperspy_lacbed.train.prototypes.RealisticGenerator` (other keys are
+        :class:`~hyperspy_lacbed.train.prototypes.RealisticConfig` settings, e.g.
+        ``random_fraction`` or ``exclude_prototypes``); otherwise a
+        :class:`~hyperspy_lacbed.train.structures.StructureGenerator`.
+        """
+        if self.structure_kind == "realistic":
+            from hyperspy_lacbed.train.prototypes import RealisticConfig, RealisticGenerator
+
+            d = {"lattice_parameter_range": list(self.domain_object().lattice_parameter_range)}
+            d.update({k: v for k, v in self.structures.items() if k != "kind"})
+            return RealisticGenerator(self.structure_seed, RealisticConfig.from_dict(d))
+        return StructureGenerator(self.structure_seed, self.structure_config())
 
     @property
     def structure_seed(self) -> int:
@@ -299,7 +332,7 @@ def compute_sample(recipe: DatasetRecipe, index: int, device: str = "cpu") -> di
 
     t0 = time.perf_counter()
     dom = recipe.domain_object()
-    gen = StructureGenerator(recipe.structure_seed, recipe.structure_config())
+    gen = recipe.structure_generator()
     synthetic = gen.structure(index)
     crystal = synthetic.crystal
     a = synthetic.lattice_parameter
@@ -693,17 +726,27 @@ class LACBEDDataset:
 
 
 def dataset_summary(path: str | os.PathLike, split: str | None = None) -> dict[str, Any]:
-    """Counts per space group, lattice-parameter range and timing of a store."""
+    """Counts per space group (and per structure type), lattice-parameter range and timing.
+
+    ``per_prototype`` counts the samples of each structure type of a realistic dataset
+    (``"random"`` for the random-Wyckoff ones); it is empty for a random dataset.
+    """
     group = open_dataset(path, split)
     done = np.asarray(group["done"][:], bool)
     sg = np.asarray(group["space_group"][:], int)[done]
     a = np.asarray(group["lattice_parameter"][:], float)[done]
     sec = np.asarray(group["seconds"][:], float)[done]
     groups, counts = np.unique(sg, return_counts=True)
+    prototypes: dict[str, int] = {}
+    if dict(group.attrs["recipe"]).get("structures", {}).get("kind") == "realistic":
+        for k in np.flatnonzero(done):
+            name = json.loads(group["structure"][k])["recipe"].get("prototype", "random")
+            prototypes[name] = prototypes.get(name, 0) + 1
     return {
         "n_total": int(done.size),
         "n_done": int(done.sum()),
         "per_space_group": {int(g): int(c) for g, c in zip(groups, counts)},
+        "per_prototype": dict(sorted(prototypes.items(), key=lambda kv: -kv[1])),
         "lattice_parameter_range": [float(a.min()), float(a.max())] if a.size else None,
         "mean_seconds_per_sample": float(sec.mean()) if sec.size else math.nan,
         "recipe": dict(group.attrs["recipe"]),
