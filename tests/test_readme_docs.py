@@ -277,6 +277,29 @@ def si001():
 PAGES = sorted(p.name for p in GUIDE.glob("*.rst") if rst_blocks(p))
 
 
+def check_dataset_config(text: str) -> None:
+    """A training config of the docs: valid TOML whose splits each build a recipe that draws."""
+    import tomllib
+
+    from hyperspy_lacbed.nets.domain import Domain
+    from hyperspy_lacbed.train.dataset import DatasetRecipe
+
+    table = tomllib.loads(text)["dataset"]
+    per_split = table.get("split_structures", {})
+    for split, n in table["splits"].items():
+        recipe = DatasetRecipe(
+            domain=Domain().to_dict(),
+            n_structures=int(n),
+            seed=0,
+            split=split,
+            structures={**table.get("structures", {}), **per_split.get(split, {})},
+        )
+        generator = recipe.structure_generator()
+        a = generator.structure(0).lattice_parameter
+        lo, hi = Domain().lattice_parameter_range
+        assert lo <= a <= hi, f"split {split}: a = {a} Å outside the domain"
+
+
 @pytest.mark.parametrize("page", PAGES)
 def test_user_guide_snippets_run(page, user_files, si001):
     import hyperspy.api as hs
@@ -296,6 +319,9 @@ def test_user_guide_snippets_run(page, user_files, si001):
     for lang, body in rst_blocks(GUIDE / page):
         if lang == "bash":
             run_shell(body, "run", user_files)
+            continue
+        if lang == "toml":
+            check_dataset_config(body)
             continue
         assert lang == "python", f"{page}: a {lang} block this test cannot run"
         test = parser.get_doctest(body, globs, page, str(GUIDE / page), 0)
