@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from hyperspy_lacbed.bloch import convergence as conv
+from hyperspy_lacbed.bloch.convergence import DEFAULT_BUDGET, DEFAULT_TOLERANCE
 from hyperspy_lacbed.bloch.geometry import (
     TiltSymmetry,
     fold_tilts,
@@ -59,8 +61,10 @@ class SimulationSettings:
     absorption_fraction: float = 0.1
     scattering_factors: str = "kirkland"
     debye_waller: bool = True
-    strong_beams: int = 100
-    weak_beams: int = 0
+    strong_beams: int | None = None
+    weak_beams: int | None = None
+    tolerance: float | None = DEFAULT_TOLERANCE
+    max_beams: int = DEFAULT_BUDGET.max_beams
     beam_pool: int | None = None
     strong_beam_step: float = 0.0
     laue_zones: tuple[int, ...] = (0,)
@@ -138,12 +142,36 @@ def _as_settings(**kwargs: Any) -> SimulationSettings:
     pixels = int(kwargs.pop("pixels", 64))
     if pixels < 2 or pixels % 2:
         raise ValueError(f"pixels must be an even number ≥ 2 (the disc is 2N × 2N), got {pixels}.")
-    strong = int(kwargs.pop("strong_beams", 100))
-    if strong < 1:
-        raise ValueError(f"strong_beams must be at least 1, got {strong}.")
-    weak = int(kwargs.pop("weak_beams", 0))
-    if weak < 0:
-        raise ValueError(f"weak_beams must be ≥ 0, got {weak}.")
+    # --- beam choice (issue 16): None = chosen by the tolerance -------------------------
+    strong = kwargs.pop("strong_beams", None)
+    if strong is not None:
+        strong = int(strong)
+        if strong < 1:
+            raise ValueError(f"strong_beams must be at least 1, got {strong}.")
+    weak = kwargs.pop("weak_beams", None)
+    if weak is not None:
+        weak = int(weak)
+        if weak < 0:
+            raise ValueError(f"weak_beams must be ≥ 0, got {weak}.")
+    tolerance = kwargs.pop("tolerance", DEFAULT_TOLERANCE)
+    if tolerance is not None:
+        tolerance = float(tolerance)
+        if not (0 < tolerance < 1):
+            raise ValueError(
+                f"tolerance is a fraction of each image's maximum in (0, 1), got {tolerance}; "
+                "e.g. 0.01 for 1 %."
+            )
+    elif strong is None and weak is None and kwargs.get("preset") is None:
+        raise ValueError(
+            "tolerance=None measures nothing, so the beams cannot be chosen by it; give "
+            "strong_beams= (and weak_beams=) or a tolerance such as 0.01."
+        )
+    max_beams = int(kwargs.pop("max_beams", DEFAULT_BUDGET.max_beams))
+    if max_beams < DEFAULT_BUDGET.min_strong:
+        raise ValueError(
+            f"max_beams must be at least {DEFAULT_BUDGET.min_strong}, got {max_beams}."
+        )
+    # ----------------------------------------------------------------------------------
     solver = kwargs.pop("solver", "auto")
     if solver not in ("auto", "exact", "fast"):
         raise ValueError(f"Unknown solver {solver!r}; choose 'auto', 'exact' or 'fast'.")
@@ -154,6 +182,8 @@ def _as_settings(**kwargs: Any) -> SimulationSettings:
         pixels=pixels,
         strong_beams=strong,
         weak_beams=weak,
+        tolerance=tolerance,
+        max_beams=max_beams,
         solver=solver,
         reflections=_parse_reflections(kwargs.pop("reflections", None)),
         **{k: v for k, v in kwargs.items() if k not in ("disc_radius",)},
@@ -190,6 +220,7 @@ class DiscResult:
     settings: SimulationSettings
     crystal: Crystal
     stats: SolveStats = field(default_factory=SolveStats)
+    convergence: conv.ConvergenceReport | None = None
 
 
 def default_reflections(crystal: Crystal, zone_axis: Sequence[int], shells: int = 2) -> np.ndarray:
@@ -214,10 +245,33 @@ def _solver_for(settings: SimulationSettings) -> str:
     return "exact" if settings.preset is not None else "fast"
 
 
+def _explicit_beams(settings: SimulationSettings) -> tuple[int, int]:
+    """(strong, weak) of an explicit choice; a count not given takes 100 strong / 0 weak."""
+    strong = conv.FALLBACK_STRONG_BEAMS if settings.strong_beams is None else settings.strong_beams
+    return strong, settings.weak_beams or 0
+
+
+def _is_explicit(settings: SimulationSettings) -> bool:
+    return (
+        settings.strong_beams is not None
+        or settings.weak_beams is not None
+        or settings.preset is not None
+    )
+
+
+def _pool_size(settings: SimulationSettings) -> int:
+    """Reflections in the pool: about three times the strong beams, and room for the weak."""
+    if settings.beam_pool:
+        return settings.beam_pool
+    strong, weak = _explicit_beams(settings)
+    return max(3 * strong + 30, math.ceil(1.5 * (strong + weak)) + 30, 60)
+
+
 def _beam_rule(settings: SimulationSettings) -> BeamRule:
+    strong, weak = _explicit_beams(settings)
     return BeamRule(
-        strong_beams=settings.strong_beams,
-        weak_beams=settings.weak_beams,
+        strong_beams=strong,
+        weak_beams=weak,
         s_step=settings.strong_beam_step,
         count_uncoupled=settings.strong_beam_step > 0,
     )
@@ -272,7 +326,21 @@ def compute_discs(
     fold = fold_tilts(kx, ky, ops)
     orbit = _orbit(crystal, frame, requested, fold.rotations)
 
-    pool, rule = _prepare_pool(crystal, frame, settings, normal, orbit)
+    # --- beam choice and convergence (issue 16) ------------------------------------------
+    report, pools = None, {}
+    if settings.tolerance is not None:
+        report = _choose_beams(
+            crystal, frame, settings, normal, orbit, requested, device, max_memory, pools
+        )
+        settings = replace(
+            settings, strong_beams=report.strong_beams, weak_beams=report.weak_beams
+        )
+    key = (_pool_size(settings), settings.beam_pool)
+    if key in pools:  # built for the verification already
+        pool, rule = pools[key], _beam_rule(settings)
+    else:
+        pool, rule = _prepare_pool(crystal, frame, settings, normal, orbit)
+    # ----------------------------------------------------------------------------------
     out_idx = np.array([_index_of(pool.hkl, h) for h in orbit])
     k_all = incident_vectors(kx.ravel(), ky.ravel(), pool.k0)
     reps = fold.representatives
@@ -293,8 +361,81 @@ def compute_discs(
             stats=stats,
         )
     discs = _unfold(intens, reps, fold, crystal, frame, orbit, requested, kx.shape)
-    settings = replace(settings, solver=_solver_for(settings))
-    return DiscResult(discs, requested, g_req[:, :2], dk, settings, crystal, stats)
+    if report is not None:
+        report = report.normalise_by(discs)
+        conv.warn_if_unconverged(report, f"The simulation of {crystal.name}")
+    strong, weak = _explicit_beams(settings)
+    settings = replace(
+        settings, solver=_solver_for(settings), strong_beams=strong, weak_beams=weak
+    )
+    return DiscResult(discs, requested, g_req[:, :2], dk, settings, crystal, stats, report)
+
+
+def _choose_beams(
+    crystal: Crystal,
+    frame,
+    settings: SimulationSettings,
+    normal: np.ndarray,
+    orbit: np.ndarray,
+    requested: np.ndarray,
+    device: str,
+    max_memory: float,
+    pools: dict,
+) -> conv.ConvergenceReport:
+    """Choose (automatic) or measure (explicit) the beam set on probe tilts; see convergence."""
+    explicit = _is_explicit(settings)
+    budget = replace(
+        DEFAULT_BUDGET,
+        max_beams=settings.max_beams,
+        max_strong=min(DEFAULT_BUDGET.max_strong, settings.max_beams),
+        min_strong=min(DEFAULT_BUDGET.min_strong, settings.max_beams),
+    )
+
+    def pool_for(strong: int, weak: int, free: bool = False) -> BeamPool:
+        chosen = replace(settings, strong_beams=strong, weak_beams=weak)
+        if free:
+            chosen = replace(chosen, beam_pool=None)
+        key = (_pool_size(chosen), chosen.beam_pool)
+        if key not in pools:
+            pools[key] = _prepare_pool(crystal, frame, chosen, normal, orbit)[0]
+        return pools[key]
+
+    tilts = conv.probe_tilts(
+        settings.disc_radius, budget.explicit_probe_tilts if explicit else budget.probe_tilts
+    )
+    problem = conv.ProbeProblem(
+        pool_for=pool_for,
+        rule=_beam_rule(settings),
+        tilts=tilts,
+        thickness=np.asarray(settings.thickness),
+        reflections=requested,
+        solver=_solver_for(settings),
+        device=_auto_device() if device == "auto" else device,
+        max_memory=max_memory,
+        # An explicit pool (the Felix preset) limits the calculation, not its reference.
+        reference_pool_for=(lambda s, w: pool_for(s, w, True)) if settings.beam_pool else None,
+    )
+    if explicit:
+        initial = _explicit_beams(settings)
+    else:
+        k0 = pool_for(budget.min_strong, 0).k0
+        phase = conv.left_out_phase(
+            crystal,
+            frame,
+            incident_vectors(tilts[:, 0], tilts[:, 1], k0),
+            k0,
+            max(settings.thickness),
+            voltage=settings.voltage,
+            laue_zones=settings.laue_zones,
+            scattering_factors=settings.scattering_factors,
+            debye_waller=settings.debye_waller,
+            absorption=settings.absorption,
+            absorption_fraction=settings.absorption_fraction,
+        )
+        initial = conv.physical_beam_counts(phase, settings.tolerance, budget)
+    return conv.choose_beams(
+        problem, settings.tolerance, initial=initial, explicit=explicit, budget=budget
+    )
 
 
 def _normal_in_frame(crystal: Crystal, frame, surface_normal) -> np.ndarray:
@@ -319,7 +460,7 @@ def _prepare_pool(
         frame,
         k_vac,
         settings.voltage,
-        settings.beam_pool or max(3 * settings.strong_beams + 30, 60),
+        _pool_size(settings),
         g_max=g_max,
         laue_zones=settings.laue_zones,
         scattering_factors=settings.scattering_factors,
@@ -372,7 +513,8 @@ def beam_intensities(
         pool and is a strong beam (set ``strong_beams`` large), as in abTEM and py4DSTEM.
     **kwargs
         Physics settings of :func:`simulate` (zone_axis, voltage, absorption, ...); the
-        solver defaults to ``"exact"`` here.
+        solver defaults to ``"exact"`` here. The beam counts are fixed, not chosen by a
+        tolerance: ``strong_beams`` (default 100) and ``weak_beams`` (default 0).
 
     Returns
     -------
@@ -540,9 +682,11 @@ def simulate(
     absorption_fraction: float = 0.1,
     scattering_factors: str = "kirkland",
     debye_waller: bool = True,
-    strong_beams: int = 100,
-    weak_beams: int = 0,
+    strong_beams: int | None = None,
+    weak_beams: int | None = None,
     *,
+    tolerance: float | None = DEFAULT_TOLERANCE,
+    max_beams: int = DEFAULT_BUDGET.max_beams,
     surface_normal: Sequence[int] | None = None,
     beam_pool: int | None = None,
     laue_zones: Sequence[int] = (0,),
@@ -591,9 +735,25 @@ def simulate(
     debye_waller
         Apply the atoms' Debye–Waller factors.
     strong_beams
-        Minimum number of strong beams per tilt (Felix's IMinStrongBeams).
+        Minimum number of strong beams per tilt (Felix's IMinStrongBeams). Default (None,
+        with ``weak_beams`` None too): chosen by ``tolerance``. Given, it is used exactly
+        (with ``weak_beams`` 0 unless given).
     weak_beams
-        Number of further beams folded in as Bethe potentials (0: none).
+        Number of further beams folded in as Bethe potentials (0: none). Default: chosen
+        by ``tolerance``; given alone, with 100 strong beams.
+    tolerance
+        Convergence tolerance as a fraction of each image's maximum (0.01 = 1 %). Without
+        explicit beam counts the strong and weak beams are chosen from the physics (the
+        phase that left-out beams would add, from |U_g| with its Debye–Waller decay and
+        the excitation errors), then verified on a few tilts across the disc against a
+        set larger by half, and enlarged until the discs agree within the tolerance or the
+        budget (400 strong, ``max_beams`` strong + weak) is reached, which raises a
+        :class:`~hyperspy_lacbed.bloch.convergence.ConvergenceWarning`. With explicit
+        counts the same estimate is measured (on fewer tilts) and reported only. The
+        estimate, the beam counts and the verdict go to ``metadata.LACBED.convergence``.
+        None (explicit counts only) skips the measurement.
+    max_beams
+        Budget of strong + weak beams of the automatic choice.
     surface_normal
         Direct-lattice direction of the surface normal; default the beam direction.
     beam_pool
@@ -630,7 +790,11 @@ def simulate(
     Notes
     -----
     ``metadata.LACBED.settings`` holds every argument above and the structure, so that
-    ``simulate(**s.metadata.LACBED.settings.as_dictionary())`` computes ``s`` again.
+    ``simulate(**s.metadata.LACBED.settings.as_dictionary())`` computes ``s`` again (with the
+    chosen beam counts, now explicit). ``metadata.LACBED.convergence`` holds the beam
+    counts, the convergence ``estimate`` (largest change of any disc at any thickness, in
+    units of its image's maximum, when the beam set grows by half, measured on
+    ``verified_tilts`` tilts), the ``tolerance`` and ``converged``.
 
     Returns
     -------
@@ -661,6 +825,8 @@ def simulate(
         debye_waller=debye_waller,
         strong_beams=strong_beams,
         weak_beams=weak_beams,
+        tolerance=tolerance,
+        max_beams=max_beams,
         surface_normal=_opt_tuple(surface_normal, "The surface normal"),
         beam_pool=beam_pool,
         laue_zones=tuple(laue_zones),
@@ -775,4 +941,6 @@ def to_signal(result: DiscResult):
         settings=settings,
     )
     signal.metadata.set_item("LACBED.timing", asdict(result.stats))
+    if result.convergence is not None:
+        signal.metadata.set_item("LACBED.convergence", result.convergence.to_dict())
     return signal
