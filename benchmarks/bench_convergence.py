@@ -25,7 +25,7 @@ result.
 
 ``domain``: the training settings of the surrogate domain (cubic [001], 200 kV, 50–200 nm,
 discs 000, ±200, ±020, ±2±20, radius 0.75 |g_200|, no mean absorption) for crystals with
-a = 3.6–8.1 Å: the error of the shipped 60 strong beams, of 80, and of the automatic choice
+a = 3.6–12 Å: the error of the shipped 60 strong beams, of 80, and of the automatic choice
 at 2 %.
 """
 
@@ -82,6 +82,31 @@ def spinel():
     return Structure(atoms, lattice=Lattice(8.0831, 8.0831, 8.0831, 90, 90, 90), title="MgAl2O4")
 
 
+def garnet():
+    """Y3Al5O12 garnet (YAG, Ia-3d, a = 12.00 Å) from its Wyckoff positions.
+
+    Y 24c (1/8, 0, 1/4), Al 16a (0, 0, 0), Al 24d (3/8, 0, 1/4), O 96h (−0.0306, 0.0512,
+    0.1500); B = 0.3 Å² (cations), 0.4 Å² (O). 160 atoms.
+    """
+    from diffpy.structure import Atom, Lattice, Structure
+    from diffpy.structure.spacegroups import GetSpaceGroup
+    from diffpy.structure.symmetryutilities import expandPosition
+
+    group = GetSpaceGroup(230)
+    atoms = []
+    for element, xyz, b in (
+        ("Y", (0.125, 0.0, 0.25), 0.3),
+        ("Al", (0.0, 0.0, 0.0), 0.3),
+        ("Al", (0.375, 0.0, 0.25), 0.3),
+        ("O", (-0.0306, 0.0512, 0.1500), 0.4),
+    ):
+        for position in expandPosition(group, xyz)[0]:
+            atom = Atom(element, position)
+            atom.Bisoequiv = b
+            atoms.append(atom)
+    return Structure(atoms, lattice=Lattice(12.0, 12.0, 12.0, 90, 90, 90), title="Y3Al5O12")
+
+
 def cases() -> dict[str, tuple[object, dict]]:
     """name → (structure, extra simulate keywords)."""
     out: dict[str, tuple[object, dict]] = {}
@@ -91,6 +116,7 @@ def cases() -> dict[str, tuple[object, dict]]:
     if (GESN / "GeSn.cif").is_file():
         out["GeSn [1-10]"] = (str(GESN / "GeSn.cif"), dict(GESN_CONDITIONS))
     out["MgAl2O4 [001]"] = (spinel(), {})
+    out["Y3Al5O12 [001]"] = (garnet(), {})
     return out
 
 

@@ -62,6 +62,8 @@ def _simulate(args: argparse.Namespace) -> int:
         voltage=args.voltage,
         pixels=args.pixels,
         strong_beams=args.strong_beams,
+        weak_beams=args.weak_beams,
+        tolerance=args.tolerance,
         absorption=args.absorption,
         show_progressbar=not args.quiet,
     )
@@ -162,7 +164,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sim.add_argument("--voltage", default="200 kV", help="accelerating voltage (default 200 kV)")
     sim.add_argument("--pixels", type=int, default=64, help="disc size in pixels (default 64)")
-    sim.add_argument("--strong-beams", type=int, default=100, help="minimum strong beams")
+    sim.add_argument(
+        "--strong-beams",
+        type=int,
+        default=None,
+        help="explicit strong beams (default: by --tolerance)",
+    )
+    sim.add_argument(
+        "--weak-beams",
+        type=int,
+        default=None,
+        help="explicit Bethe weak beams (default: by --tolerance)",
+    )
+    sim.add_argument(
+        "--tolerance",
+        type=float,
+        default=0.01,
+        help="convergence tolerance, fraction of each image's maximum (default 0.01)",
+    )
     sim.add_argument(
         "--absorption",
         default="proportional",
