@@ -246,11 +246,12 @@ def domain(pixels: int, names: list[str] | None) -> list[dict]:
         )
         row = {"case": name, "a": round(float(a), 3)}
         for strong, weak in ((60, 0), (80, 0), (100, 200), (150, 300), (200, 400)):
-            d, t, _ = _discs(structure, strong_beams=strong, weak_beams=weak, tolerance=None, **kw)
+            d, _, _ = _discs(structure, strong_beams=strong, weak_beams=weak, tolerance=None, **kw)
             row[f"{strong}+{weak}"] = error(d, ref)
-        d, t, rep = _discs(structure, tolerance=0.02, **kw)
+        d, t_auto, rep = _discs(structure, tolerance=0.02, **kw)
         row.update(
             auto_2pct=f"{rep.strong_beams}+{rep.weak_beams}",
+            auto_2pct_s=t_auto,
             auto_2pct_error=error(d, ref),
             auto_2pct_estimate=rep.estimate,
         )
