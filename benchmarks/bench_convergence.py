@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -122,7 +123,7 @@ def cases() -> dict[str, tuple[object, dict]]:
 
 def _discs(structure, **kw):
     """(discs, seconds, convergence report or None) of one compute_discs call."""
-    from hyperspy_lacbed.bloch.lacbed import compute_discs
+    from hyperspy_lacbed.bloch.discs import compute_discs
 
     t0 = time.perf_counter()
     r = compute_discs(structure, device="cpu", show_progressbar=False, **kw)
@@ -145,14 +146,14 @@ def table(pixels: int, names: list[str] | None) -> list[dict]:
             strong_beams=REFERENCE[0],
             weak_beams=REFERENCE[1],
             solver="exact",
-            tolerance=None,
+            tolerance=math.inf,
             **kw,
         )
         auto, t_auto, rep = _discs(structure, tolerance=TOLERANCE, **kw)
-        old, t_old, _ = _discs(structure, strong_beams=100, weak_beams=0, tolerance=None, **kw)
+        old, t_old, _ = _discs(structure, strong_beams=100, weak_beams=0, tolerance=math.inf, **kw)
         ladder = None
         for n in LADDER:
-            d, t_n, _ = _discs(structure, strong_beams=n, weak_beams=0, tolerance=None, **kw)
+            d, t_n, _ = _discs(structure, strong_beams=n, weak_beams=0, tolerance=math.inf, **kw)
             if error(d, ref) <= TOLERANCE:
                 ladder = (n, t_n)
                 break
@@ -189,12 +190,12 @@ def speed(pixels: int, names: list[str]) -> list[dict]:
             strong_beams=REFERENCE[0],
             weak_beams=REFERENCE[1],
             solver="exact",
-            tolerance=None,
+            tolerance=math.inf,
             **coarse,
         )
         n_felix = LADDER[-1]
         for n in LADDER:
-            d, _, _ = _discs(structure, strong_beams=n, weak_beams=0, tolerance=None, **coarse)
+            d, _, _ = _discs(structure, strong_beams=n, weak_beams=0, tolerance=math.inf, **coarse)
             if error(d, ref) <= TOLERANCE:
                 n_felix = n
                 break
@@ -205,7 +206,7 @@ def speed(pixels: int, names: list[str]) -> list[dict]:
             weak_beams=0,
             solver="exact",
             symmetry=False,
-            tolerance=None,
+            tolerance=math.inf,
             **kw,
         )
         row = {
@@ -249,7 +250,9 @@ def domain(pixels: int, names: list[str] | None) -> list[dict]:
         if ref_rep is not None:
             row["reference_estimate"] = ref_rep.estimate
         for strong, weak in ((60, 0), (80, 0), (100, 200), (150, 300), (200, 400)):
-            d, _, _ = _discs(structure, strong_beams=strong, weak_beams=weak, tolerance=None, **kw)
+            d, _, _ = _discs(
+                structure, strong_beams=strong, weak_beams=weak, tolerance=math.inf, **kw
+            )
             row[f"{strong}+{weak}"] = error(d, ref)
         d, t_auto, rep = _discs(structure, tolerance=0.02, **kw)
         row.update(

@@ -8,11 +8,12 @@ beams and the exact (complex128) solver.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 
-from hyperspy_lacbed.bloch.lacbed import compute_discs
+from hyperspy_lacbed.bloch.discs import compute_discs
 
 HERE = Path(__file__).resolve().parent
 STRUCTURES = HERE.parents[2] / "shared" / "structures"
@@ -30,7 +31,7 @@ def main() -> None:
             strong_beams=REFERENCE_BEAMS[0],
             weak_beams=REFERENCE_BEAMS[1],
             solver="exact",
-            tolerance=None,
+            tolerance=math.inf,
             device="cpu",
             show_progressbar=False,
             **SETTINGS,
