@@ -266,6 +266,79 @@ def domain(pixels: int, names: list[str] | None) -> list[dict]:
     return rows
 
 
+def rst_table(section: str, rows: list[dict]) -> str:
+    """The rows as an RST list-table (what docs/user_guide/convergence.rst shows)."""
+    pct = lambda x: "–" if x is None else f"{100 * x:.2g} %"  # noqa: E731
+    sec = lambda x: "–" if x is None else f"{x:.2g}"  # noqa: E731
+    if section == "table":
+        head = [
+            "case",
+            "chosen strong + weak",
+            "estimate",
+            "true error",
+            "time (s)",
+            "old default error",
+            "strong only for 1 %",
+            "its time (s)",
+        ]
+        body = [
+            [
+                r["case"],
+                f"{r['strong']} + {r['weak']}",
+                pct(r["estimate"]),
+                pct(r["true_error"]),
+                sec(r["auto_s"]),
+                pct(r["old_error"]),
+                str(r["strong_only_1pct"] or "> 600"),
+                sec(r["strong_only_s"]),
+            ]
+            for r in rows
+        ]
+    elif section == "speed":
+        head = [
+            "case",
+            "grid",
+            "default",
+            "time (s)",
+            "Felix-like",
+            "time (s)",
+            "ratio",
+            "difference",
+        ]
+        body = [
+            [
+                r["case"],
+                f"{r['pixels']} × {r['pixels']}",
+                r["auto"],
+                sec(r["auto_s"]),
+                f"{r['felix_like']} strong",
+                sec(r["felix_like_s"]),
+                f"{r['ratio']:.1f}×",
+                pct(r["difference"]),
+            ]
+            for r in rows
+        ]
+    else:
+        keys = [k for k in rows[0] if "+" in k and not k.startswith("auto")]
+        head = ["case", "a (Å)", *keys, "auto 2 %", "its error", "its estimate"]
+        body = [
+            [
+                r["case"],
+                f"{r['a']:.2f}",
+                *[pct(r[k]) for k in keys],
+                r["auto_2pct"],
+                pct(r["auto_2pct_error"]),
+                pct(r["auto_2pct_estimate"]),
+            ]
+            for r in rows
+        ]
+    lines = [".. list-table::", "   :header-rows: 1", ""]
+    for row in [head, *body]:
+        lines.append("   * - " + row[0])
+        lines.extend(f"     - {cell}" for cell in row[1:])
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--section", choices=("table", "speed", "domain"), default="table")
@@ -287,6 +360,7 @@ def main() -> None:
     else:
         rows = domain(args.pixels or 8, args.only)
     print(f"# {args.section}: {time.perf_counter() - t0:.0f} s", flush=True)
+    print(rst_table(args.section, rows))
     if args.out:
         args.out.write_text(json.dumps(rows, indent=1))
 
