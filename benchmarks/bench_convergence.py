@@ -269,7 +269,7 @@ def domain(pixels: int, names: list[str] | None) -> list[dict]:
 def rst_table(section: str, rows: list[dict]) -> str:
     """The rows as an RST list-table (what docs/user_guide/convergence.rst shows)."""
     pct = lambda x: "–" if x is None else f"{100 * x:.2g} %"  # noqa: E731
-    sec = lambda x: "–" if x is None else f"{x:.2g}"  # noqa: E731
+    sec = lambda x: "–" if x is None else (f"{x:.2g}" if x < 10 else f"{x:.0f}")  # noqa: E731
     if section == "table":
         head = [
             "case",
