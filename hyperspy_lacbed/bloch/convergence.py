@@ -176,7 +176,7 @@ class ConvergenceReport:
         if self.probe_difference is None:
             return self
         peak = np.asarray(discs).max(axis=(-2, -1))  # (n_t, R)
-        rel = self.probe_difference / np.maximum(peak, _TINY)
+        rel = self.probe_difference / image_scale(peak)
         per_t = rel.max(axis=1)
         estimate = float(per_t.max())
         return replace(
@@ -188,6 +188,21 @@ class ConvergenceReport:
 
 
 _TINY = 1e-30
+#: Images darker than this fraction of the brightest disc at the same thickness are
+#: measured against that level: a disc forbidden by the lattice (exactly zero, e.g. 200 of
+#: Si [001]) or nearly so must not demand 1 % of nothing.
+DARK_IMAGE = 1e-3
+
+
+def image_scale(peak: np.ndarray) -> np.ndarray:
+    """The maxima (n_t, R) the differences are measured against, dark images floored.
+
+    Each image's maximum, but at least :data:`DARK_IMAGE` times the brightest image of the
+    same thickness (and never zero).
+    """
+    peak = np.asarray(peak, float)
+    floor = DARK_IMAGE * peak.max(axis=-1, keepdims=True)
+    return np.maximum(np.maximum(peak, floor), _TINY)
 
 
 def probe_tilts(radius: float, count: int) -> np.ndarray:
@@ -370,13 +385,15 @@ def _index_of(hkl: np.ndarray, h: Sequence[int]) -> int:
 def difference(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Largest |a − b| over the tilts, and its ratio to b's largest value, per (thickness, disc).
 
+    Dark images are measured against :data:`DARK_IMAGE` of the brightest (:func:`image_scale`).
+
     Parameters
     ----------
     a, b
         Intensities (T, n_t, R); b is the reference.
     """
     diff = np.abs(a - b).max(axis=0)
-    return diff, diff / np.maximum(b.max(axis=0), _TINY)
+    return diff, diff / image_scale(b.max(axis=0))
 
 
 def grow(strong: int, weak: int, factor: float) -> tuple[int, int]:

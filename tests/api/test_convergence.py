@@ -158,3 +158,19 @@ def test_left_out_phase_is_physical():
     gaas = _left_out("GaAs", 1000.0)
     assert conv.physical_beam_counts(gaas, 0.01)[0] > conv.physical_beam_counts(si, 0.01)[0]
     assert conv.physical_beam_counts(si, 0.001)[0] > conv.physical_beam_counts(si, 0.01)[0]
+
+
+def test_dark_discs_are_measured_against_the_brightest():
+    peak = np.array([[1.0, 0.0, 0.5, 2e-4]])
+    np.testing.assert_allclose(conv.image_scale(peak), [[1.0, 1e-3, 0.5, 1e-3]])
+    # Si 200 is exactly zero on [001] (forbidden by the lattice): the estimate stays finite.
+    s = hl.simulate(
+        "Si",
+        reflections=[[0, 0, 0], [2, 0, 0], [2, 2, 0]],
+        thickness="50 nm",
+        pixels=4,
+        strong_beams=40,
+    )
+    assert s.data[1].max() == 0
+    assert np.isfinite(s.metadata.LACBED.convergence.estimate)
+    assert s.metadata.LACBED.convergence.estimate < 0.05
