@@ -21,7 +21,7 @@ needs_structures = pytest.mark.skipif(
     not STRUCTURES.is_dir(), reason="needs ../shared/structures next to the repository"
 )
 #: As in tests/data/make_convergence_reference.py.
-SETTINGS = {"thickness": ["50 nm", "200 nm"], "pixels": 4}
+SETTINGS = {"thickness": ["50 nm", "200 nm"], "pixels": 6}
 
 
 def _reference(name: str) -> tuple[np.ndarray, np.ndarray]:

@@ -2,7 +2,7 @@
 
 Run from the repository root: ``python tests/data/make_convergence_reference.py``. It writes
 ``tests/data/convergence_reference.npz`` (a few kB): for each crystal the discs of the default
-reflections at 50 and 200 nm on a 4 × 4 tilt grid, computed with 600 strong + 1200 Bethe weak
+reflections at 50 and 200 nm on a 6 × 6 tilt grid, computed with 600 strong + 1200 Bethe weak
 beams and the exact (complex128) solver.
 """
 
@@ -18,7 +18,7 @@ from hyperspy_lacbed.bloch.discs import compute_discs
 HERE = Path(__file__).resolve().parent
 STRUCTURES = HERE.parents[2] / "shared" / "structures"
 #: Settings shared with the tests.
-SETTINGS = {"thickness": [500.0, 2000.0], "pixels": 4}
+SETTINGS = {"thickness": [500.0, 2000.0], "pixels": 6}
 CRYSTALS = ("SrTiO3", "GaAs")
 REFERENCE_BEAMS = (600, 1200)
 
