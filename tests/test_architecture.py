@@ -235,3 +235,38 @@ def test_the_checks_see_late_imports_and_cycles():
     assert "hyperspy_lacbed.api.simulate" in _edges()["hyperspy_lacbed.api.surrogates"]
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+REPO = ROOT.parent
+
+
+def test_no_machine_paths_in_configs_cards_and_tools():
+    """Configs, model cards and scripts name no folder of one machine."""
+    import re
+
+    pattern = re.compile(r"(?<![\w.])(/work/|/home/|/root/|/Users/|/mnt/|[A-Z]:\\\\)")
+    files = [
+        *REPO.glob("configs/*.toml"),
+        *REPO.glob("models/*/card.json"),
+        *REPO.glob("tools/*.py"),
+        *REPO.glob("benchmarks/*.py"),
+        *REPO.glob("examples/*.py"),
+    ]
+    assert any(p.suffix == ".json" for p in files), "the shipped model cards were not found"
+    bad = [
+        f"{p.relative_to(REPO)}:{i}: {line.strip()}"
+        for p in files
+        for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+        if pattern.search(line)
+    ]
+    assert not bad, "absolute machine paths:\n" + "\n".join(bad)
+
+
+def test_license_matches_pyproject():
+    import tomllib
+
+    meta = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert meta["license"] == "GPL-3.0-or-later"
+    text = (REPO / "LICENSE").read_text(encoding="utf-8")
+    assert "GNU GENERAL PUBLIC LICENSE" in text and "Version 3, 29 June 2007" in text
+    assert "kirkland.json" in (REPO / "NOTICE.md").read_text(encoding="utf-8")
