@@ -13,11 +13,11 @@ percent off for a perovskite. This module
    tolerance. Strong beams are cut at the tolerance itself, strong + weak (Bethe) beams ten
    times deeper, because Bethe potentials recover most, not all, of a left-out beam;
 2. **verifies** it (:func:`choose_beams`): on a few incident tilts spread over the disc it
-   solves the beam set and one enlarged by :attr:`ConvergenceBudget.growth` (about half) and
+   solves the beam set and one enlarged by ``ConvergenceBudget.growth`` (about half) and
    takes the largest difference of any disc at any thickness, in units of that image's
    maximum, as the convergence estimate. While the estimate exceeds the tolerance the set
-   grows (by what the estimate asks for, at most by half), up to :attr:`ConvergenceBudget.max_strong` strong and
-   :attr:`ConvergenceBudget.max_beams` strong + weak beams; then a :class:`ConvergenceWarning`
+   grows (by what the estimate asks for, at most by half), up to ``ConvergenceBudget.max_strong`` strong and
+   ``ConvergenceBudget.max_beams`` strong + weak beams; then a :class:`ConvergenceWarning`
    says by how much the result misses the tolerance;
 3. **reports** it (:class:`ConvergenceReport`): beam counts, the estimate, the tolerance, the
    tilts it was measured on and whether it converged, for ``metadata.LACBED.convergence``.
@@ -197,7 +197,7 @@ DARK_IMAGE = 1e-3
 def image_scale(peak: np.ndarray) -> np.ndarray:
     """The maxima (n_t, R) the differences are measured against, dark images floored.
 
-    Each image's maximum, but at least :data:`DARK_IMAGE` times the brightest image of the
+    Each image's maximum, but at least ``DARK_IMAGE`` times the brightest image of the
     same thickness (and never zero).
     """
     peak = np.asarray(peak, float)
@@ -385,7 +385,7 @@ def _index_of(hkl: np.ndarray, h: Sequence[int]) -> int:
 def difference(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Largest |a − b| over the tilts, and its ratio to b's largest value, per (thickness, disc).
 
-    Dark images are measured against :data:`DARK_IMAGE` of the brightest (:func:`image_scale`).
+    Dark images are measured against ``DARK_IMAGE`` of the brightest (:func:`image_scale`).
 
     Parameters
     ----------
