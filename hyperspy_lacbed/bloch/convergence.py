@@ -451,6 +451,8 @@ def choose_beams(
         grown = grow(strong, weak, factor)
         new_strong = min(grown[0], budget.max_strong)
         new_weak = max(min(grown[1], budget.max_beams - new_strong), 0)
+        if (new_strong, new_weak) == (strong, weak):  # nothing left to grow within the budget
+            break
         if (new_strong, new_weak) == (ref_strong, ref_weak) and not problem.reference_pool_for:
             current = reference
         else:
