@@ -6,9 +6,9 @@ space), the thickness and the absorption, so a fixed count is right for silicon 
 percent off for a perovskite. This module
 
 1. **guesses** a beam set from the physics (:func:`physical_beam_counts`): a beam g far from
-   the Ewald sphere shifts the Bloch-wave eigenvalues by about |U_g|² / (4K² |s_g|), which
-   over the thickness t is a phase 2π t |U_g|² / (4K² |s_g|); |U_g| includes the
-   Debye–Waller decay and the absorptive part. The beams are ranked by |s_g| as the engine
+   the Ewald sphere shifts the Bloch-wave eigenvalues by about ``|U_g|² / (4K² |s_g|)``,
+   which over the thickness t is a phase ``2π t |U_g|² / (4K² |s_g|)``; ``|U_g|`` includes the
+   Debye–Waller decay and the absorptive part. The beams are ranked by ``|s_g|`` as the engine
    ranks them, and the set is cut where the phase of everything left out falls below the
    tolerance. Strong beams are cut at the tolerance itself, strong + weak (Bethe) beams ten
    times deeper, because Bethe potentials recover most, not all, of a left-out beam;
@@ -250,8 +250,8 @@ def left_out_phase(
     """Phase left out by keeping only the n beams nearest the Ewald sphere, for every n.
 
     A beam g far from the Ewald sphere shifts the Bloch-wave eigenvalues by about
-    |U_g + iU'_g|² / (4K² |s_g|) (second-order perturbation); over the thickness t that is a
-    phase 2π t |U_g|² / (4K² |s_g|). The beams are ranked by |s_g| at each tilt, as the
+    ``|U_g + iU'_g|² / (4K² |s_g|)`` (second-order perturbation); over the thickness t that
+    is a phase ``2π t |U_g|² / (4K² |s_g|)``. The beams are ranked by |s_g| at each tilt, as the
     engine ranks them, and the phases of all beams beyond rank n are summed.
 
     Parameters
@@ -259,7 +259,7 @@ def left_out_phase(
     crystal, frame
         The crystal and its zone-axis frame.
     k
-        Incident wave vectors (T, 3) in the frame, |k| = k0.
+        Incident wave vectors (T, 3) in the frame, ``|k| = k0``.
     k0
         Wave number in 1/Å.
     thickness
@@ -383,7 +383,7 @@ def _index_of(hkl: np.ndarray, h: Sequence[int]) -> int:
 
 
 def difference(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Largest |a − b| over the tilts, and its ratio to b's largest value, per (thickness, disc).
+    """Largest ``|a − b|`` over the tilts, and its ratio to b's largest value, per (thickness, disc).
 
     Dark images are measured against ``DARK_IMAGE`` of the brightest (:func:`image_scale`).
 
