@@ -125,7 +125,7 @@ def simulate(
     solver
         ``"exact"`` (complex128 eigen-solve), ``"fast"`` (complex64 eigen-solve, within 1e-3
         of the image maximum of the exact one) or ``"auto"`` (the default: fast, or exact
-        for presets).
+        for presets and for a tolerance below 0.005).
     symmetry
         Solve tilts related by the zone-axis point group once and map them (default
         ``True``).

@@ -51,6 +51,9 @@ from hyperspy_lacbed.crystal.structure_factors import (
 DEFAULT_TOLERANCE = 0.01
 #: Beam counts of an explicit choice when only one of the two is given (the former default).
 FALLBACK_STRONG_BEAMS = 100
+#: Tolerances below this use the exact (complex128) solver with ``solver="auto"``: the
+#: complex64 eigen-solve is 1e-4 to 5e-4 of the image maximum off the exact one.
+FAST_SOLVER_TOLERANCE = 5e-3
 
 
 class ConvergenceWarning(UserWarning):

@@ -73,10 +73,15 @@ def _solver_for(settings: SimulationSettings) -> str:
     The fast solver (single-precision eigen-solve) matched the exact one to better than
     1e-3 of the image maximum on every reference case of ``benchmarks/bench_engine.py``
     (1–3e-4); presets that reproduce another program's conventions use the exact solver.
+    A tolerance below ``conv.FAST_SOLVER_TOLERANCE`` (5e-3) also takes the exact one: the
+    single-precision error (up to 5e-4 of the image maximum, benchmarks/bench_convergence.py
+    --section domain) would otherwise be a tenth of it, and no beam count removes it.
     """
     if settings.solver != "auto":
         return settings.solver
-    return "exact" if settings.preset is not None else "fast"
+    if settings.preset is not None or settings.tolerance < conv.FAST_SOLVER_TOLERANCE:
+        return "exact"
+    return "fast"
 
 
 def _explicit_beams(settings: SimulationSettings) -> tuple[int, int]:

@@ -174,3 +174,12 @@ def test_dark_discs_are_measured_against_the_brightest():
     assert s.data[1].max() == 0
     assert np.isfinite(s.metadata.LACBED.convergence.estimate)
     assert s.metadata.LACBED.convergence.estimate < 0.05
+
+
+def test_tight_tolerances_use_the_exact_solver():
+    # complex64 is up to 5e-4 of the maximum off: no beam count would beat that noise.
+    tight = hl.simulate("Si", thickness="20 nm", pixels=2, tolerance=0.002)
+    assert tight.metadata.LACBED.settings.solver == "exact"
+    assert tight.metadata.LACBED.convergence.converged
+    loose = hl.simulate("Si", thickness="20 nm", pixels=2)
+    assert loose.metadata.LACBED.settings.solver == "fast"
