@@ -57,6 +57,13 @@ def test_default_is_within_2_percent_of_a_600_beam_reference(default_run):
     settings = s.metadata.LACBED.settings
     assert (settings.strong_beams, settings.weak_beams) == (c.strong_beams, c.weak_beams)
     assert c.strong_beams + c.weak_beams <= conv.DEFAULT_BUDGET.max_beams
+    # The set grew only while the probes disagreed by more than the tolerance.
+    assert all(step["estimate"] > c.tolerance for step in c.steps[:-1])
+    assert c.steps[-1]["estimate"] <= c.tolerance
+    assert (c.steps[-1]["strong_beams"], c.steps[-1]["weak_beams"]) == (
+        c.strong_beams,
+        c.weak_beams,
+    )
     # The old default (100 strong, no weak) misses by far more than 1 % on SrTiO3.
     if name == "SrTiO3":
         old = hl.simulate(str(STRUCTURES / f"{name}.cif"), strong_beams=100, **SETTINGS)
