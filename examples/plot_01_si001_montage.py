@@ -24,7 +24,7 @@ s = hl.simulate(
     voltage="200 kV",
     thickness=["50 nm", "100 nm", "150 nm", "200 nm"],
     pixels=48,  # each disc is 48 × 48 tilts
-    strong_beams=60,  # the default, 100, for quantitative work
+    strong_beams=60,  # a quick look; leave it out to get beams converged to 1 %
     show_progressbar=False,
 )
 s

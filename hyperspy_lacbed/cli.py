@@ -142,6 +142,7 @@ def simulate_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         "debye_waller": args.debye_waller,
         "strong_beams": args.strong_beams,
         "weak_beams": args.weak_beams,
+        "tolerance": args.tolerance,
         "beam_pool": args.beam_pool,
         "solver": args.solver,
         "preset": args.preset,
@@ -308,10 +309,17 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument(
         "--strong-beams",
         type=int,
-        help="minimum strong beams (Felix IMinStrongBeams; default 100)",
+        help="strong beams, honoured exactly (Felix IMinStrongBeams; default: by --tolerance)",
     )
     sim.add_argument(
-        "--weak-beams", type=int, help="weak beams as Bethe potentials (IMinWeakBeams; default 0)"
+        "--weak-beams",
+        type=int,
+        help="weak beams as Bethe potentials (IMinWeakBeams; default: by --tolerance)",
+    )
+    sim.add_argument(
+        "--tolerance",
+        type=float,
+        help="convergence tolerance, a fraction of each image's maximum (default 0.01)",
     )
     sim.add_argument(
         "--beam-pool", type=int, help="reflections in the beam pool (IMinReflectionPool)"

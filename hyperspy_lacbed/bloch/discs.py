@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from hyperspy_lacbed.bloch import convergence as conv
+from hyperspy_lacbed.bloch.convergence import DEFAULT_BUDGET
 from hyperspy_lacbed.bloch.geometry import (
     TiltSymmetry,
     fold_tilts,
@@ -52,6 +54,7 @@ class DiscResult:
     settings: SimulationSettings
     crystal: Crystal
     stats: SolveStats = field(default_factory=SolveStats)
+    convergence: conv.ConvergenceReport | None = None
 
 
 def default_reflections(crystal: Crystal, zone_axis: Sequence[int], shells: int = 2) -> np.ndarray:
@@ -70,16 +73,44 @@ def _solver_for(settings: SimulationSettings) -> str:
     The fast solver (single-precision eigen-solve) matched the exact one to better than
     1e-3 of the image maximum on every reference case of ``benchmarks/bench_engine.py``
     (1–3e-4); presets that reproduce another program's conventions use the exact solver.
+    A tolerance below ``conv.FAST_SOLVER_TOLERANCE`` (5e-3) also takes the exact one: the
+    single-precision error (up to 5e-4 of the image maximum, benchmarks/bench_convergence.py
+    --section domain) would otherwise be a tenth of it, and no beam count removes it.
     """
     if settings.solver != "auto":
         return settings.solver
-    return "exact" if settings.preset is not None else "fast"
+    if settings.preset is not None or settings.tolerance < conv.FAST_SOLVER_TOLERANCE:
+        return "exact"
+    return "fast"
+
+
+def _explicit_beams(settings: SimulationSettings) -> tuple[int, int]:
+    """(strong, weak) of an explicit choice; a count not given takes 100 strong / 0 weak."""
+    strong = conv.FALLBACK_STRONG_BEAMS if settings.strong_beams is None else settings.strong_beams
+    return strong, settings.weak_beams or 0
+
+
+def _is_explicit(settings: SimulationSettings) -> bool:
+    return (
+        settings.strong_beams is not None
+        or settings.weak_beams is not None
+        or settings.preset is not None
+    )
+
+
+def _pool_size(settings: SimulationSettings) -> int:
+    """Reflections in the pool: about three times the strong beams, and room for the weak."""
+    if settings.beam_pool:
+        return settings.beam_pool
+    strong, weak = _explicit_beams(settings)
+    return max(3 * strong + 30, math.ceil(1.5 * (strong + weak)) + 30, 60)
 
 
 def _beam_rule(settings: SimulationSettings) -> BeamRule:
+    strong, weak = _explicit_beams(settings)
     return BeamRule(
-        strong_beams=settings.strong_beams,
-        weak_beams=settings.weak_beams,
+        strong_beams=strong,
+        weak_beams=weak,
         s_step=settings.strong_beam_step,
         count_uncoupled=settings.strong_beam_step > 0,
     )
@@ -134,7 +165,21 @@ def compute_discs(
     fold = fold_tilts(kx, ky, ops)
     orbit = _orbit(crystal, frame, requested, fold.rotations)
 
-    pool, rule = _prepare_pool(crystal, frame, settings, normal, orbit)
+    # --- beam choice and convergence (issue 16) ------------------------------------------
+    report, pools = None, {}
+    if math.isfinite(settings.tolerance):
+        report = _choose_beams(
+            crystal, frame, settings, normal, orbit, requested, device, max_memory, pools
+        )
+        settings = replace(
+            settings, strong_beams=report.strong_beams, weak_beams=report.weak_beams
+        )
+    key = (_pool_size(settings), settings.beam_pool)
+    if key in pools:  # built for the verification already
+        pool, rule = pools[key], _beam_rule(settings)
+    else:
+        pool, rule = _prepare_pool(crystal, frame, settings, normal, orbit)
+    # ----------------------------------------------------------------------------------
     out_idx = np.array([_index_of(pool.hkl, h) for h in orbit])
     k_all = incident_vectors(kx.ravel(), ky.ravel(), pool.k0)
     reps = fold.representatives
@@ -155,8 +200,81 @@ def compute_discs(
             stats=stats,
         )
     discs = _unfold(intens, reps, fold, crystal, frame, orbit, requested, kx.shape)
-    settings = replace(settings, solver=_solver_for(settings))
-    return DiscResult(discs, requested, g_req[:, :2], dk, settings, crystal, stats)
+    if report is not None:
+        report = report.normalise_by(discs)
+        conv.warn_if_unconverged(report, f"The simulation of {crystal.name}")
+    strong, weak = _explicit_beams(settings)
+    settings = replace(
+        settings, solver=_solver_for(settings), strong_beams=strong, weak_beams=weak
+    )
+    return DiscResult(discs, requested, g_req[:, :2], dk, settings, crystal, stats, report)
+
+
+def _choose_beams(
+    crystal: Crystal,
+    frame,
+    settings: SimulationSettings,
+    normal: np.ndarray,
+    orbit: np.ndarray,
+    requested: np.ndarray,
+    device: str,
+    max_memory: float,
+    pools: dict,
+) -> conv.ConvergenceReport:
+    """Choose (automatic) or measure (explicit) the beam set on probe tilts; see convergence."""
+    explicit = _is_explicit(settings)
+    budget = replace(
+        DEFAULT_BUDGET,
+        max_beams=settings.max_beams,
+        max_strong=min(DEFAULT_BUDGET.max_strong, settings.max_beams),
+        min_strong=min(DEFAULT_BUDGET.min_strong, settings.max_beams),
+    )
+
+    def pool_for(strong: int, weak: int, free: bool = False) -> BeamPool:
+        chosen = replace(settings, strong_beams=strong, weak_beams=weak)
+        if free:
+            chosen = replace(chosen, beam_pool=None)
+        key = (_pool_size(chosen), chosen.beam_pool)
+        if key not in pools:
+            pools[key] = _prepare_pool(crystal, frame, chosen, normal, orbit)[0]
+        return pools[key]
+
+    tilts = conv.probe_tilts(
+        settings.disc_radius, budget.explicit_probe_tilts if explicit else budget.probe_tilts
+    )
+    problem = conv.ProbeProblem(
+        pool_for=pool_for,
+        rule=_beam_rule(settings),
+        tilts=tilts,
+        thickness=np.asarray(settings.thickness),
+        reflections=requested,
+        solver=_solver_for(settings),
+        device=_auto_device() if device == "auto" else device,
+        max_memory=max_memory,
+        # An explicit pool (the Felix preset) limits the calculation, not its reference.
+        reference_pool_for=(lambda s, w: pool_for(s, w, True)) if settings.beam_pool else None,
+    )
+    if explicit:
+        initial = _explicit_beams(settings)
+    else:
+        k0 = pool_for(budget.min_strong, 0).k0
+        phase = conv.left_out_phase(
+            crystal,
+            frame,
+            incident_vectors(tilts[:, 0], tilts[:, 1], k0),
+            k0,
+            max(settings.thickness),
+            voltage=settings.voltage,
+            laue_zones=settings.laue_zones,
+            scattering_factors=settings.scattering_factors,
+            debye_waller=settings.debye_waller,
+            absorption=settings.absorption,
+            absorption_fraction=settings.absorption_fraction,
+        )
+        initial = conv.physical_beam_counts(phase, settings.tolerance, budget)
+    return conv.choose_beams(
+        problem, settings.tolerance, initial=initial, explicit=explicit, budget=budget
+    )
 
 
 def _normal_in_frame(crystal: Crystal, frame, surface_normal) -> np.ndarray:
@@ -181,7 +299,7 @@ def _prepare_pool(
         frame,
         k_vac,
         settings.voltage,
-        settings.beam_pool or max(3 * settings.strong_beams + 30, 60),
+        _pool_size(settings),
         g_max=g_max,
         laue_zones=settings.laue_zones,
         scattering_factors=settings.scattering_factors,
@@ -234,7 +352,8 @@ def beam_intensities(
         pool and is a strong beam (set ``strong_beams`` large), as in abTEM and py4DSTEM.
     **kwargs
         Physics settings of :func:`hyperspy_lacbed.simulate` (zone_axis, voltage, absorption, ...); the
-        solver defaults to ``"exact"`` here.
+        solver defaults to ``"exact"`` here. The beam counts are fixed, not chosen by a
+        tolerance: ``strong_beams`` (default 100) and ``weak_beams`` (default 0).
 
     Returns
     -------

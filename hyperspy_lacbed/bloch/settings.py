@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from hyperspy_lacbed.bloch.convergence import DEFAULT_BUDGET, DEFAULT_TOLERANCE
 from hyperspy_lacbed.parsing import as_direction, as_thickness, quantity, reflection_tuples
 from hyperspy_lacbed.units import electron_wavelength, to_magnitude
 
@@ -56,8 +57,11 @@ class SimulationSettings:
     absorption_fraction: float = 0.1
     scattering_factors: str = "kirkland"
     debye_waller: bool = True
-    strong_beams: int = 100
-    weak_beams: int = 0
+    # None: chosen by ``tolerance`` (issue 16); given: used exactly.
+    strong_beams: int | None = None
+    weak_beams: int | None = None
+    tolerance: float = DEFAULT_TOLERANCE
+    max_beams: int = DEFAULT_BUDGET.max_beams
     beam_pool: int | None = None
     strong_beam_step: float = 0.0
     laue_zones: tuple[int, ...] = (0,)
@@ -146,12 +150,9 @@ class SimulationSettings:
             raise ValueError(
                 f"pixels must be an even number ≥ 2 (the disc is 2N × 2N), got {pixels}."
             )
-        strong = int(get("strong_beams"))
-        if strong < 1:
-            raise ValueError(f"strong_beams must be at least 1, got {strong}.")
-        weak = int(get("weak_beams"))
-        if weak < 0:
-            raise ValueError(f"weak_beams must be ≥ 0, got {weak}.")
+        strong, weak, tolerance, max_beams = _beam_settings(
+            get("strong_beams"), get("weak_beams"), get("tolerance"), get("max_beams"), preset
+        )
         solver = get("solver")
         if solver not in SOLVERS:
             raise ValueError(f"Unknown solver {solver!r}; choose 'auto', 'exact' or 'fast'.")
@@ -170,6 +171,8 @@ class SimulationSettings:
             pixels=pixels,
             strong_beams=strong,
             weak_beams=weak,
+            tolerance=tolerance,
+            max_beams=max_beams,
             solver=solver,
             reflections=reflection_tuples(get("reflections")),
             disc_radius=radius,
@@ -177,6 +180,37 @@ class SimulationSettings:
             preset=preset,
             **given,
         )
+
+
+def _beam_settings(
+    strong: Any, weak: Any, tolerance: Any, max_beams: Any, preset: str | None
+) -> tuple[int | None, int | None, float, int]:
+    """Validated beam counts (None: chosen by the tolerance), tolerance and beam budget."""
+    if strong is not None:
+        strong = int(strong)
+        if strong < 1:
+            raise ValueError(f"strong_beams must be at least 1, got {strong}.")
+    if weak is not None:
+        weak = int(weak)
+        if weak < 0:
+            raise ValueError(f"weak_beams must be ≥ 0, got {weak}.")
+    tolerance = float(tolerance)
+    if not (0 < tolerance < 1 or tolerance == math.inf):
+        raise ValueError(
+            f"tolerance is a fraction of each image's maximum in (0, 1), got {tolerance}; "
+            "e.g. 0.01 for 1 % (or inf with explicit strong_beams= to measure nothing)."
+        )
+    if tolerance == math.inf and strong is None and weak is None and preset is None:
+        raise ValueError(
+            "tolerance=inf measures nothing, so the beams cannot be chosen by it; give "
+            "strong_beams= (and weak_beams=) or a finite tolerance such as 0.01."
+        )
+    max_beams = int(max_beams)
+    if max_beams < DEFAULT_BUDGET.min_strong:
+        raise ValueError(
+            f"max_beams must be at least {DEFAULT_BUDGET.min_strong}, got {max_beams}."
+        )
+    return strong, weak, tolerance, max_beams
 
 
 def felix_settings(**overrides: Any) -> dict[str, Any]:
