@@ -376,7 +376,7 @@ def resolve_parameters(
                     "is fixed by symmetry (no free coordinate); refine another site or lower "
                     "the symmetry of the model."
                 )
-            for k, d in enumerate(site.free_directions):
+            for k in range(len(site.free_directions)):
                 name = f"xyz[{site.label}]" + (
                     f".{k + 1}" if len(site.free_directions) > 1 else ""
                 )
