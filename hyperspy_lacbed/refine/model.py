@@ -328,11 +328,11 @@ class BlochModel:
         for i, p in enumerate(self.parameters):
             w = None if p.atoms is None else torch.as_tensor(p.atoms)
             if p.kind == "B":
-                b = b + (x[i] - p.value) * w
+                b = b + (x[i] - p.reference) * w
             elif p.kind == "occupancy":
-                occ = occ + (x[i] - p.value) * w
+                occ = occ + (x[i] - p.reference) * w
             elif p.kind == "xyz":
-                pos = pos + (x[i] - p.value) * w
+                pos = pos + (x[i] - p.reference) * w
         return occ, b, pos
 
     # ------------------------------------------------------------------ physics
@@ -423,6 +423,61 @@ class BlochModel:
 
         n_pix = self.pixels**2
         index = np.arange(n_pix) if index is None else np.asarray(index)
+        pot, k0 = self._potential(x)
+        thickness = self.get(x, "thickness", self.thickness0)
+        out = []
+        for start in range(0, len(index), self.chunk):
+            sub = index[start : start + self.chunk]
+            out.append(self._chunk(x, pot, k0, thickness, sub))
+        return torch.cat(out)
+
+    def _matrices(self, x, pot, k0, sub):
+        """Scaled structure matrices A (T, M, M) of the tilts ``sub`` and the row scales."""
+        import torch
+
+        t2 = self.tilts(x, sub)
+        kz = torch.sqrt(k0**2 - (t2**2).sum(1))
+        k = torch.cat([t2, kz[:, None]], dim=1)  # (T, 3)
+        g = self._g
+        gk = k @ g.T  # (T, P)
+        b = k0 + gk / k0
+        c = (g**2).sum(1)[None, :] + 2 * gk
+        # exact excitation error, written without cancellation (bloch.geometry)
+        s = -c / (b + torch.sqrt(b**2 - c))
+        kn = k @ self._normal
+        d = 1.0 + (g @ self._normal)[None, :] / kn[:, None]
+        idx = torch.as_tensor(self._idx[sub])
+        pad = torch.as_tensor(self._pad[sub])
+        rows = torch.arange(len(sub))[:, None]
+        a = pot[idx[:, :, None], idx[:, None, :]]
+        a = a + torch.diag_embed((2 * k0 * s[rows, idx]).to(a.dtype))
+        # padding beams are uncoupled and never excited: zero rows and columns
+        a = torch.where(pad[:, :, None] | pad[:, None, :], torch.zeros((), dtype=a.dtype), a)
+        scale = torch.sqrt(d[rows, idx])
+        a = a / (2 * kn[:, None, None] * scale[:, :, None] * scale[:, None, :])
+        return a, scale
+
+    def _outputs(self, psi, scale, sub):
+        import torch
+
+        rows = torch.arange(len(sub))[:, None]
+        pos = self._pos[sub]
+        pos_t = torch.as_tensor(np.where(pos < 0, 0, pos))
+        psi_out = psi[..., rows, pos_t] / scale[rows, pos_t]
+        inten = psi_out.real**2 + psi_out.imag**2
+        return torch.where(torch.as_tensor(pos < 0), torch.zeros((), dtype=inten.dtype), inten)
+
+    def _chunk(self, x, pot, k0, thickness, sub):
+        import torch
+
+        a, scale = self._matrices(x, pot, k0, sub)
+        # ψ(t) = exp(2πi t A) e_000: the exponential's backward is exact at degeneracies.
+        psi = torch.linalg.matrix_exp(2j * math.pi * thickness * a)[:, :, 0]
+        return self._outputs(psi, scale, sub)
+
+    def _potential(self, x):
+        import torch
+
         full = self.fourier_coefficients(x)
         k0 = torch.tensor(self.k_vac, dtype=torch.float64)
         if self.physics.mean_inner_potential:
@@ -434,41 +489,32 @@ class BlochModel:
             pot = torch.where(eye, torch.zeros((), dtype=pot.dtype), pot)
         elif mode == "absorptive":
             pot = torch.where(eye, 1j * pot.imag, pot)
-        thickness = self.get(x, "thickness", self.thickness0)
-        out = []
-        for start in range(0, len(index), self.chunk):
-            sub = index[start : start + self.chunk]
-            out.append(self._chunk(x, pot, k0, thickness, sub))
-        return torch.cat(out)
+        return pot, k0
 
-    def _chunk(self, x, pot, k0, thickness, sub):
+    def intensity_series(self, x, thicknesses: Sequence[float]):
+        """|ψ_g|² at many thicknesses from one eigen-solve per tilt (no gradient), (n_t, T, R).
+
+        For the coarse thickness scan that seeds a fit; the eigen-decomposition serves every
+        thickness, as in the engine.
+        """
         import torch
 
-        t2 = self.tilts(x, sub)
-        kz = torch.sqrt(k0**2 - (t2**2).sum(1))
-        k = torch.cat([t2, kz[:, None]], dim=1)  # (T, 3)
-        g = self._g
-        gk = k @ g.T  # (T, P)
-        b = k0 + gk / k0
-        c = (g**2).sum(1)[None, :] + 2 * gk
-        s = -c / (b + torch.sqrt(b**2 - c))
-        kn = k @ self._normal
-        d = 1.0 + (g @ self._normal)[None, :] / kn[:, None]
-        idx = torch.as_tensor(self._idx[sub])
-        pad = torch.as_tensor(self._pad[sub])
-        rows = torch.arange(len(sub))[:, None]
-        a = pot[idx[:, :, None], idx[:, None, :]]
-        a = a + torch.diag_embed((2 * k0 * s[rows, idx]).to(a.dtype))
-        a = torch.where(pad[:, :, None] | pad[:, None, :], torch.zeros((), dtype=a.dtype), a)
-        scale = torch.sqrt(d[rows, idx])
-        a = a / (2 * kn[:, None, None] * scale[:, :, None] * scale[:, None, :])
-        # ψ(t) = exp(2πi t A) e_000: the exponential's backward is exact at degeneracies.
-        psi = torch.linalg.matrix_exp(2j * math.pi * thickness * a)[:, :, 0]
-        pos = self._pos[sub]
-        pos_t = torch.as_tensor(np.where(pos < 0, 0, pos))
-        psi_out = psi[rows, pos_t] / scale[rows, pos_t]
-        inten = psi_out.real**2 + psi_out.imag**2
-        return torch.where(torch.as_tensor(pos < 0), torch.zeros((), dtype=inten.dtype), inten)
+        with torch.no_grad():
+            pot, k0 = self._potential(x)
+            th = torch.as_tensor(np.asarray(thicknesses, float))
+            index = np.arange(self.pixels**2)
+            out = []
+            for start in range(0, len(index), self.chunk):
+                sub = index[start : start + self.chunk]
+                a, scale = self._matrices(x, pot, k0, sub)
+                gamma, vec = torch.linalg.eig(a)
+                e0 = torch.zeros(a.shape[:2] + (1,), dtype=a.dtype)
+                e0[:, 0, 0] = 1.0
+                alpha = torch.linalg.solve(vec, e0)[..., 0]  # (T, M)
+                phase = torch.exp(2j * math.pi * gamma[None] * th[:, None, None])  # (nt, T, M)
+                psi = torch.einsum("tmj,ntj->ntm", vec * alpha[:, None, :], phase)
+                out.append(self._outputs(psi, scale, sub))
+            return torch.cat(out, dim=1)
 
     def discs(self, x):
         """Intensities as images (R, 2N, 2N) in the engine's frame."""

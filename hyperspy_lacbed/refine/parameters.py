@@ -79,6 +79,13 @@ class Parameter:
     atoms: np.ndarray | None = field(default=None, repr=False)
     hkl: np.ndarray | None = field(default=None, repr=False)
     signs: np.ndarray | None = field(default=None, repr=False)
+    reference: float = field(default=math.nan, repr=False)
+
+    def __post_init__(self) -> None:
+        # The crystal's own value, from which B, occupancy and xyz changes are measured;
+        # unlike ``value`` it never changes during a fit.
+        if math.isnan(self.reference):
+            self.reference = float(self.value)
 
     def to_dict(self) -> dict:
         """Plain values (for metadata)."""
