@@ -263,6 +263,11 @@ def covariance(problem: Problem, x) -> tuple[np.ndarray, np.ndarray, float]:
     return cov, jac, s2
 
 
+def st_needs_counts(data: np.ndarray, mask: np.ndarray) -> bool:
+    """True when the data are not counts (negative values inside the mask)."""
+    return bool((np.where(mask, data, 0.0) < 0).any())
+
+
 def _bin_stack(data: np.ndarray, mask: np.ndarray, factor: int) -> tuple[np.ndarray, np.ndarray]:
     if factor == 1:
         return data, mask
@@ -371,15 +376,20 @@ def refine_discs(
     if mask is not None:
         mask = np.asarray(mask, bool)
         full_mask = full_mask & (mask if mask.ndim == 3 else mask[None])
-    if fom == "lsq":
-        if isinstance(weights, str) and weights == "poisson":
-            inv_sigma_full = F.poisson_inv_sigma(data)
-        elif weights is None:
+    poisson = fom == "lsq" and isinstance(weights, str) and weights == "poisson"
+    if fom == "lsq" and not poisson:
+        if weights is None:
             inv_sigma_full = np.ones_like(data)
+        elif isinstance(weights, str):
+            raise ValueError(f"weights must be 'poisson', None or an array of σ, not {weights!r}.")
         else:
             inv_sigma_full = 1.0 / np.asarray(weights, float)
     else:
         inv_sigma_full = None
+    if poisson and st_needs_counts(data, full_mask):
+        raise ValueError(
+            "weights='poisson' needs non-negative counts; give weights=None or σ per pixel."
+        )
     t_range = np.atleast_1d(np.asarray(thickness, float))
     t0 = float(t_range.mean())
     params = resolve_parameters(
@@ -416,8 +426,10 @@ def refine_discs(
             d_st, m_st = _bin_stack(data, full_mask, st.bin)
             m_st = m_st & F.disc_mask(pixels // st.bin, disc_shape)[None]
             inv_st = None
+            if poisson and st.bin > 1:
+                d_st = d_st * st.bin**2  # block sums of counts are Poisson counts again
             if inv_sigma_full is not None:
-                # the mean of f counts has variance var/f² per block (f = bin²)
+                # the mean of f = bin² pixels has variance Σσ²/f²
                 inv_st = _bin_stack(inv_sigma_full**-2, full_mask, st.bin)[0]
                 inv_st = 1.0 / np.sqrt(np.maximum(inv_st / st.bin**2, 1e-300))
             ph = phys if st.strong_beams is None else replace(phys, strong_beams=st.strong_beams)

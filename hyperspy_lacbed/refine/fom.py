@@ -29,7 +29,7 @@ def gaussian_blur(images, sigma):
     """
     import torch
 
-    s = float(sigma)
+    s = float(sigma.detach()) if hasattr(sigma, "detach") else float(sigma)
     if s <= 0:
         return images
     radius = int(4.0 * s + 0.5)
@@ -77,14 +77,30 @@ def zncc_residuals(sim, data, mask):
 
 
 def lsq_residuals(sim, data, mask, inv_sigma):
-    """Weighted residuals (a·sim − data)/σ over the mask, the scale a profiled out."""
-    s, d, w = sim[mask], data[mask], inv_sigma[mask] ** 2
+    """Weighted residuals over the mask, the intensity scale a profiled out.
+
+    ``inv_sigma=None`` means Poisson counts: the residuals are Anscombe's
+    2(√(a·sim + 3/8) − √(data + 3/8)), of unit variance and without the bias that
+    weights 1/data (Neyman's χ²) give at low counts; a = Σ data / Σ sim is the
+    Poisson maximum-likelihood scale. Otherwise (a·sim − data)/σ with a from weighted
+    least squares.
+    """
+    import torch
+
+    s, d = sim[mask], data[mask]
+    if inv_sigma is None:
+        amp = d.sum() / s.sum()
+        return 2 * (torch.sqrt(torch.clamp(amp * s, min=0) + 0.375) - torch.sqrt(d + 0.375))
+    w = inv_sigma[mask] ** 2
     amp = (w * s * d).sum() / (w * s * s).sum()
     return (amp * s - d) * inv_sigma[mask]
 
 
 def figure_of_merit(kind: str, sim, data, mask, inv_sigma=None):
-    """The scalar figure of merit: 1 − mean ZNCC, or the weighted sum of squares / N."""
+    """The scalar figure of merit: 1 − mean ZNCC, or the weighted sum of squares / N.
+
+    For ``"lsq"``, ``inv_sigma=None`` means Poisson counts (see :func:`lsq_residuals`).
+    """
     if kind == "zncc":
         return 1.0 - zncc_per_disc(sim, data, mask).mean()
     if kind == "lsq":
@@ -100,11 +116,6 @@ def disc_mask(pixels: int, shape: str = "circle") -> np.ndarray:
     n = pixels / 2
     c = np.arange(pixels) - n + 0.5
     return (c[None, :] ** 2 + c[:, None] ** 2) <= n * n + 1e-9
-
-
-def poisson_inv_sigma(data: np.ndarray) -> np.ndarray:
-    """1/σ for Poisson counts: σ² = max(data, 1)."""
-    return 1.0 / np.sqrt(np.maximum(np.nan_to_num(data), 1.0))
 
 
 def zscore(images: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -292,7 +292,7 @@ class BlochModel:
                     if tuple(h) in lookup
                 ]
                 self._ug_index.append((p.name, p.kind, hits))
-        self._select_beams(self.start_vector())
+        self.choose_beams(self.start_vector())
 
     # ------------------------------------------------------------------ parameters
     def start_vector(self):
@@ -394,8 +394,8 @@ class BlochModel:
         ky = scale * cy + self.get(x, "offset_y", 0.0)
         return torch.stack([kx, ky], dim=1)
 
-    def _select_beams(self, x) -> None:
-        """Strong beams of every tilt at ``x`` (kept fixed during a fit)."""
+    def choose_beams(self, x) -> None:
+        """Choose the strong beams of every tilt at ``x`` (they stay fixed until called again)."""
         import torch
 
         with torch.no_grad():
