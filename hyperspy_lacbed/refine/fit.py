@@ -249,6 +249,15 @@ def covariance(problem: Problem, x) -> tuple[np.ndarray, np.ndarray, float]:
         e[k] = h
         jac[:, k] = (problem.residuals(x + e) - problem.residuals(x - e)) / (2 * h)
     dof = max(len(r0) - len(params), 1)
+    if not (np.isfinite(jac).all() and np.isfinite(r0).all()):
+        warnings.warn(
+            "The residuals are not finite around the result, so its uncertainties are "
+            "unknown (NaN).",
+            RefinementWarning,
+            stacklevel=3,
+        )
+        nan = np.full((len(params), len(params)), np.nan)
+        return nan, jac, float("nan")
     s2 = float(r0 @ r0) / dof
     jtj = jac.T @ jac
     cond = np.linalg.cond(jtj) if len(params) else 1.0
