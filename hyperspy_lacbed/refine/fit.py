@@ -91,6 +91,8 @@ class Problem:
         lo = torch.tensor([p.lower for p in model.parameters], dtype=torch.float64)
         hi = torch.tensor([p.upper for p in model.parameters], dtype=torch.float64)
         self.lo, self.hi = lo, hi
+        #: above this estimated autograd memory the gradient is taken chunk by chunk
+        self.max_graph_bytes = 2**31
 
     # parameters <-> unconstrained variables
     def to_u(self, x):
@@ -141,7 +143,9 @@ class Problem:
 
         model = self.model
         n_pix = model.pixels**2
-        if n_pix <= model.chunk:
+        # eigenvectors, their inverse and the matrices of every tilt kept for the backward
+        graph_bytes = 16 * 8 * n_pix * model.max_beams**2
+        if n_pix <= model.chunk or graph_bytes < self.max_graph_bytes:
             x = self.to_x(u)
             loss = self.loss(model.intensities(x), x)
             (grad,) = torch.autograd.grad(loss, u)
