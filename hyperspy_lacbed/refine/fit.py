@@ -469,7 +469,8 @@ def refine_discs(
                 model, d_st, m_st, fom, orient if orient != "auto" else (0, False), blur_st, inv_st
             )
             x = model.start_vector()
-            if si == 0 and ("thickness" in model.names or len(t_range) > 1 or orient == "auto"):
+            scan = thickness_scan > 1 and ("thickness" in model.names or len(t_range) > 1)
+            if si == 0 and (scan or orient == "auto"):
                 x, orient = _seed(problem, x, t_range, thickness_scan, orient)
                 problem.orientation = orient
                 for p, v in zip(params, x.tolist()):
@@ -583,7 +584,7 @@ def _seed(problem: Problem, x, t_range: np.ndarray, n: int, orient):
     from hyperspy_lacbed.bloch.compare import ORIENTATIONS
 
     model = problem.model
-    if "thickness" in model.names or len(t_range) > 1:
+    if n > 1 and ("thickness" in model.names or len(t_range) > 1):
         if len(t_range) > 1:
             grid = np.linspace(t_range.min(), t_range.max(), n)
         else:
