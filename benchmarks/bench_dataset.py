@@ -1,4 +1,4 @@
-"""Dataset-generation throughput at the shipped domain (DESIGN.md §4).
+"""Dataset-generation throughput at the shipped domain (docs/user_guide/conventions.rst).
 
 Run: ``python benchmarks/bench_dataset.py`` (``--n 3`` for a quicker look, ``--device cuda``
 on a GPU machine).

@@ -45,7 +45,8 @@ def _run(args: tuple[str, str, int, dict, str], queue) -> None:
     import torch
 
     torch.set_num_threads(2)
-    from hyperspy_lacbed.bloch.lacbed import _as_settings, compute_discs
+    from hyperspy_lacbed.bloch.discs import compute_discs
+    from hyperspy_lacbed.bloch.settings import SimulationSettings
 
     kwargs = (
         _felix_inputs(n_half)
@@ -53,8 +54,10 @@ def _run(args: tuple[str, str, int, dict, str], queue) -> None:
         else dict(pixels=2 * n_half, thickness=[500.0, 1000.0, 1500.0, 2000.0])
     )
     kwargs.update(extra)
-    settings = _as_settings(**kwargs)
-    compute_discs(structure, _as_settings(**{**kwargs, "pixels": 2}), show_progressbar=False)
+    settings = SimulationSettings.from_user(**kwargs)
+    compute_discs(
+        structure, SimulationSettings.from_user(**{**kwargs, "pixels": 2}), show_progressbar=False
+    )
     t0 = time.perf_counter()
     result = compute_discs(structure, settings, device="cpu", show_progressbar=False)
     wall = time.perf_counter() - t0

@@ -37,7 +37,7 @@ from queue import Empty
 
 import numpy as np
 
-from hyperspy_lacbed.bloch import compare
+from hyperspy_lacbed.analysis import compare
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "experimental" / "GeSn_1-10"

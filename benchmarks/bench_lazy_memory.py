@@ -34,7 +34,7 @@ def _worker(job: dict, queue) -> None:
     import torch
 
     import hyperspy_lacbed as hl
-    from hyperspy_lacbed.nets.inference import load_surrogate
+    from hyperspy_lacbed.nets.surrogate import load_surrogate
     from hyperspy_lacbed.signals.lacbed import LACBED
 
     torch.set_num_threads(job["threads"])

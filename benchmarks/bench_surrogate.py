@@ -4,7 +4,7 @@ Run: ``python benchmarks/bench_surrogate.py`` (``--structure GaAs``, ``--threads
 ``--device cuda``, ``--repeats 5``).
 
 The default architecture with random weights (timing does not depend on the weights)
-at the shipped model's domain (DESIGN.md §4: 128² potentials, 9 discs of 64², 4 thicknesses):
+at the shipped model's domain (docs/user_guide/conventions.rst: 128² potentials, 9 discs of 64², 4 thicknesses):
 
 * network throughput, forward (potential → 9 discs) and inverse (discs → potential),
   at batch 1 and batch 32, in patterns (one thickness, nine discs) per second;
@@ -41,10 +41,9 @@ def _model_folder(root: Path, direction: str, domain) -> Path:
     import safetensors.torch
     import torch
 
-    from hyperspy_lacbed.nets.architectures import Pix2PixHDGenerator
+    from hyperspy_lacbed.nets.architectures import Pix2PixHDGenerator, generator_kwargs
     from hyperspy_lacbed.nets.normalisation import Encoding
     from hyperspy_lacbed.nets.registry import MODEL_FILE, write_card
-    from hyperspy_lacbed.train.loop import generator_kwargs
 
     torch.manual_seed(0)
     kw = generator_kwargs(direction, domain)
@@ -87,7 +86,7 @@ def _worker(job: dict, queue) -> None:
     import hyperspy_lacbed as hl
     from hyperspy_lacbed.crystal.structure import load_structure
     from hyperspy_lacbed.nets.domain import Domain
-    from hyperspy_lacbed.nets.inference import load_surrogate
+    from hyperspy_lacbed.nets.surrogate import load_surrogate
 
     domain = _domain(Domain, load_surrogate)
     crystal = load_structure(job["structure"])
@@ -158,10 +157,13 @@ def main() -> None:
 
     import torch
 
-    from hyperspy_lacbed.nets.architectures import Pix2PixHDGenerator, count_parameters
+    from hyperspy_lacbed.nets.architectures import (
+        Pix2PixHDGenerator,
+        count_parameters,
+        generator_kwargs,
+    )
     from hyperspy_lacbed.nets.domain import Domain
-    from hyperspy_lacbed.nets.inference import load_surrogate
-    from hyperspy_lacbed.train.loop import generator_kwargs
+    from hyperspy_lacbed.nets.surrogate import load_surrogate
 
     domain = _domain(Domain, load_surrogate)
     print(

@@ -5,7 +5,7 @@ Run: ``python benchmarks/eval_real_crystals.py [--forward NAME] [--inverse NAME]
 For each CIF (:func:`hyperspy_lacbed.train.evaluate.evaluate_structures`): the Bloch-wave
 discs at the model's domain settings (the reference), the forward cGAN's discs, and the
 inverse cGAN's potential retrieved from the reference discs. Prints ℓMSE per thickness
-(DESIGN.md §4: the pattern divided by the reference maximum) and, for potentials, the
+(docs/user_guide/conventions.rst: the pattern divided by the reference maximum) and, for potentials, the
 plain and the origin-invariant ℓMSE, with the wall time of each path; crystals outside
 the domain (lattice parameter) are reported as such.
 """
@@ -26,7 +26,7 @@ def main() -> None:
     parser.add_argument("--inverse", default="default")
     args = parser.parse_args()
 
-    from hyperspy_lacbed.nets.inference import load_surrogate
+    from hyperspy_lacbed.nets.surrogate import load_surrogate
     from hyperspy_lacbed.train.evaluate import evaluate_structures
 
     thick = load_surrogate(args.forward, "forward").domain.thicknesses

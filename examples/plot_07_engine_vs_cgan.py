@@ -5,7 +5,7 @@ Bloch-wave engine and cGAN side by side
 The forward surrogate turns the projected potential of a cubic crystal into its nine
 LACBED discs in milliseconds. Here it is set against the Bloch-wave engine on a crystal
 it never saw in training (rock salt, NaCl), with the difference image and the ℓMSE of
-DESIGN.md §4 at each thickness.
+the conventions page (:doc:`/user_guide/conventions`) at each thickness.
 """
 
 # %%

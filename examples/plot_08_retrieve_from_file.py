@@ -20,8 +20,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import hyperspy_lacbed as hl
-from hyperspy_lacbed.nets.inference import load_surrogate
-from hyperspy_lacbed.train.evaluate import align_potential, lmse, origin_invariant_lmse
+from hyperspy_lacbed.nets.surrogate import load_surrogate
+from hyperspy_lacbed.train.metrics import align_potential, lmse, origin_invariant_lmse
 
 domain = load_surrogate("default", "inverse").domain  # what the shipped model covers
 crystal = hl.load_structure("GaAs")

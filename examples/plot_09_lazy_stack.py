@@ -21,7 +21,7 @@ import dask.array as da
 import matplotlib.pyplot as plt
 
 import hyperspy_lacbed as hl
-from hyperspy_lacbed.nets.inference import load_surrogate
+from hyperspy_lacbed.nets.surrogate import load_surrogate
 from hyperspy_lacbed.signals.lacbed import LACBED
 
 domain = load_surrogate("default", "inverse").domain

@@ -3,9 +3,9 @@
 Public API
 ----------
 simulate
-    Bloch-wave LACBED discs of a crystal (:mod:`hyperspy_lacbed.bloch`).
+    Bloch-wave LACBED discs of a crystal (:mod:`hyperspy_lacbed.api.simulate`).
 generate
-    The same discs from the forward cGAN surrogate (:mod:`hyperspy_lacbed.nets`).
+    The same discs from the forward cGAN surrogate (:mod:`hyperspy_lacbed.api.surrogates`).
 load_structure
     A validated crystal structure from a CIF path, a diffpy Structure or an example name.
 projected_potential
@@ -25,11 +25,11 @@ from typing import Any
 from hyperspy_lacbed._version import __version__
 
 _LAZY = {
-    "simulate": "hyperspy_lacbed.bloch.lacbed",
-    "generate": "hyperspy_lacbed.nets.inference",
+    "simulate": "hyperspy_lacbed.api.simulate",
+    "generate": "hyperspy_lacbed.api.surrogates",
     "list_models": "hyperspy_lacbed.nets.registry",
     "load_structure": "hyperspy_lacbed.crystal.structure",
-    "projected_potential": "hyperspy_lacbed.signals.potential",
+    "projected_potential": "hyperspy_lacbed.api.potential",
     "example_structures": "hyperspy_lacbed.data",
 }
 

@@ -1,7 +1,7 @@
 """Physical quantities: parsing user input with pint and the electron-optical constants.
 
 All internal lengths are in Å, reciprocal lengths in 1/Å without 2π, voltages in V
-(DESIGN.md §2). Public functions accept pint quantities, strings such as ``"200 kV"``
+(:doc:`/user_guide/conventions`). Public functions accept pint quantities, strings such as ``"200 kV"``
 or plain numbers in a documented default unit; this module turns any of them into a
 float in the internal unit, with an error that names the quantity when the
 dimensions do not fit.

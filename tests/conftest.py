@@ -1,4 +1,9 @@
-"""Shared pytest configuration and fixtures."""
+"""Shared pytest configuration and fixtures.
+
+The tests mirror the package (``tests/crystal``, ``tests/bloch``, ``tests/api``,
+``tests/signals``, ``tests/analysis``, ``tests/nets``, ``tests/train``); constants and
+builders shared between them are in ``tests/helpers.py``.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ matplotlib.use("Agg")
 import hyperspy.api as hs
 import numpy as np
 import pytest
+from helpers import SHARED, tiny_dataset
 
 hs.preferences.General.show_progressbar = False
 
@@ -64,3 +70,27 @@ def lacbed_file(lacbed, tmp_path):
     path = tmp_path / "lacbed.hspy"
     lacbed.save(path)
     return path
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """torch on one thread for a test module (several test processes share the CPUs)."""
+    torch = pytest.importorskip("torch")
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="session")
+def shared_dir():
+    """The ``../shared`` folder beside the checkout; skips the test when it is absent."""
+    if not SHARED.is_dir():
+        pytest.skip("../shared is not beside the checkout")
+    return SHARED
+
+
+@pytest.fixture(scope="module")
+def tiny_arrays():
+    """Bloch-wave discs and potentials of four example crystals on the tiny domain."""
+    return tiny_dataset()

@@ -8,12 +8,15 @@ import importlib
 import pytest
 
 MODULES = [
-    "hyperspy_lacbed.bloch.compare",
-    "hyperspy_lacbed.bloch.lacbed",
+    "hyperspy_lacbed.analysis.compare",
+    "hyperspy_lacbed.api.potential",
+    "hyperspy_lacbed.api.simulate",
+    "hyperspy_lacbed.api.surrogates",
+    "hyperspy_lacbed.bloch.settings",
     "hyperspy_lacbed.crystal.scattering",
     "hyperspy_lacbed.crystal.structure",
-    "hyperspy_lacbed.nets.inference",
     "hyperspy_lacbed.nets.registry",
+    "hyperspy_lacbed.progress",
 ]
 
 

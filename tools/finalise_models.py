@@ -4,7 +4,7 @@ Run (after ``python -m hyperspy_lacbed.train fit`` of both directions)::
 
     python benchmarks/bench_surrogate.py --json out/speed.json
     python tools/finalise_models.py --forward runs/v1-forward --inverse runs/v1-inverse \\
-        --store /work/datasets/lacbed-v2 --speed out/speed.json
+        --store data/lacbed-v2 --speed out/speed.json
 
 For each direction: the checkpoint is exported to ``models/default-<direction>``
 (``default: true``); the model is evaluated on the held-out ``test`` split (per sample,
@@ -150,6 +150,7 @@ def main() -> None:
     for direction, folder in folders.items():
         card = read_card(folder)
         card.pop("path", None)
+        card["dataset"].pop("path", None)  # the recipe and seed reproduce it, not a folder
         # The samples trained on (the done ones of a part-generated split), for an exact
         # reproduction; valid while the store has not been extended since the fit.
         if len(train_indices) != card["dataset"].get("n_train"):

@@ -1,6 +1,6 @@
 """Bloch-wave solver: beam pool, structure matrices, batched eigen-solves, thickness propagation.
 
-For each incident tilt the structure matrix (DESIGN.md §2) has the exact excitation error
+For each incident tilt the structure matrix (:doc:`/user_guide/conventions`) has the exact excitation error
 s_g on the diagonal and (U_{g−h} + i U'_{g−h}) / 2K off it. Its eigenpairs (γ_j, C) give
 ψ(t) = C diag(exp(2πi γ_j t)) C⁻¹ ψ(0) for every thickness from one solve. Many tilts are
 solved at once as a batch with ``torch.linalg.eig``.

@@ -1,6 +1,6 @@
 """Projected crystal potential over one periodic cell, as a plain array.
 
-V_proj(x, y) = c Σ_{g in ZOLZ} V_g exp(2πi g·r) in V·Å (DESIGN.md §2), where c is the
+V_proj(x, y) = c Σ_{g in ZOLZ} V_g exp(2πi g·r) in V·Å (:doc:`/user_guide/conventions`), where c is the
 lattice period along the beam. The image covers the rectangle spanned by the shortest
 lattice vectors along the frame's x and y directions, so it is exactly periodic; for a
 cubic crystal along [001] that is one a × a face of the cell.

@@ -1,6 +1,6 @@
 """Electron scattering factors: elastic (Kirkland, Lobato–Van Dyck) and absorptive (Bird & King).
 
-Conventions (DESIGN.md §2): reciprocal lengths in 1/Å **without** 2π, so the argument of
+Conventions (:doc:`/user_guide/conventions`): reciprocal lengths in 1/Å **without** 2π, so the argument of
 every function here is ``q = |g| = 2 sin θ / λ = 1/d``; scattering factors are in Å.
 The crystal potential is built from them as
 

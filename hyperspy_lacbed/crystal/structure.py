@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hyperspy_lacbed.crystal.scattering import atomic_number
+from hyperspy_lacbed.parsing import as_direction
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -464,17 +465,6 @@ class ZoneFrame:
         return np.stack([self.ex, self.ey, self.ez])
 
 
-def integer_direction(v: Any, what: str) -> tuple[int, int, int]:
-    arr = np.asarray(v, dtype=float).ravel()
-    if arr.shape != (3,) or not np.all(np.isfinite(arr)):
-        raise ValueError(f"{what} must be three integers [u, v, w], got {v!r}.")
-    if not np.allclose(arr, np.round(arr)):
-        raise ValueError(f"{what} must be integer indices [u, v, w], got {v!r}.")
-    if not np.any(arr):
-        raise ValueError(f"{what} [0, 0, 0] is not a direction; give e.g. [0, 0, 1].")
-    return tuple(int(x) for x in np.round(arr))  # type: ignore[return-value]
-
-
 def zone_frame(
     crystal: Crystal,
     zone_axis: Sequence[int] = (0, 0, 1),
@@ -497,14 +487,14 @@ def zone_frame(
     ValueError
         A zero, non-integer or non-perpendicular direction.
     """
-    uvw = integer_direction(zone_axis, "The zone axis")
+    uvw = as_direction(zone_axis, "The zone axis")
     basis = crystal.direct_basis
     ez = np.asarray(uvw, float) @ basis
     ez /= np.linalg.norm(ez)
     if x_direction is None:
         xd = tuple(int(x) for x in _smallest_perpendicular(ez, basis))
     else:
-        xd = integer_direction(x_direction, "The x-direction")
+        xd = as_direction(x_direction, "The x-direction")
     ex = np.asarray(xd, float) @ basis
     ex_norm = np.linalg.norm(ex)
     if abs(ex @ ez) > 1e-6 * ex_norm:
@@ -577,7 +567,7 @@ def zolz_reflections(
     The zero-order Laue zone holds the g with h·u + k·v + l·w = 0. Sorted by |g|,
     then by index, with 000 first.
     """
-    uvw = np.asarray(integer_direction(zone_axis, "The zone axis"))
+    uvw = np.asarray(as_direction(zone_axis, "The zone axis"))
     uvw = uvw // math.gcd(*(abs(int(x)) for x in uvw))
     # Enumerate each Laue layer as a 2-D lattice (two reduced integer basis vectors of the
     # plane h·uvw = 0 plus one point of the layer) instead of a 3-D box, which grows as

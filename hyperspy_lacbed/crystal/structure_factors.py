@@ -1,6 +1,6 @@
 """Electron structure factors U_g, with Debye–Waller factors and absorption.
 
-Conventions (DESIGN.md §2): for reflection g (1/Å, no 2π)
+Conventions (:doc:`/user_guide/conventions`): for reflection g (1/Å, no 2π)
 
     U_g = γ / (π Ω) Σ_j occ_j f_j(|g|) exp(−B_j s²) exp(−2πi g·r_j),   s = |g| / 2,
 

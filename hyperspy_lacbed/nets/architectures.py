@@ -42,7 +42,9 @@ __all__ = [
     "Pix2PixHDGenerator",
     "build_generator",
     "count_parameters",
+    "discriminator_kwargs",
     "feature_matching_loss",
+    "generator_kwargs",
     "lsgan_loss",
 ]
 
@@ -386,3 +388,76 @@ def build_generator(name: str, kwargs: dict[str, Any]) -> nn.Module:
 def count_parameters(module: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+# ----------------------------------------------------------------------------- defaults
+def generator_kwargs(
+    direction: str, domain: Any, overrides: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Full keyword arguments of the generator of a direction and domain.
+
+    Parameters
+    ----------
+    direction
+        ``"forward"`` (potential → discs) or ``"inverse"`` (discs → potential).
+    domain
+        A :class:`~hyperspy_lacbed.nets.domain.Domain` (its reflections and pixel sizes
+        fix the channels and sizes).
+    overrides
+        Keyword arguments that replace the defaults.
+    """
+    r, d, p = len(domain.reflections), domain.disc_pixels, domain.potential_pixels
+    if direction == "forward":
+        kw: dict[str, Any] = {
+            "in_channels": 1,
+            "out_channels": r,
+            "in_size": p,
+            "out_size": d,
+            "padding_in": "circular",
+            "padding_out": "reflect",
+            "output_activation": "tanh",
+        }
+    else:
+        kw = {
+            "in_channels": r,
+            "out_channels": 1,
+            "in_size": d,
+            "out_size": p,
+            "padding_in": "reflect",
+            "padding_out": "circular",
+            "output_activation": "none",
+        }
+    base = {
+        "cond_channels": 2,
+        "ngf": 32,
+        "n_downsampling": 3,
+        "n_blocks_global": 3,
+        "n_blocks_local": 2,
+        "max_channels": 256,
+        "norm": "batch",
+    }
+    base.update(kw)
+    base.update(overrides or {})
+    return base
+
+
+def discriminator_kwargs(
+    direction: str, domain: Any, overrides: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Full keyword arguments of the conditional two-scale discriminator.
+
+    Parameters are those of :func:`generator_kwargs`.
+    """
+    r = len(domain.reflections)
+    kw: dict[str, Any] = {
+        "in_channels": 1 if direction == "forward" else r,
+        "out_channels": r if direction == "forward" else 1,
+        "cond_channels": 2,
+        "ndf": 32,
+        "n_layers": 3,
+        "num_d": 2,
+        "norm": "instance",
+        "padding": "reflect" if direction == "forward" else "circular",
+    }
+    kw.update(overrides or {})
+    return kw

@@ -34,7 +34,8 @@ from typing import Any
 
 import numpy as np
 
-from hyperspy_lacbed.nets.domain import Domain
+from hyperspy_lacbed.nets.domain import NEWER_CARD, Domain
+from hyperspy_lacbed.parsing import dataclass_kwargs
 
 __all__ = ["Encoding", "canonical_origin"]
 
@@ -147,13 +148,7 @@ class Encoding:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Encoding:
         """Inverse of :meth:`to_dict`."""
-        known = set(cls.__dataclass_fields__)
-        if set(d) - known:
-            raise ValueError(
-                f"Unknown normalisation fields {sorted(set(d) - known)}; this card was written "
-                "by a newer hyperspy-lacbed. Upgrade the package to use it."
-            )
-        kw = dict(d)
+        kw = dataclass_kwargs(cls, d, "normalisation fields", NEWER_CARD)
         for key in ("lattice_parameter_range", "thickness_range"):
             if key in kw:
                 kw[key] = tuple(float(x) for x in kw[key])

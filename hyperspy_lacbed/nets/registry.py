@@ -30,11 +30,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from hyperspy_lacbed.nets.domain import Domain
 
@@ -42,12 +39,6 @@ __all__ = [
     "CARD_FILE",
     "MODEL_FILE",
     "ModelList",
-    "check_beam_energy",
-    "check_crystal",
-    "check_lattice_parameter",
-    "check_reflections",
-    "check_thickness",
-    "check_zone_axis",
     "choose_device",
     "find_models",
     "list_models",
@@ -413,96 +404,3 @@ def list_models(models_dir: str | os.PathLike | None = None) -> ModelList:
 
 def _flat_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in metrics.items() if isinstance(v, (int, float, str))}
-
-
-# ----------------------------------------------------------------------------- domain checks
-def _parallel(a: Sequence[int], b: Sequence[int]) -> bool:
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    return bool(np.linalg.norm(np.cross(a, b)) < 1e-9 and a @ b > 0)
-
-
-def check_crystal(crystal: Any, domain: Domain, model: str = "the model") -> None:
-    """Raise ``ValueError`` if a crystal is outside a model's domain (crystal system, a)."""
-    if domain.crystal_system == "cubic" and not crystal.is_cubic:
-        raise ValueError(
-            f"{crystal.name or 'The crystal'} has space group {crystal.space_group_number} "
-            f"({crystal.space_group_symbol}), which is not cubic (195–230); {model} was "
-            "trained on cubic crystals only. Use hyperspy_lacbed.simulate (Bloch waves) for "
-            "this crystal."
-        )
-    check_lattice_parameter(float(crystal.lattice_parameters[0]), domain, model)
-
-
-def check_lattice_parameter(a: float, domain: Domain, model: str = "the model") -> None:
-    """Raise ``ValueError`` if the lattice parameter is outside the domain's range."""
-    lo, hi = domain.lattice_parameter_range
-    if not (lo - 1e-9 <= a <= hi + 1e-9):
-        raise ValueError(
-            f"Lattice parameter {a:g} Å is outside {model}'s range {lo:g}–{hi:g} Å; use "
-            "hyperspy_lacbed.simulate, or train a model on that range."
-        )
-
-
-def check_zone_axis(zone_axis: Any, domain: Domain, model: str = "the model") -> None:
-    """Raise ``ValueError`` unless ``zone_axis`` is the domain's (None passes)."""
-    if zone_axis is None:
-        return
-    if not _parallel(zone_axis, domain.zone_axis):
-        raise ValueError(
-            f"Zone axis {list(zone_axis)} is not {model}'s {list(domain.zone_axis)}; the model "
-            "only knows that orientation. Use hyperspy_lacbed.simulate for other zone axes, or "
-            "train a model for this one."
-        )
-
-
-def check_beam_energy(kev: float | None, domain: Domain, model: str = "the model") -> None:
-    """Raise ``ValueError`` unless the beam energy (keV) is the domain's voltage."""
-    want = domain.voltage / 1e3
-    if kev is None:
-        raise ValueError(
-            f"The beam energy is unknown; {model} needs {want:g} keV patterns. Set it with "
-            f"s.set_experimental_parameters(beam_energy={want:g}) or pass beam_energy="
-            f"'{want:g} kV'."
-        )
-    if abs(kev - want) > 1e-3 * want:
-        raise ValueError(
-            f"Beam energy {kev:g} keV differs from {model}'s {want:g} keV; the model is only "
-            f"valid at {want:g} kV. Use hyperspy_lacbed.simulate, or train a model at "
-            f"{kev:g} kV."
-        )
-
-
-def check_reflections(reflections: Sequence[Sequence[int]], domain: Domain) -> list[int]:
-    """Index of each domain reflection in ``reflections``; ``ValueError`` if one is missing."""
-    have = [tuple(int(v) for v in r) for r in reflections]
-    missing = [list(r) for r in domain.reflections if tuple(r) not in have]
-    if missing:
-        raise ValueError(
-            f"The discs lack the reflections {missing} that the model needs "
-            f"({[list(r) for r in domain.reflections]}); give a pattern with all of them "
-            "(set them with s.set_experimental_parameters(reflections=...))."
-        )
-    return [have.index(tuple(r)) for r in domain.reflections]
-
-
-def check_thickness(thickness: Sequence[float], domain: Domain, model: str = "the model") -> None:
-    """Raise ``ValueError`` for thicknesses outside the trained range; warn between them."""
-    import warnings
-
-    t = np.atleast_1d(np.asarray(thickness, float))
-    lo, hi = min(domain.thicknesses), max(domain.thicknesses)
-    bad = t[(t < lo * (1 - 1e-6)) | (t > hi * (1 + 1e-6))]
-    if bad.size:
-        raise ValueError(
-            f"Thickness {bad[0]:g} Å is outside {model}'s range {lo:g}–{hi:g} Å "
-            f"(trained on {list(domain.thicknesses)} Å); use hyperspy_lacbed.simulate."
-        )
-    trained = np.asarray(domain.thicknesses, float)
-    off = [x for x in t if np.min(np.abs(trained - x)) > 1e-6 * x]
-    if off:
-        warnings.warn(
-            f"Thickness {off[0]:g} Å lies between the trained thicknesses {trained.tolist()} "
-            "Å; the model interpolates there.",
-            UserWarning,
-            stacklevel=3,
-        )

@@ -1,1 +1,1 @@
-"""HyperSpy signal classes: LACBED and ProjectedPotential, with their plots."""
+"""HyperSpy signal classes: LACBED and ProjectedPotential, their plots and cGAN methods."""

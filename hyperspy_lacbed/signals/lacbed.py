@@ -43,34 +43,43 @@ import pint
 from hyperspy.docstrings.signal import LAZYSIGNAL_DOC
 from hyperspy.signals import LazySignal2D, Signal2D
 
-from hyperspy_lacbed.signals._metadata import (
-    INVERSE_ANGSTROM,
-    MRAD,
+from hyperspy_lacbed.analysis.montage import (
+    MONTAGE_GAP,
+    array_module,
+    cut_index,
+    disc_mask,
+    disc_positions,
+    discs_overlap,
+    gather,
+    min_spacing,
+    montage_index,
+)
+from hyperspy_lacbed.parsing import (
     as_g_vectors,
     as_int_vector,
     as_reflections,
     as_thickness,
-    clean_settings,
     default_x_direction,
     finite_positive,
     is_angle,
-    is_undefined,
     parse_angle_mrad,
     parse_beam_energy,
     parse_tilt,
+)
+from hyperspy_lacbed.signals.metadata import (
+    INVERSE_ANGSTROM,
+    MRAD,
+    clean_settings,
+    is_undefined,
     set_axis_values,
     thickness_axis_dict,
-    wavelength_from_kev,
 )
-from hyperspy_lacbed.units import to_magnitude, ureg
+from hyperspy_lacbed.units import electron_wavelength, to_magnitude, ureg
 
-__all__ = ["LACBED", "SOURCES", "LazyLACBED"]
+__all__ = ["LACBED", "MONTAGE_GAP", "SOURCES", "LazyLACBED"]
 
 #: Allowed values of ``metadata.LACBED.source``.
 SOURCES = ("bloch", "cgan", "experiment")
-
-#: Free pixels kept between neighbouring discs of a montage with the default spacing.
-MONTAGE_GAP = 2
 
 _BEAM_ENERGY = "Acquisition_instrument.TEM.beam_energy"
 _CONVERGENCE = "Acquisition_instrument.TEM.convergence_angle"
@@ -78,11 +87,6 @@ _HOW_TO_CALIBRATE = (
     "Call s.calibrate(scale='0.005 1/Å') with the size of one pixel, or "
     "s.calibrate(disc_radius='10 mrad', beam_energy='200 kV') with the disc radius."
 )
-
-
-def _xp(data: Any) -> Any:
-    """The array module (NumPy or dask) of ``data``."""
-    return da if isinstance(data, da.Array) else np
 
 
 def _centred_axis(name: str, size: int, scale: float, units: str) -> dict[str, Any]:
@@ -95,33 +99,6 @@ def _centred_axis(name: str, size: int, scale: float, units: str) -> dict[str, A
         "units": units,
         "navigate": False,
     }
-
-
-def _disc_mask(ny: int, nx: int, dkx: float, dky: float, radius: float, shape: str) -> np.ndarray:
-    """Pixels of an ``ny × nx`` disc image that belong to the disc.
-
-    ``shape="circle"``: pixel centres within ``radius`` (1/Å) of the image centre;
-    ``shape="square"``: every pixel.
-    """
-    if shape == "square":
-        return np.ones((ny, nx), dtype=bool)
-    if shape != "circle":
-        raise ValueError(f"disc must be 'circle' or 'square', not {shape!r}.")
-    ky = (np.arange(ny) - (ny - 1) / 2) * dky
-    kx = (np.arange(nx) - (nx - 1) / 2) * dkx
-    return ky[:, None] ** 2 + kx[None, :] ** 2 <= radius**2 * (1 + 1e-9)
-
-
-def _gather(data: Any, index: np.ndarray, fill: float) -> Any:
-    """``data[..., index]`` along the flattened last axis, ``fill`` where ``index < 0``.
-
-    Works for NumPy and dask arrays alike (a lazy signal stays lazy).
-    """
-    valid = index >= 0
-    out = data[..., np.where(valid, index, 0)]
-    if not valid.all():
-        out = _xp(out).where(valid, out, fill)
-    return out
 
 
 class LACBED(Signal2D):
@@ -277,7 +254,7 @@ class LACBED(Signal2D):
         axes.append(_centred_axis("kx", nx, dk, INVERSE_ANGSTROM))
 
         kev = voltage / 1000.0
-        radius_mrad = 1000.0 * wavelength_from_kev(kev) * min(nx, ny) / 2 * dk
+        radius_mrad = 1000.0 * electron_wavelength(kev * 1e3) * min(nx, ny) / 2 * dk
         sample: dict[str, Any] = {"thickness": t_list, "zone_axis": za}
         if xd is not None:
             sample["x_direction"] = xd
@@ -315,7 +292,7 @@ class LACBED(Signal2D):
     def wavelength(self) -> float | None:
         """Relativistic electron wavelength in Å (``None`` without a beam energy)."""
         kev = self.beam_energy
-        return None if kev is None else wavelength_from_kev(kev)
+        return None if kev is None else electron_wavelength(kev * 1e3)
 
     @property
     def reflections(self) -> list[tuple[int, int, int]]:
@@ -334,7 +311,7 @@ class LACBED(Signal2D):
     @property
     def thicknesses(self) -> np.ndarray | None:
         """The thicknesses in Å: the thickness axis if there is one, else the metadata."""
-        ax = self._nav_axis("thickness")
+        ax = self.navigation_axis("thickness")
         if ax is not None:
             values = np.asarray(ax.axis, dtype=float)
             if not is_undefined(ax.units):
@@ -350,14 +327,19 @@ class LACBED(Signal2D):
         return None if za is None else tuple(int(v) for v in za)
 
     # ------------------------------------------------------------------ helpers
-    def _nav_axis(self, name: str) -> Any:
+    def navigation_axis(self, name: str) -> Any:
+        """The navigation axis called ``name`` (``"thickness"``, ``"reflection"``...), or ``None``."""
         for ax in self.axes_manager.navigation_axes:
             if ax.name == name:
                 return ax
         return None
 
-    def _reflection_axis(self, what: str) -> Any:
-        ax = self._nav_axis("reflection")
+    def reflection_axis(self, what: str = "This method") -> Any:
+        """The reflection axis, checked against ``metadata.LACBED.reflections``.
+
+        ``what`` names the caller in the error raised when there is none.
+        """
+        ax = self.navigation_axis("reflection")
         if ax is None:
             raise ValueError(
                 f"{what} needs a navigation axis named 'reflection' (one disc per reflection); "
@@ -391,8 +373,12 @@ class LACBED(Signal2D):
     def _beam_energy_or(self, beam_energy: Any) -> float | None:
         return parse_beam_energy(beam_energy) if beam_energy is not None else self.beam_energy
 
-    def _k_calibration(self, beam_energy: Any = None) -> tuple[tuple[float, float], ...]:
-        """``((scale_x, offset_x), (scale_y, offset_y))`` of the signal axes in 1/Å."""
+    def k_calibration(self, beam_energy: Any = None) -> tuple[tuple[float, float], ...]:
+        """``((scale_x, offset_x), (scale_y, offset_y))`` of the signal axes in 1/Å.
+
+        Axes in an angle are converted with the beam energy (``beam_energy``, else the
+        metadata's); a ``ValueError`` says how to calibrate uncalibrated axes.
+        """
         out = []
         for ax in self.axes_manager.signal_axes:
             units = ax.units
@@ -418,7 +404,9 @@ class LACBED(Signal2D):
         conv, kev = self.convergence_angle, self.beam_energy
         if conv is None or kev is None or not (math.isfinite(conv) and conv > 0):
             return half
-        return min(conv / (1000.0 * wavelength_from_kev(kev)), math.hypot(nx * dkx, ny * dky) / 2)
+        return min(
+            conv / (1000.0 * electron_wavelength(kev * 1e3)), math.hypot(nx * dkx, ny * dky) / 2
+        )
 
     def _new(self, data: Any, axes: list[dict[str, Any]], metadata: dict[str, Any]) -> LACBED:
         """A new LACBED (lazy if ``data`` is a dask array) with these axes and metadata."""
@@ -506,7 +494,7 @@ class LACBED(Signal2D):
 
         # which axes the lists go to (checked before anything changes)
         nav = list(self.axes_manager.navigation_axes)
-        refl_ax = self._nav_axis("reflection")
+        refl_ax = self.navigation_axis("reflection")
         claim_refl = None
         n_refl = len(refl) if refl is not None else (len(g) if g is not None else None)
         if n_refl is not None:
@@ -524,7 +512,7 @@ class LACBED(Signal2D):
                 and nav[0].size == n_refl
             ):
                 claim_refl = nav[0]
-        t_ax = self._nav_axis("thickness")
+        t_ax = self.navigation_axis("thickness")
         claim_t = None
         if t_list is not None:
             if t_ax is not None and t_ax.size != len(t_list):
@@ -631,18 +619,18 @@ class LACBED(Signal2D):
         if beam_energy is not None:
             s.metadata.set_item(_BEAM_ENERGY, kev)
         if radius is not None and kev is not None:
-            s.metadata.set_item(_CONVERGENCE, 1000.0 * wavelength_from_kev(kev) * radius)
+            s.metadata.set_item(_CONVERGENCE, 1000.0 * electron_wavelength(kev * 1e3) * radius)
         return None if inplace else s
 
     def _convert_signal_axes(self, to_mrad: bool, beam_energy: Any, inplace: bool) -> Any:
         kev = self._beam_energy_or(beam_energy)
-        cal = self._k_calibration(beam_energy)
+        cal = self.k_calibration(beam_energy)
         if to_mrad and kev is None:
             raise ValueError(
                 "Converting 1/Å to mrad needs the beam energy: pass beam_energy='200 kV' or "
                 "call s.set_experimental_parameters(beam_energy=...) first."
             )
-        f = 1000.0 * wavelength_from_kev(kev) if to_mrad else 1.0
+        f = 1000.0 * electron_wavelength(kev * 1e3) if to_mrad else 1.0
         s = self if inplace else self.deepcopy()
         for ax, (scale, offset) in zip(s.axes_manager.signal_axes, cal, strict=True):
             ax.scale, ax.offset = scale * f, offset * f
@@ -710,7 +698,7 @@ class LACBED(Signal2D):
         ValueError
             If the reflection is not in ``metadata.LACBED.reflections``.
         """
-        ax = self._reflection_axis("get_disc")
+        ax = self.reflection_axis("get_disc")
         key = tuple(as_int_vector(hkl, "hkl"))
         refl = self.reflections
         if key not in refl:
@@ -766,34 +754,34 @@ class LACBED(Signal2D):
             Without a reflection axis, g vectors or calibrated signal axes, or if two
             reflections share a g vector.
         """
-        ax = self._reflection_axis("to_montage")
+        ax = self.reflection_axis("to_montage")
         n_refl = ax.size
         g = self._checked_g_vectors(n_refl)
-        (dkx, _), (dky, _) = self._k_calibration()
+        (dkx, _), (dky, _) = self.k_calibration()
         dkx, dky = abs(dkx), abs(dky)
         ny, nx = self.axes_manager.signal_shape[::-1]
         radius = self._disc_radius(dkx, dky)
-        mask = _disc_mask(ny, nx, dkx, dky, radius, disc)
+        mask = disc_mask(ny, nx, dkx, dky, radius, disc)
 
         auto = spacing is None
         if auto:
-            spacing = _min_spacing(g, radius, dkx, dky, nx, ny, disc)
+            spacing = min_spacing(g, radius, dkx, dky, nx, ny, disc, MONTAGE_GAP)
             # discs grown by half the gap must not touch: raise the spacing by 1 % steps
             pad = math.ceil(MONTAGE_GAP / 2)
-            grown = _disc_mask(
+            grown = disc_mask(
                 ny + 2 * pad, nx + 2 * pad, dkx, dky, radius + pad * max(dkx, dky), disc
             )
             for _ in range(200):
-                if not _overlap(_disc_positions(spacing, g, dkx, dky) - pad, grown):
+                if not discs_overlap(disc_positions(spacing, g, dkx, dky) - pad, grown):
                     break
                 spacing = math.ceil(spacing * 1.01 * 1e4) / 1e4
         else:
             spacing = finite_positive(spacing, "spacing")
-        pos = _disc_positions(spacing, g, dkx, dky)
+        pos = disc_positions(spacing, g, dkx, dky)
         height = int(pos[:, 0].max() + ny)
         width = int(pos[:, 1].max() + nx)
-        index = _montage_index(pos, mask, (height, width))
-        if _overlap(pos, mask):
+        index = montage_index(pos, mask, (height, width))
+        if discs_overlap(pos, mask):
             warnings.warn(
                 f"With spacing={spacing} the discs overlap in the montage; later discs are drawn "
                 "on top and from_montage cannot recover the hidden pixels. Leave spacing=None "
@@ -803,10 +791,10 @@ class LACBED(Signal2D):
         # the montage pixel of disc 000's first pixel: disc g is shifted by spacing · g / dk
         lo = np.round(spacing * g / np.array([dkx, dky])).astype(int).min(axis=0)  # (x, y)
 
-        data = _xp(self.data).moveaxis(self.data, ax.index_in_array, -3)
+        data = array_module(self.data).moveaxis(self.data, ax.index_in_array, -3)
         lead = data.shape[:-3]
         flat = data.reshape(*lead, n_refl * ny * nx)
-        out = _gather(flat, index, fill).reshape(*lead, height, width)
+        out = gather(flat, index, fill).reshape(*lead, height, width)
 
         sx, sy = self.axes_manager.signal_axes
         axes = [
@@ -868,7 +856,7 @@ class LACBED(Signal2D):
         if not isinstance(montage, LACBED):
             montage = montage.deepcopy()
             montage.set_signal_type("LACBED")
-        if montage._nav_axis("reflection") is not None:
+        if montage.navigation_axis("reflection") is not None:
             raise ValueError(
                 "from_montage expects a montage (discs laid out in one image), but this signal "
                 "already has a reflection axis: it is a stack of discs."
@@ -891,13 +879,13 @@ class LACBED(Signal2D):
             dkx = abs(float(disc_axes[1]["scale"]))
             f = montage._unit_factor(disc_axes[0]["units"])
             dkx, dky = dkx * f, dky * f
-            mask = _disc_mask(ny, nx, dkx, dky, float(mm["disc_radius"]), mm["disc_shape"])
+            mask = disc_mask(ny, nx, dkx, dky, float(mm["disc_radius"]), mm["disc_shape"])
             refl_axis = dict(mm["reflection_axis"])
             position = int(mm["reflection_axis_position"])
             title = mm.get("title", montage.metadata.General.title)
         else:
             g = montage._checked_g_vectors(len(refl))
-            (dkx, offx), (dky, offy) = montage._k_calibration()
+            (dkx, offx), (dky, offy) = montage.k_calibration()
             radius = montage._disc_radius(abs(dkx), abs(dky))
             if montage.convergence_angle is None or montage.beam_energy is None:
                 if disc_size is None:
@@ -915,7 +903,7 @@ class LACBED(Signal2D):
             pos = np.stack(
                 [np.round(centre_row - (ny - 1) / 2), np.round(centre_col - (nx - 1) / 2)], axis=1
             ).astype(int)
-            mask = _disc_mask(ny, nx, abs(dkx), abs(dky), radius, "circle")
+            mask = disc_mask(ny, nx, abs(dkx), abs(dky), radius, "circle")
             disc_axes = [
                 _centred_axis("ky", ny, abs(dky), INVERSE_ANGSTROM),
                 _centred_axis("kx", nx, abs(dkx), INVERSE_ANGSTROM),
@@ -929,19 +917,14 @@ class LACBED(Signal2D):
                 f"metadata.LACBED.montage has {len(pos)} disc positions for {n_refl} reflections."
             )
 
-        rr, cc = np.mgrid[0:ny, 0:nx]
-        index = np.full((n_refl, ny, nx), -1, dtype=np.int64)
-        for i, (r0, c0) in enumerate(pos):
-            r, c = rr + r0, cc + c0
-            ok = mask & (r >= 0) & (r < height) & (c >= 0) & (c < width)
-            index[i][ok] = (r * width + c)[ok]
+        index = cut_index(pos, mask, (height, width))
 
         data = montage.data
         lead = data.shape[:-2]
         flat = data.reshape(*lead, height * width)
-        out = _gather(flat, index.ravel(), fill).reshape(*lead, n_refl, ny, nx)
+        out = gather(flat, index, fill).reshape(*lead, n_refl, ny, nx)
         ndim = out.ndim
-        out = _xp(out).moveaxis(out, -3, ndim + position)
+        out = array_module(out).moveaxis(out, -3, ndim + position)
 
         nav = [a.get_axis_dictionary() for a in montage.axes_manager.navigation_axes[::-1]]
         refl_axis.update(navigate=True, size=n_refl)
@@ -963,7 +946,7 @@ class LACBED(Signal2D):
     ) -> Any:
         """The projected potential behind these discs, from the inverse cGAN surrogate.
 
-        A thin wrapper of :func:`hyperspy_lacbed.nets.inference.retrieve_potential` (see it
+        A thin wrapper of :func:`hyperspy_lacbed.signals.surrogates.retrieve_potential` (see it
         for every option: ``beam_energy``, ``batch_size``, ``device``,
         ``show_progressbar``, ``models_dir``). Works on stacks of discs and on montages,
         in memory or lazily.
@@ -983,7 +966,7 @@ class LACBED(Signal2D):
         ProjectedPotential
             In V·Å, one cell of edge a, the strongest column on the centre pixel.
         """
-        from hyperspy_lacbed.nets.inference import retrieve_potential
+        from hyperspy_lacbed.signals.surrogates import retrieve_potential
 
         return retrieve_potential(self, model, lattice_parameter, thickness, **kwargs)
 
@@ -999,7 +982,7 @@ class LACBED(Signal2D):
                     "s.set_experimental_parameters(beam_energy=...) first."
                 )
             return reg.Quantity(1, units).to("mrad").magnitude / (
-                1000.0 * wavelength_from_kev(kev)
+                1000.0 * electron_wavelength(kev * 1e3)
             )
         try:
             return reg.Quantity(1, units).to("1/angstrom").magnitude
@@ -1008,58 +991,6 @@ class LACBED(Signal2D):
                 f"{what.capitalize()} is in {units!r}, neither a reciprocal length nor an angle. "
                 f"{_HOW_TO_CALIBRATE}"
             ) from exc
-
-
-def _min_spacing(
-    g: np.ndarray, radius: float, dkx: float, dky: float, nx: int, ny: int, disc: str
-) -> float:
-    """The smallest factor ≥ 1 on the g positions that keeps the discs apart."""
-    n = len(g)
-    if n < 2:
-        return 1.0
-    dg = g[:, None, :] - g[None, :, :]
-    iu = np.triu_indices(n, 1)
-    dx, dy = np.abs(dg[..., 0][iu]), np.abs(dg[..., 1][iu])
-    if np.any(np.hypot(dx, dy) == 0):
-        raise ValueError("Two reflections have the same g vector; their discs would coincide.")
-    with np.errstate(divide="ignore"):
-        if disc == "square":
-            need = np.minimum((nx + MONTAGE_GAP) * dkx / dx, (ny + MONTAGE_GAP) * dky / dy)
-        else:
-            need = (2 * radius + MONTAGE_GAP * max(dkx, dky)) / np.hypot(dx, dy)
-    return max(1.0, math.ceil(float(need.max()) * 1e4) / 1e4)
-
-
-def _disc_positions(spacing: float, g: np.ndarray, dkx: float, dky: float) -> np.ndarray:
-    """Top-left (row, col) pixel of each disc in the montage: centres at spacing · g / dk."""
-    shift = np.round(spacing * g / np.array([dkx, dky])).astype(int)  # (x, y)
-    shift -= shift.min(axis=0)
-    return np.stack([shift[:, 1], shift[:, 0]], axis=1)
-
-
-def _overlap(pos: np.ndarray, mask: np.ndarray) -> bool:
-    """Whether discs of this ``mask`` with top-left corners ``pos`` share a pixel."""
-    pos = pos - pos.min(axis=0)
-    height, width = pos.max(axis=0) + mask.shape
-    rr, cc = np.nonzero(mask)
-    count = np.zeros(int(height) * int(width), dtype=np.int64)
-    for r0, c0 in pos:
-        count[(r0 + rr) * width + (c0 + cc)] += 1
-    return bool(np.any(count > 1))
-
-
-def _montage_index(pos: np.ndarray, mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """For each montage pixel the flat index into the ``(n, ny, nx)`` discs, −1 outside.
-
-    Where discs overlap, the later disc wins.
-    """
-    height, width = shape
-    ny, nx = mask.shape
-    rr, cc = np.nonzero(mask)
-    index = np.full(height * width, -1, dtype=np.int64)
-    for i, (r0, c0) in enumerate(pos):
-        index[(r0 + rr) * width + (c0 + cc)] = i * ny * nx + rr * nx + cc
-    return index
 
 
 class LazyLACBED(LazySignal2D, LACBED):

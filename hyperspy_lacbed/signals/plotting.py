@@ -9,15 +9,13 @@ import numpy as np
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from hyperspy_lacbed.signals.lacbed import LACBED
-
 
 def _hkl_label(hkl: Any) -> str:
     return "".join(f"\\bar{{{-h}}}" if h < 0 else str(h) for h in hkl)
 
 
 def plot_montage(
-    signal: LACBED,
+    signal: Any,
     columns: int | None = None,
     cmap: str = "inferno",
     scale: str = "shared",
@@ -61,7 +59,7 @@ def plot_montage(
         data = np.asarray(s.data, float)
         lo = np.nanmin(data, axis=(-2, -1), keepdims=True)
         hi = np.nanmax(data, axis=(-2, -1), keepdims=True)
-        s = s._deepcopy_with_new_data((data - lo) / np.where(hi > lo, hi - lo, 1.0))
+        s.data = (data - lo) / np.where(hi > lo, hi - lo, 1.0)  # s is already a copy
     montage = s.to_montage()
     info = montage.metadata.LACBED.montage
     stack = np.asarray(montage.data, float).reshape(-1, *montage.data.shape[-2:])

@@ -19,13 +19,8 @@ import pint
 from hyperspy.docstrings.signal import LAZYSIGNAL_DOC
 from hyperspy.signals import LazySignal2D, Signal2D
 
-from hyperspy_lacbed.signals._metadata import (
-    ANGSTROM,
-    as_int_vector,
-    clean_settings,
-    default_x_direction,
-    finite_positive,
-)
+from hyperspy_lacbed.parsing import as_int_vector, default_x_direction, finite_positive
+from hyperspy_lacbed.signals.metadata import ANGSTROM, clean_settings
 from hyperspy_lacbed.units import to_magnitude
 
 __all__ = ["QUANTITY", "LazyProjectedPotential", "ProjectedPotential"]
@@ -265,7 +260,7 @@ class ProjectedPotential(Signal2D):
     ) -> Any:
         """LACBED discs of this potential (or stack) from the forward cGAN surrogate.
 
-        A thin wrapper of :func:`hyperspy_lacbed.nets.inference.potential_to_lacbed`.
+        A thin wrapper of :func:`hyperspy_lacbed.signals.surrogates.potential_to_lacbed`.
 
         Parameters
         ----------
@@ -285,7 +280,7 @@ class ProjectedPotential(Signal2D):
         LACBED
             ``(*stack, [thickness], reflection, ky, kx)``; lazy if this signal is.
         """
-        from hyperspy_lacbed.nets.inference import potential_to_lacbed
+        from hyperspy_lacbed.signals.surrogates import potential_to_lacbed
 
         return potential_to_lacbed(
             self, thickness, model, batch_size, device, show_progressbar, **kwargs
@@ -296,64 +291,3 @@ class LazyProjectedPotential(LazySignal2D, ProjectedPotential):
     """Lazy projected potential (dask-backed)."""
 
     __doc__ += LAZYSIGNAL_DOC.replace("__BASECLASS__", "ProjectedPotential")
-
-
-def projected_potential(
-    structure: Any,
-    zone_axis: Sequence[int] = (0, 0, 1),
-    x_direction: Sequence[int] | None = None,
-    shape: tuple[int, int] = (128, 128),
-    scattering_factors: str = "kirkland",
-    debye_waller: bool = True,
-) -> ProjectedPotential:
-    """Projected potential of one periodic cell of a crystal, in V·Å.
-
-    Parameters
-    ----------
-    structure
-        A CIF path, a ``diffpy.structure.Structure``, a ``Crystal`` or an example name.
-    zone_axis
-        Projection (beam) direction [uvw].
-    x_direction
-        Direct-lattice direction along the image x axis; default the shortest one
-        perpendicular to the zone axis ([100] for [001]).
-    shape
-        Pixels (ny, nx) over the cell.
-    scattering_factors
-        ``"kirkland"`` or ``"lobato"``.
-    debye_waller
-        Smear the atoms by their Debye–Waller factors (the thermally averaged potential).
-
-    Returns
-    -------
-    ProjectedPotential
-        x, y axes in Å from the unit-cell origin; ``metadata.Sample`` holds the zone axis,
-        x-direction, lattice parameters and cell extent.
-
-    Examples
-    --------
-    >>> import hyperspy_lacbed as hl
-    >>> pot = hl.projected_potential("SrTiO3", shape=(64, 64))
-    >>> pot.axes_manager.signal_shape
-    (64, 64)
-    """
-    from hyperspy_lacbed.crystal.potential import projected_potential_array
-    from hyperspy_lacbed.crystal.structure import load_structure
-
-    crystal = load_structure(structure)
-    image, cell = projected_potential_array(
-        crystal, zone_axis, x_direction, shape, scattering_factors, debye_waller
-    )
-    return ProjectedPotential.from_array(
-        image,
-        extent=(cell.width_x, cell.width_y),
-        zone_axis=cell.zone_axis,
-        x_direction=cell.x_direction,
-        lattice_parameters=crystal.lattice_parameters,
-        settings={
-            "structure": crystal.to_dict(),
-            "scattering_factors": scattering_factors,
-            "debye_waller": debye_waller,
-            "cell_height": cell.height,
-        },
-    )

@@ -16,23 +16,36 @@ command line (command-line options win). Example::
     out = "runs/forward"
     hours = 1.0
     batch_size = 8
+
+Folders (``store``, ``out``, ``models_dir``) are relative to the working directory (run
+the commands from the repository root; ``data/`` and ``runs/`` are ignored by git), and
+may name environment variables: ``store = "$LACBED_DATA/lacbed-v2"``. Configs never
+hold a machine's absolute paths.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tomllib
 from pathlib import Path
 from typing import Any
+
+#: Config keys that name folders: ``$VARIABLES`` and ``~`` in them are expanded.
+_FOLDERS = ("store", "out", "models_dir")
 
 
 def _config(path: str | None, table: str) -> dict[str, Any]:
     if not path:
         return {}
     data = tomllib.loads(Path(path).read_text())
-    return dict(data.get(table, {}))
+    out = dict(data.get(table, {}))
+    for key in _FOLDERS:
+        if isinstance(out.get(key), str):
+            out[key] = os.path.expanduser(os.path.expandvars(out[key]))
+    return out
 
 
 def _merge(args: argparse.Namespace, table: dict[str, Any], defaults: dict[str, Any]) -> dict:

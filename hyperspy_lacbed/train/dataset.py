@@ -26,7 +26,8 @@ Store layout (group ``<path>/<split>``)::
 
 :class:`LACBEDDataset` reads a store lazily as a map-style torch dataset, optionally
 with augmentation by random origin shifts and by the operations of the zone axis that
-map the square grids onto themselves (:func:`zone_axis_operations`).
+map the square grids onto themselves
+(:func:`~hyperspy_lacbed.train.augment.zone_axis_operations`).
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ from typing import Any
 import numpy as np
 
 from hyperspy_lacbed.nets.domain import Domain
+from hyperspy_lacbed.parsing import dataclass_kwargs
+from hyperspy_lacbed.train.augment import zone_axis_operations
 from hyperspy_lacbed.train.structures import (
     GenerationStats,
     StructureConfig,
@@ -54,16 +57,11 @@ __all__ = [
     "FORMAT",
     "DatasetRecipe",
     "DatasetReport",
-    "GridOperation",
     "LACBEDDataset",
     "compute_sample",
     "dataset_summary",
     "generate_dataset",
     "open_dataset",
-    "square_grid_operations",
-    "transform_discs",
-    "transform_potential",
-    "zone_axis_operations",
 ]
 
 #: Format tag of the stores written here.
@@ -160,10 +158,7 @@ class DatasetRecipe:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DatasetRecipe:
         """Inverse of :meth:`to_dict`; unknown keys are an error."""
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"Unknown dataset recipe fields {sorted(unknown)}.")
-        return cls(**d)
+        return cls(**dataclass_kwargs(cls, d, "dataset recipe fields"))
 
 
 @dataclass
@@ -299,7 +294,7 @@ def compute_sample(recipe: DatasetRecipe, index: int, device: str = "cpu") -> di
         ``potential`` (P, P) float32 V·Å, ``discs`` (n_t, R, D, D) float32, ``stats``
         (:class:`~hyperspy_lacbed.train.structures.GenerationStats`) and ``seconds``.
     """
-    from hyperspy_lacbed.bloch.lacbed import compute_discs
+    from hyperspy_lacbed.bloch.discs import compute_discs
     from hyperspy_lacbed.crystal.potential import projected_potential_array
 
     t0 = time.perf_counter()
@@ -317,7 +312,7 @@ def compute_sample(recipe: DatasetRecipe, index: int, device: str = "cpu") -> di
         scattering_factors=dom.scattering_factors,
     )
     result = compute_discs(
-        crystal, **dom.simulation_kwargs(a), device=device, show_progressbar=False
+        crystal, dom.simulation_settings(a), device=device, show_progressbar=False
     )
     if [tuple(r) for r in result.reflections.tolist()] != [tuple(r) for r in dom.reflections]:
         raise RuntimeError("The engine returned the reflections in another order than the domain.")
@@ -404,7 +399,7 @@ def generate_dataset(
     """
     import dask
 
-    from hyperspy_lacbed.bloch.lacbed import _want_progress
+    from hyperspy_lacbed.progress import ProgressBar
 
     t0 = time.perf_counter()
     group = _create_or_check(path, recipe, overwrite)
@@ -418,11 +413,7 @@ def generate_dataset(
         for i in pending
     ]
     results: list[dict[str, Any]] = []
-    bar = None
-    if _want_progress(show_progressbar) and tasks:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(tasks), desc=f"LACBED dataset [{recipe.split}]", unit="sample")
+    bar = ProgressBar(len(tasks), show_progressbar, f"LACBED dataset [{recipe.split}]", "sample")
     try:
         if not tasks:
             pass
@@ -432,21 +423,19 @@ def generate_dataset(
             futures = client.compute(tasks)
             for fut in as_completed(futures):
                 results.append(fut.result())
-                if bar is not None:
-                    bar.update(1)
+                bar.update(1)
         else:
             # In waves of one task per thread, lowest indices first: dask orders independent
             # tasks its own way, and a run stopped part-way should hold a prefix of the
             # recipe (a training run started on it then reads samples 0..n-1).
             wave = max(1, num_workers)
-            with _TqdmCallback(bar):
+            with _TqdmCallback(bar if bar.active else None):
                 for start in range(0, len(tasks), wave):
                     results += dask.compute(
                         *tasks[start : start + wave], scheduler="threads", num_workers=wave
                     )
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     stats = GenerationStats()
     for r in results:
         stats.attempts += r["attempts"]
@@ -528,159 +517,6 @@ def open_dataset(path: str | os.PathLike, split: str | None = None, mode: str = 
         splits = sorted(name for name, _ in root.groups())
         raise KeyError(f"{path} has no split {split!r}; it has {splits}.")
     return root[split]
-
-
-# ----------------------------------------------------------------------------------------
-# Symmetry operations of the zone axis
-# ----------------------------------------------------------------------------------------
-
-_SQUARE_OPS: tuple[tuple[str, tuple[tuple[int, int], tuple[int, int]]], ...] = (
-    ("1", ((1, 0), (0, 1))),
-    ("4+", ((0, -1), (1, 0))),
-    ("2", ((-1, 0), (0, -1))),
-    ("4-", ((0, 1), (-1, 0))),
-    ("m_x", ((-1, 0), (0, 1))),  # x → −x
-    ("m_y", ((1, 0), (0, -1))),  # y → −y
-    ("m_xy", ((0, 1), (1, 0))),  # x ↔ y
-    ("m_-xy", ((0, -1), (-1, 0))),  # x ↔ −y
-)
-
-
-def square_grid_operations() -> list[np.ndarray]:
-    """The 8 operations of 4mm as integer 2 × 2 matrices acting on (x, y) column vectors."""
-    return [np.array(m, int) for _, m in _SQUARE_OPS]
-
-
-def transform_potential(potential: np.ndarray, matrix: np.ndarray) -> np.ndarray:
-    """Apply a point operation M about the cell origin to periodic images (..., P, P).
-
-    ``out(r) = in(M⁻¹ r)`` with pixel [iy, ix] at r = (ix, iy) in pixel units, indices
-    taken modulo P, so the result is again sampled on the same grid.
-    """
-    v = np.asarray(potential)
-    ny, nx = v.shape[-2:]
-    m = np.asarray(matrix, int)
-    if ny != nx and (m[0, 1] or m[1, 0]):
-        raise ValueError("A rotation by 90° needs a square grid.")
-    inv = np.round(np.linalg.inv(m)).astype(int)
-    iy, ix = np.meshgrid(np.arange(ny), np.arange(nx), indexing="ij")
-    sx = (inv[0, 0] * ix + inv[0, 1] * iy) % nx
-    sy = (inv[1, 0] * ix + inv[1, 1] * iy) % ny
-    return v[..., sy, sx]
-
-
-def transform_discs(
-    discs: np.ndarray, matrix: np.ndarray, source: np.ndarray | None = None
-) -> np.ndarray:
-    """Apply an in-plane operation R to LACBED discs (..., R, 2N, 2N).
-
-    For the crystal rotated by R, I'_g(k) = I_{R⁻¹g}(R⁻¹k): each disc image is resampled
-    at R⁻¹k (the tilt grid is centred on the zone axis, so it maps onto itself) and
-    output channel c takes input channel ``source[c]``, the index of R⁻¹g_c.
-    """
-    d = np.asarray(discs)
-    n = d.shape[-1]
-    m = np.asarray(matrix, int)
-    inv = np.round(np.linalg.inv(m)).astype(int)
-    # Doubled pixel-centre coordinates u = 2j − n + 1 are odd integers, symmetric about 0.
-    i, j = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
-    u, v = 2 * j - n + 1, 2 * i - n + 1
-    u0 = inv[0, 0] * u + inv[0, 1] * v
-    v0 = inv[1, 0] * u + inv[1, 1] * v
-    j0, i0 = (u0 + n - 1) // 2, (v0 + n - 1) // 2
-    if source is not None:
-        d = d[..., np.asarray(source, int), :, :]
-    return d[..., i0, j0]
-
-
-@dataclass(frozen=True)
-class GridOperation:
-    """A point operation of the zone axis that maps the potential and disc grids to themselves.
-
-    Attributes
-    ----------
-    name
-        Hermann–Mauguin-like label (``"1"``, ``"4+"``, ``"m_x"``, ...).
-    matrix
-        2 × 2 integer matrix acting on in-plane frame coordinates (x, y).
-    source
-        For each reflection channel c of the domain, the channel of R⁻¹g_c.
-    """
-
-    name: str
-    matrix: np.ndarray
-    source: np.ndarray
-
-    def potential(self, potential: np.ndarray) -> np.ndarray:
-        """The transformed projected potential(s) (..., P, P)."""
-        return transform_potential(potential, self.matrix)
-
-    def discs(self, discs: np.ndarray) -> np.ndarray:
-        """The transformed discs (..., R, D, D): images resampled, channels permuted."""
-        return transform_discs(discs, self.matrix, self.source)
-
-    def crystal_rotation(self, domain: Domain) -> np.ndarray:
-        """The 3 × 3 operation on fractional coordinates of a cubic crystal of the domain."""
-        return _frame_to_fractional(domain, self.matrix)
-
-
-def _reference_frame(domain: Domain) -> tuple[np.ndarray, float, float]:
-    """Rows ex, ey, ez of the zone frame and the cell widths (units of a) of a cubic lattice."""
-    from hyperspy_lacbed.crystal.potential import projected_cell
-    from hyperspy_lacbed.crystal.structure import Crystal, zone_frame
-
-    ref = Crystal(
-        (1.0, 1.0, 1.0, 90.0, 90.0, 90.0),
-        ("Si",),
-        np.zeros((1, 3)),
-        np.ones(1),
-        np.full(1, 0.5),
-        name="reference cubic lattice",
-    )
-    frame = zone_frame(ref, domain.zone_axis, domain.x_direction)
-    cell = projected_cell(ref, frame.zone_axis, frame.x_direction)
-    return frame.rotation, cell.width_x, cell.width_y
-
-
-def _frame_to_fractional(domain: Domain, matrix: np.ndarray) -> np.ndarray:
-    f, _, _ = _reference_frame(domain)
-    r = np.eye(3)
-    r[:2, :2] = matrix
-    return f.T @ r @ f  # cubic: Cartesian / a = fractional
-
-
-def zone_axis_operations(domain: Domain | None = None) -> list[GridOperation]:
-    """The operations used for augmentation: 4mm ops that keep the domain's geometry.
-
-    An operation is kept when (i) with the beam direction fixed it is a symmetry of the
-    cubic lattice (so the transformed crystal is again a cubic crystal of the domain with
-    the same a), (ii) it maps the projected-potential grid onto itself and (iii) the
-    domain's reflection list onto itself. For [001] with x = [100] all 8 operations of
-    4mm are kept. They are operations of the lattice, not of each crystal: applied to a
-    sample they give the sample of the rotated or mirrored crystal.
-    """
-    domain = domain or Domain()
-    _, wx, wy = _reference_frame(domain)
-    refl = np.asarray(domain.reflections, int)
-    lookup = {tuple(h): i for i, h in enumerate(refl.tolist())}
-    ops = []
-    for name, m in _SQUARE_OPS:
-        m = np.array(m, int)
-        w = _frame_to_fractional(domain, m)
-        if not np.allclose(w, np.round(w), atol=1e-9):
-            continue  # not a lattice operation
-        scaled = np.diag([1 / wx, 1 / wy]) @ m @ np.diag([wx, wy])
-        if not np.allclose(scaled, np.round(scaled), atol=1e-9):
-            continue  # does not map the potential grid onto itself
-        w = np.round(w).astype(int)
-        # Reciprocal vectors of a cubic lattice transform like direct ones (W orthogonal).
-        pre = np.round(refl @ np.linalg.inv(w).T).astype(int)  # R⁻¹ g for each g
-        try:
-            source = np.array([lookup[tuple(h)] for h in pre.tolist()])
-        except KeyError:
-            continue  # the reflection list is not closed under this operation
-        ops.append(GridOperation(name, m, source))
-    return ops
 
 
 # ----------------------------------------------------------------------------------------

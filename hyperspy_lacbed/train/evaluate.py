@@ -1,42 +1,36 @@
-"""Metrics of the cGAN surrogates on held-out structures (DESIGN.md §4).
+"""Evaluation of the cGAN surrogates on held-out structures: runs, tables, figures.
 
-ℓMSE
-    Mean over the pixels of an image of (prediction − reference)², both divided by the
-    reference image's maximum (so the reference lies in [0, 1]). For discs the "image" is
-    by default the whole pattern of one thickness (all R discs, one maximum), as the
-    training loop's validation; :func:`lmse` takes other axes for per-disc values.
-Origin-invariant ℓMSE (potentials)
-    The minimum of the ℓMSE over every cyclic translation of the predicted cell
-    (all at once by an FFT cross-correlation) and over the operations of the zone axis
-    that map the square grid onto itself (the 8 operations of 4mm for cubic [001]): a
-    projected potential has no preferred origin, and the rotated or mirrored crystal
-    gives the same pattern up to the same operation.
+The metrics themselves (ℓMSE and the origin-invariant ℓMSE) are in
+:mod:`hyperspy_lacbed.train.metrics`; this module runs a model over a dataset or a list
+of structures (:func:`evaluate_forward`, :func:`evaluate_inverse`,
+:func:`evaluate_dataset`, :func:`evaluate_model`, :func:`evaluate_structures`), groups
+the values by space group and thickness, writes Markdown tables and draws the cases
+(:func:`plot_cases`).
 
 Everything works on numpy arrays and a model-agnostic ``predict`` callable (or
-precomputed predictions), so this module does not depend on the networks.
+precomputed predictions), so the evaluation itself does not depend on the networks.
 """
 
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from hyperspy_lacbed.analysis.montage import grid_montage
+from hyperspy_lacbed.train.metrics import align_potential, lmse, origin_invariant_lmse
+from hyperspy_lacbed.train.structures import space_group_symbol
+
 __all__ = [
     "EvaluationResult",
-    "align_potential",
-    "disc_montage",
     "evaluate_dataset",
     "evaluate_forward",
     "evaluate_inverse",
     "evaluate_structures",
-    "lmse",
     "markdown_table",
-    "origin_invariant_lmse",
     "plot_cases",
     "space_group_table",
     "thickness_table",
@@ -47,146 +41,9 @@ __all__ = [
 Predictor = Callable[[np.ndarray, np.ndarray, float], np.ndarray]
 
 
-def _peak(reference: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
-    m = np.max(reference, axis=axes, keepdims=True)
-    alt = np.max(np.abs(reference), axis=axes, keepdims=True)
-    m = np.where(m > 0, m, alt)  # an all-negative or zero reference: its largest |value|
-    return np.where(m > 0, m, 1.0)
-
-
-def lmse(
-    prediction: np.ndarray, reference: np.ndarray, axes: Sequence[int] = (-2, -1)
-) -> np.ndarray:
-    """ℓMSE of each image: mean over ``axes`` of ((pred − ref) / max(ref))².
-
-    Parameters
-    ----------
-    prediction, reference
-        Arrays of the same shape; ``axes`` are the pixels of one image.
-    axes
-        Axes of an image: ``(-2, -1)`` for single images, ``(-3, -2, -1)`` for a pattern
-        of R discs.
-
-    Returns
-    -------
-    numpy.ndarray
-        One value per image (the other axes), float64.
-    """
-    pred = np.asarray(prediction, np.float64)
-    ref = np.asarray(reference, np.float64)
-    if pred.shape != ref.shape:
-        raise ValueError(f"prediction {pred.shape} and reference {ref.shape} differ in shape.")
-    axes = tuple(int(a) for a in axes)
-    m = _peak(ref, axes)
-    return np.mean(((pred - ref) / m) ** 2, axis=axes)
-
-
-def _operations(operations: Any, shape: tuple[int, int]) -> list[np.ndarray]:
-    from hyperspy_lacbed.train.dataset import square_grid_operations
-
-    if operations is None:
-        ops = square_grid_operations()
-        if shape[0] != shape[1]:
-            ops = [m for m in ops if not (m[0, 1] or m[1, 0])]
-        return ops
-    if isinstance(operations, str):
-        if operations in ("none", "1"):
-            return [np.eye(2, dtype=int)]
-        raise ValueError(f"Unknown operations {operations!r}; give None, 'none' or matrices.")
-    return [np.asarray(m, int).reshape(2, 2) for m in operations]
-
-
-def _best_alignment(
-    prediction: np.ndarray, reference: np.ndarray, operations: Any
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(values, op index, shift (sy, sx)) of the best aligned ℓMSE, per image."""
-    from hyperspy_lacbed.train.dataset import transform_potential
-
-    pred = np.asarray(prediction, np.float64)
-    ref = np.asarray(reference, np.float64)
-    if pred.shape != ref.shape:
-        raise ValueError(f"prediction {pred.shape} and reference {ref.shape} differ in shape.")
-    ny, nx = ref.shape[-2:]
-    m = _peak(ref, (-2, -1))
-    r = ref / m
-    fr = np.fft.fft2(r)
-    rr = np.mean(r * r, axis=(-2, -1))
-    lead = ref.shape[:-2]
-    best = np.full(lead, np.inf)
-    best_op = np.zeros(lead, int)
-    best_shift = np.zeros((*lead, 2), int)
-    for k, mat in enumerate(_operations(operations, (ny, nx))):
-        p = transform_potential(pred, mat) / m
-        # corr[s] = Σ_x p(x − s) r(x): the overlap of the prediction shifted by s.
-        corr = np.fft.ifft2(np.conj(np.fft.fft2(p)) * fr).real / (nx * ny)
-        flat = corr.reshape(*lead, -1)
-        idx = np.argmax(flat, axis=-1)
-        cmax = np.take_along_axis(flat, idx[..., None], axis=-1)[..., 0]
-        val = np.maximum(np.mean(p * p, axis=(-2, -1)) + rr - 2 * cmax, 0.0)
-        better = val < best
-        best = np.where(better, val, best)
-        best_op = np.where(better, k, best_op)
-        shift = np.stack(np.unravel_index(idx, (ny, nx)), axis=-1)
-        best_shift = np.where(better[..., None], shift, best_shift)
-    return best, best_op, best_shift
-
-
-def origin_invariant_lmse(
-    prediction: np.ndarray, reference: np.ndarray, operations: Any = None
-) -> np.ndarray:
-    """ℓMSE minimised over cyclic translations and grid symmetry operations.
-
-    Parameters
-    ----------
-    prediction, reference
-        Periodic images (..., P, P) of one cell each.
-    operations
-        2 × 2 integer matrices acting on (x, y) about the origin; default the 8
-        operations of 4mm (the cubic [001] zone; only the 4 diagonal ones on a
-        rectangular grid). ``"none"``: translations only.
-
-    Returns
-    -------
-    numpy.ndarray
-        One value per image, ≤ :func:`lmse` of the same pair.
-    """
-    return _best_alignment(prediction, reference, operations)[0]
-
-
-def align_potential(
-    prediction: np.ndarray, reference: np.ndarray, operations: Any = None
-) -> np.ndarray:
-    """The prediction moved by the operation and cyclic shift that fit the reference best."""
-    from hyperspy_lacbed.train.dataset import transform_potential
-
-    pred = np.asarray(prediction)
-    _, op, shift = _best_alignment(pred, reference, operations)
-    ops = _operations(operations, pred.shape[-2:])
-    flat_pred = pred.reshape(-1, *pred.shape[-2:])
-    out = np.empty_like(flat_pred)
-    for i, (o, s) in enumerate(zip(op.ravel(), shift.reshape(-1, 2))):
-        moved = transform_potential(flat_pred[i], ops[int(o)])
-        out[i] = np.roll(moved, (int(s[0]), int(s[1])), axis=(-2, -1))
-    return out.reshape(pred.shape)
-
-
 # ----------------------------------------------------------------------------------------
 # Tables
 # ----------------------------------------------------------------------------------------
-
-
-def _space_group_symbol(number: int) -> str:
-    try:
-        import spglib
-
-        from hyperspy_lacbed.train.structures import _HALL_NUMBER
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            sg_type = spglib.get_spacegroup_type(_HALL_NUMBER[int(number)])
-        return str(sg_type.international_short)
-    except Exception:  # not cubic, or spglib missing
-        return ""
 
 
 def _stats(values: np.ndarray) -> dict[str, float]:
@@ -227,7 +84,7 @@ def space_group_table(
     out: dict[int, dict[str, Any]] = {}
     for g in np.unique(sg):
         rows = v[sg == g]
-        entry: dict[str, Any] = {"symbol": _space_group_symbol(int(g)), **_stats(rows)}
+        entry: dict[str, Any] = {"symbol": space_group_symbol(int(g)), **_stats(rows)}
         entry["n"] = int(rows.shape[0])
         if thicknesses is not None and rows.ndim == 2:
             entry["mean_per_thickness"] = [float(x) for x in np.nanmean(rows, axis=0)]
@@ -573,31 +430,6 @@ def evaluate_dataset(
 # ----------------------------------------------------------------------------------------
 
 
-def disc_montage(
-    discs: np.ndarray, reflections: Sequence[Sequence[int]] | None = None
-) -> np.ndarray:
-    """Lay (R, D, D) discs out as one image: at their (h, k) positions when given, else a row.
-
-    The montage is meant for ``imshow(..., origin="lower")``: array row 0 at the bottom,
-    so kx and ky (and h, k) increase to the right and upwards. Gaps are NaN (blank).
-    """
-    d = np.asarray(discs, float)
-    r, n = d.shape[0], d.shape[-1]
-    if reflections is None:
-        pos = [(0, i) for i in range(r)]
-    else:
-        hk = np.asarray(reflections, int)[:, :2]
-        hs, ks = np.unique(hk[:, 0]), np.unique(hk[:, 1])
-        pos = [(int(np.searchsorted(ks, k)), int(np.searchsorted(hs, h))) for h, k in hk]
-    rows = max(p[0] for p in pos) + 1
-    cols = max(p[1] for p in pos) + 1
-    gap = max(1, n // 8)
-    out = np.full((rows * (n + gap) - gap, cols * (n + gap) - gap), np.nan)
-    for (i, j), img in zip(pos, d):
-        out[i * (n + gap) : i * (n + gap) + n, j * (n + gap) : j * (n + gap) + n] = img
-    return out
-
-
 def plot_cases(
     result: EvaluationResult,
     potentials: np.ndarray,
@@ -673,10 +505,10 @@ def plot_cases(
             vmax = float(np.nanmax(ref))
             panels = [
                 (pot[row], "projected potential (V·Å)", "viridis", None),
-                (disc_montage(ref, reflections), "Bloch waves", "gray", (0, vmax)),
-                (disc_montage(pred, reflections), "cGAN", "gray", (0, vmax)),
+                (grid_montage(ref, reflections), "Bloch waves", "gray", (0, vmax)),
+                (grid_montage(pred, reflections), "cGAN", "gray", (0, vmax)),
                 (
-                    disc_montage(pred - ref, reflections),
+                    grid_montage(pred - ref, reflections),
                     f"difference, ℓMSE {value:.2e}",
                     "RdBu_r",
                     None,
@@ -688,7 +520,7 @@ def plot_cases(
             oi = result.metrics["lmse_origin_invariant"][row, k]
             lo, hi = float(ref.min()), float(ref.max())
             panels = [
-                (disc_montage(dsc[row, k], reflections), "input discs", "gray", None),
+                (grid_montage(dsc[row, k], reflections), "input discs", "gray", None),
                 (ref, "reference potential (V·Å)", "viridis", (lo, hi)),
                 (aligned, "cGAN (aligned)", "viridis", (lo, hi)),
                 (aligned - ref, f"difference, ℓMSE {value:.2e} / o.-i. {oi:.2e}", "RdBu_r", None),
@@ -721,7 +553,7 @@ def plot_cases(
 
 
 def surrogate_predictor(surrogate: Any) -> Predictor:
-    """A :data:`Predictor` calling a loaded :class:`~hyperspy_lacbed.nets.inference.Surrogate`."""
+    """A :data:`Predictor` calling a loaded :class:`~hyperspy_lacbed.nets.surrogate.Surrogate`."""
 
     def predict(x: np.ndarray, a: np.ndarray, t: float) -> np.ndarray:
         if surrogate.direction == "forward":
@@ -747,8 +579,8 @@ def evaluate_model(
     ``"default"`` without a ``direction`` takes the card's direction of the forward default.
     The figure of best, median and worst cases is written when ``figure`` is a path.
     """
-    from hyperspy_lacbed.nets.inference import load_surrogate
     from hyperspy_lacbed.nets.registry import read_card, resolve_model
+    from hyperspy_lacbed.nets.surrogate import load_surrogate
     from hyperspy_lacbed.train.dataset import LACBEDDataset
 
     if direction is None:
@@ -811,7 +643,7 @@ def evaluate_structures(
     from pathlib import Path
 
     import hyperspy_lacbed as hl
-    from hyperspy_lacbed.nets.inference import load_surrogate
+    from hyperspy_lacbed.nets.surrogate import load_surrogate
 
     fwd = load_surrogate(forward, "forward", models_dir=models_dir)
     inv = load_surrogate(inverse, "inverse", models_dir=models_dir)

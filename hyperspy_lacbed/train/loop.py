@@ -45,14 +45,13 @@ import numpy as np
 
 from hyperspy_lacbed.nets.domain import Domain
 from hyperspy_lacbed.nets.normalisation import Encoding
+from hyperspy_lacbed.parsing import dataclass_kwargs
 
 __all__ = [
     "ArrayDataset",
     "TrainConfig",
-    "discriminator_kwargs",
     "export",
     "fit",
-    "generator_kwargs",
     "load_checkpoint",
 ]
 
@@ -146,10 +145,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         """Inverse of :meth:`to_dict`; unknown keys are an error."""
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"Unknown training settings {sorted(unknown)}.")
-        return cls(**d)
+        return cls(**dataclass_kwargs(cls, d, "training settings"))
 
 
 class ArrayDataset:
@@ -207,65 +203,6 @@ class ArrayDataset:
             "lattice_parameter": float(self.lattice_parameters[i]),
             "space_group": int(self.space_groups[i]),
         }
-
-
-# ----------------------------------------------------------------------------- shapes
-def generator_kwargs(
-    direction: str, domain: Domain, overrides: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    """Full keyword arguments of the generator of a direction and domain."""
-    r, d, p = len(domain.reflections), domain.disc_pixels, domain.potential_pixels
-    if direction == "forward":
-        kw: dict[str, Any] = {
-            "in_channels": 1,
-            "out_channels": r,
-            "in_size": p,
-            "out_size": d,
-            "padding_in": "circular",
-            "padding_out": "reflect",
-            "output_activation": "tanh",
-        }
-    else:
-        kw = {
-            "in_channels": r,
-            "out_channels": 1,
-            "in_size": d,
-            "out_size": p,
-            "padding_in": "reflect",
-            "padding_out": "circular",
-            "output_activation": "none",
-        }
-    base = {
-        "cond_channels": 2,
-        "ngf": 32,
-        "n_downsampling": 3,
-        "n_blocks_global": 3,
-        "n_blocks_local": 2,
-        "max_channels": 256,
-        "norm": "batch",
-    }
-    base.update(kw)
-    base.update(overrides or {})
-    return base
-
-
-def discriminator_kwargs(
-    direction: str, domain: Domain, overrides: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    """Full keyword arguments of the conditional two-scale discriminator."""
-    r = len(domain.reflections)
-    kw: dict[str, Any] = {
-        "in_channels": 1 if direction == "forward" else r,
-        "out_channels": r if direction == "forward" else 1,
-        "cond_channels": 2,
-        "ndf": 32,
-        "n_layers": 3,
-        "num_d": 2,
-        "norm": "instance",
-        "padding": "reflect" if direction == "forward" else "circular",
-    }
-    kw.update(overrides or {})
-    return kw
 
 
 def _domain_of(config: TrainConfig, dataset: Any) -> Domain:
@@ -480,6 +417,8 @@ def fit(
     from hyperspy_lacbed.nets.architectures import (
         ConditionalDiscriminator,
         Pix2PixHDGenerator,
+        discriminator_kwargs,
+        generator_kwargs,
         lsgan_loss,
     )
     from hyperspy_lacbed.nets.architectures import feature_matching_loss as fm_loss
@@ -561,13 +500,9 @@ def fit(
         with open(log_path, "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
 
-    bar = None
-    from hyperspy_lacbed.bloch.lacbed import _want_progress
+    from hyperspy_lacbed.progress import ProgressBar
 
-    if _want_progress(show_progressbar):
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=cfg.steps, initial=step, desc=f"cGAN {cfg.direction}", unit="step")
+    bar = ProgressBar(cfg.steps, show_progressbar, f"cGAN {cfg.direction}", "step", step)
     G.train()
     D.train()
     last: dict[str, Any] = {}
@@ -603,8 +538,7 @@ def fit(
             scaler.step(opt_g)
             scaler.update()
             step += 1
-            if bar is not None:
-                bar.update(1)
+            bar.update(1)
             if step % cfg.log_every == 0 or step == cfg.steps:
                 last = {
                     "step": step,
@@ -630,8 +564,7 @@ def fit(
         if stopped == "hours":
             save()
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     wall = time.perf_counter() - t_start
     return {
         "step": step,
@@ -740,7 +673,8 @@ def export(
         "parameters": int(ck.get("parameters", 0)),
         "domain": identity["domain"],
         "normalisation": identity["normalisation"],
-        "dataset": json.loads(ck.get("recipe", "{}")),
+        # The recipe and seed reproduce the dataset; where it lies is one machine's fact.
+        "dataset": {k: v for k, v in json.loads(ck.get("recipe", "{}")).items() if k != "path"},
         "training": {
             **config,
             "discriminator_kwargs": identity["discriminator"],

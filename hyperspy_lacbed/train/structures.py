@@ -28,6 +28,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import warnings
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -36,6 +37,7 @@ import numpy as np
 
 from hyperspy_lacbed.crystal.scattering import atomic_number
 from hyperspy_lacbed.crystal.structure import Crystal, StructureError
+from hyperspy_lacbed.parsing import dataclass_kwargs
 
 __all__ = [
     "COVALENT_RADII",
@@ -177,10 +179,7 @@ class StructureConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> StructureConfig:
         """Inverse of :meth:`to_dict` (missing keys take their defaults)."""
-        d = dict(d or {})
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"Unknown structure-generator settings {sorted(unknown)}.")
+        d = dataclass_kwargs(cls, d or {}, "structure-generator settings")
         kw = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
         if "max_atoms_overrides" in kw:
             kw["max_atoms_overrides"] = tuple(
@@ -702,3 +701,16 @@ def generate_structures(
     """
     gen = StructureGenerator(seed, config)
     return gen.generate(n, start), gen.stats
+
+
+def space_group_symbol(number: int) -> str:
+    """The short international symbol of a cubic space group (195–230); "" otherwise."""
+    try:
+        import spglib
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            sg_type = spglib.get_spacegroup_type(_HALL_NUMBER[int(number)])
+        return str(sg_type.international_short)
+    except Exception:  # not cubic, or spglib missing
+        return ""

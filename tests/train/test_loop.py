@@ -9,14 +9,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from _tiny import DOMAIN, TINY_D, TINY_G  # noqa: E402
+from helpers import DOMAIN, TINY_D, TINY_G  # noqa: E402
 
 import hyperspy_lacbed as hl  # noqa: E402
-from hyperspy_lacbed.bloch.lacbed import _as_settings, compute_discs  # noqa: E402
-from hyperspy_lacbed.crystal.potential import projected_potential_array  # noqa: E402
-from hyperspy_lacbed.crystal.structure import load_structure  # noqa: E402
 from hyperspy_lacbed.nets import registry  # noqa: E402
-from hyperspy_lacbed.nets.architectures import Pix2PixHDGenerator  # noqa: E402
+from hyperspy_lacbed.nets.architectures import Pix2PixHDGenerator, generator_kwargs  # noqa: E402
 from hyperspy_lacbed.nets.domain import Domain  # noqa: E402
 from hyperspy_lacbed.nets.normalisation import Encoding  # noqa: E402
 from hyperspy_lacbed.train.loop import (  # noqa: E402
@@ -26,33 +23,16 @@ from hyperspy_lacbed.train.loop import (  # noqa: E402
     _item_arrays,
     export,
     fit,
-    generator_kwargs,
     load_checkpoint,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def dataset() -> ArrayDataset:
+def dataset(tiny_arrays) -> ArrayDataset:
     """Bloch-wave discs and potentials of four example crystals on a tiny domain."""
-    pots, discs, a, sg = [], [], [], []
-    for name in ("Si", "Al", "NaCl", "GaAs"):
-        c = load_structure(name)
-        lp = c.lattice_parameters[0]
-        r = compute_discs(c, _as_settings(**DOMAIN.simulation_kwargs(lp)), device="cpu")
-        img, _ = projected_potential_array(c, (0, 0, 1), (1, 0, 0), (32, 32), "kirkland", True)
-        pots.append(img)
-        discs.append(r.discs)
-        a.append(lp)
-        sg.append(c.space_group_number)
-    return ArrayDataset(np.stack(pots), np.stack(discs), DOMAIN.thicknesses, a, sg, DOMAIN)
+    return tiny_arrays
 
 
 def config(tmp_path, name="run", **kw) -> TrainConfig:

@@ -8,26 +8,19 @@ import warnings
 import numpy as np
 import pytest
 
+from hyperspy_lacbed.analysis.square import square_grid_operations, transform_potential
 from hyperspy_lacbed.crystal.potential import projected_potential_array
 from hyperspy_lacbed.crystal.structure import _periodic_distances
 from hyperspy_lacbed.nets.domain import Domain
+from hyperspy_lacbed.train.augment import zone_axis_operations
 from hyperspy_lacbed.train.dataset import (
     DatasetRecipe,
     LACBEDDataset,
     generate_dataset,
     open_dataset,
-    square_grid_operations,
-    transform_potential,
-    zone_axis_operations,
 )
-from hyperspy_lacbed.train.evaluate import (
-    align_potential,
-    evaluate_forward,
-    evaluate_inverse,
-    lmse,
-    origin_invariant_lmse,
-    plot_cases,
-)
+from hyperspy_lacbed.train.evaluate import evaluate_forward, evaluate_inverse, plot_cases
+from hyperspy_lacbed.train.metrics import align_potential, lmse, origin_invariant_lmse
 from hyperspy_lacbed.train.structures import (
     COVALENT_RADII,
     StructureConfig,
@@ -275,7 +268,7 @@ def test_torch_dataset_items(full_store):
 
 
 def test_augmentation_matches_the_engine_on_the_transformed_crystal(full_store):
-    from hyperspy_lacbed.bloch.lacbed import compute_discs
+    from hyperspy_lacbed.bloch.discs import compute_discs
     from hyperspy_lacbed.crystal.structure import Crystal
 
     ds = LACBEDDataset(full_store)

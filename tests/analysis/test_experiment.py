@@ -4,7 +4,7 @@ A reduced version of ``benchmarks/bench_gesn.py`` (150 × 150 px, 120 strong + 1
 beams, converged: 132.3 nm, mean NCC 0.8955 with σ = 1 px, Felix 0.895) that runs in CI
 time: the same 27 discs binned 3 × 3 to 50 × 50 px against ``pixels=50`` with 60 strong + 60
 Bethe beams (about 3 s of solve; measured 131.8 nm, mean NCC 0.871). The comparison utilities of
-:mod:`hyperspy_lacbed.bloch.compare` are tested on synthetic images first (no data needed).
+:mod:`hyperspy_lacbed.analysis.compare` are tested on synthetic images first (no data needed).
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import EXPERIMENTAL
 
-from hyperspy_lacbed.bloch import compare
+from hyperspy_lacbed.analysis import compare
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-DATA = SHARED / "experimental" / "GeSn_1-10"
+DATA = EXPERIMENTAL / "GeSn_1-10"
 needs_data = pytest.mark.skipif(
     not (DATA / "GeSn.cif").is_file(),
     reason=f"the recorded GeSn discs are not beside the checkout ({DATA})",

@@ -1,7 +1,7 @@
 """Compare simulated LACBED discs with recorded ones: correlation, blur, orientation, thickness.
 
 Plain NumPy/SciPy on arrays whose last two axes are the disc image (rows, columns); no
-HyperSpy import, so the functions serve the engine, the signal classes and scripts alike.
+HyperSpy import, so the functions serve the signal classes, refinement and scripts alike.
 
 The figure of merit is the zero-normalised cross-correlation (Pearson's r over the pixels
 of a disc), the one Felix uses: it ignores the scale and offset of the intensities, so raw
@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from hyperspy_lacbed.analysis.square import ORIENTATIONS, orient
+
 __all__ = [
     "ORIENTATIONS",
     "OrientationFit",
@@ -26,10 +28,6 @@ __all__ = [
     "orient",
     "zero_normalised_cross_correlation",
 ]
-
-#: The eight maps of a square image onto itself, as (quarter turns, transpose first):
-#: ``orient(image, k, transpose)`` is ``np.rot90(image.T if transpose else image, k)``.
-ORIENTATIONS: tuple[tuple[int, bool], ...] = tuple((k, t) for t in (False, True) for k in range(4))
 
 
 def zero_normalised_cross_correlation(
@@ -135,18 +133,6 @@ def block_mean(image: np.ndarray, factor: int) -> np.ndarray:
     lead = image.shape[:-2]
     blocks = image.reshape(*lead, ny // factor, factor, nx // factor, factor)
     return blocks.mean(axis=(-3, -1))
-
-
-def orient(image: np.ndarray, k: int, transpose: bool = False) -> np.ndarray:
-    """Apply one of the eight square-image maps to the last two axes.
-
-    ``np.rot90(image, k)`` (counter-clockwise quarter turns, as displayed with row 0 on
-    top), after swapping rows and columns when ``transpose`` is true.
-    """
-    image = np.asarray(image)
-    if transpose:
-        image = np.swapaxes(image, -2, -1)
-    return np.rot90(image, k, axes=(-2, -1))
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hyperspy_lacbed.bloch.lacbed import beam_intensities
+from hyperspy_lacbed.bloch.discs import beam_intensities
 from hyperspy_lacbed.crystal.scattering import ELEMENTS
 from hyperspy_lacbed.crystal.structure import Crystal, StructureError, zolz_reflections
 

@@ -14,10 +14,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from _tiny import DOMAIN, TINY_D, TINY_G  # noqa: E402
+from helpers import DOMAIN, TINY_D, TINY_G  # noqa: E402
 
 import hyperspy_lacbed as hl  # noqa: E402
-from hyperspy_lacbed.bloch.lacbed import _as_settings, compute_discs  # noqa: E402
 from hyperspy_lacbed.crystal.potential import projected_potential_array  # noqa: E402
 from hyperspy_lacbed.crystal.structure import load_structure  # noqa: E402
 from hyperspy_lacbed.nets import registry  # noqa: E402
@@ -26,48 +25,26 @@ from hyperspy_lacbed.nets.architectures import (  # noqa: E402
     Pix2PixHDGenerator,
     count_parameters,
 )
-from hyperspy_lacbed.nets.inference import inverse_inputs, load_surrogate  # noqa: E402
 from hyperspy_lacbed.nets.normalisation import Encoding, canonical_origin  # noqa: E402
+from hyperspy_lacbed.nets.surrogate import load_surrogate  # noqa: E402
 from hyperspy_lacbed.signals.lacbed import LACBED  # noqa: E402
-from hyperspy_lacbed.train.loop import ArrayDataset, TrainConfig, export, fit  # noqa: E402
+from hyperspy_lacbed.signals.surrogates import inverse_inputs  # noqa: E402
+from hyperspy_lacbed.train.loop import TrainConfig, export, fit  # noqa: E402
 
 #: Largest change of the forward output under whole-pixel cyclic shifts of the input.
 #: The potential is moved to a canonical origin before the network, so it is exactly 0.
 SHIFT_TOLERANCE = 0.0
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def tiny_dataset(names=("Si", "Al", "NaCl", "GaAs"), domain=DOMAIN) -> ArrayDataset:
-    """Bloch-wave discs and potentials of example crystals on the tiny domain."""
-    pots, discs, a, sg = [], [], [], []
-    for name in names:
-        c = load_structure(name)
-        lp = c.lattice_parameters[0]
-        r = compute_discs(c, _as_settings(**domain.simulation_kwargs(lp)), device="cpu")
-        n = domain.potential_pixels
-        img, _ = projected_potential_array(
-            c, domain.zone_axis, domain.x_direction, (n, n), domain.scattering_factors, True
-        )
-        pots.append(img)
-        discs.append(r.discs)
-        a.append(lp)
-        sg.append(c.space_group_number)
-    return ArrayDataset(np.stack(pots), np.stack(discs), domain.thicknesses, a, sg, domain)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
+def models(tmp_path_factory, tiny_arrays):
     """Tiny forward and inverse models, trained a few steps and exported."""
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("nets")
-    ds = tiny_dataset()
+    ds = tiny_arrays
     out = {"dir": root / "models", "dataset": ds}
     for direction in ("forward", "inverse"):
         cfg = TrainConfig(

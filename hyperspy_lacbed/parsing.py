@@ -1,39 +1,49 @@
-"""Helpers shared by the signal classes: parsing user input into metadata values.
+"""One home for parsing user input that is not specific to a signal.
 
-Everything here turns what a user may type (pint quantities, strings such as
-``"200 kV"``, plain numbers in the documented default unit, lists and arrays) into
-the plain Python values kept in HyperSpy metadata, so that the metadata survives a
-save and load in the ``.hspy`` and ``.zspy`` formats and reads back the same way.
+Every public function of the package that reads what a user may type (pint
+quantities, strings such as ``"200 kV"`` or ``"100 nm"``, plain numbers in the
+documented default unit, lists and arrays) goes through the functions here, so that
+each conversion and each check exists once. The result is a plain Python value in the
+internal unit (Å, 1/Å without 2π, V, keV for beam energies, mrad for angles).
 Errors are :class:`ValueError` with a message naming the quantity and the fix.
+
+No HyperSpy and no torch here: the crystal, Bloch-wave and network layers use these
+functions too (see :doc:`/architecture`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping, Sequence
-from pathlib import PurePath
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pint
-import traits.api as t
 
 from hyperspy_lacbed.units import electron_wavelength, to_magnitude, ureg
 
-#: Unit strings written on the axes. Both parse with pint's application registry,
-#: the one HyperSpy's ``axes_manager.convert_units`` uses.
-INVERSE_ANGSTROM = "1/Å"
-ANGSTROM = "Å"
-MRAD = "mrad"
+__all__ = [
+    "as_direction",
+    "as_g_vectors",
+    "as_int_vector",
+    "as_reflections",
+    "as_thickness",
+    "dataclass_kwargs",
+    "default_x_direction",
+    "finite_positive",
+    "is_angle",
+    "is_evenly_spaced",
+    "parse_angle_mrad",
+    "parse_beam_energy",
+    "parse_memory",
+    "parse_tilt",
+    "quantity",
+    "reflection_tuples",
+]
 
 
-def is_undefined(value: Any) -> bool:
-    """Whether a traits value (an axis name or unit) has not been set."""
-    return value is t.Undefined or value is None or value == "<undefined>"
-
-
-def _quantity(value: Any, name: str) -> pint.Quantity | None:
+def quantity(value: Any, name: str) -> pint.Quantity | None:
     """Parse ``value`` into a pint quantity; ``None`` for a plain number."""
     if isinstance(value, pint.Quantity):
         return value
@@ -65,7 +75,7 @@ def parse_beam_energy(value: Any) -> float:
     ValueError
         If the unit is neither an energy nor a voltage, or the value is not positive.
     """
-    q = _quantity(value, "beam_energy")
+    q = quantity(value, "beam_energy")
     if q is None:
         kev = to_magnitude(value, "keV", "beam_energy")
     else:
@@ -82,11 +92,6 @@ def parse_beam_energy(value: Any) -> float:
     return finite_positive(
         np.asarray(kev).item(), "beam_energy (keV)", "Give it as '200 kV' or 200 (keV)."
     )
-
-
-def wavelength_from_kev(beam_energy_kev: float) -> float:
-    """Relativistic electron wavelength in Å for a beam energy in keV."""
-    return electron_wavelength(beam_energy_kev * 1e3)
 
 
 def is_angle(unit: Any) -> bool:
@@ -110,7 +115,7 @@ def parse_tilt(value: Any, name: str, beam_energy_kev: float | None) -> float:
     beam_energy_kev
         Needed for angles (k = angle / λ); ``None`` if unknown.
     """
-    q = _quantity(value, name)
+    q = quantity(value, name)
     if q is None:
         k = to_magnitude(value, "1/angstrom", name)
     elif q.dimensionless:
@@ -121,7 +126,7 @@ def parse_tilt(value: Any, name: str, beam_energy_kev: float | None) -> float:
                 "set_experimental_parameters(beam_energy=...) first."
             )
         mrad = q.to("mrad").magnitude
-        k = mrad / (1000.0 * wavelength_from_kev(beam_energy_kev))
+        k = mrad / (1000.0 * electron_wavelength(beam_energy_kev * 1e3))
     else:
         k = to_magnitude(q, "1/angstrom", name)
     return finite_positive(np.asarray(k).item(), f"{name} (1/Å)")
@@ -196,7 +201,8 @@ def as_thickness(value: Any) -> list[float]:
     mag = np.asarray(mag, dtype=float).ravel()
     if mag.size == 0 or not np.all(np.isfinite(mag)) or np.any(mag <= 0):
         raise ValueError(
-            f"thickness must be one or more finite positive lengths (Å), got {value!r}."
+            f"thickness must be positive and finite (one or more lengths, Å), got {value!r}; "
+            "give e.g. '100 nm' or [500, 1000] (plain numbers are Å)."
         )
     if np.any(np.diff(mag) <= 0):
         raise ValueError(
@@ -208,7 +214,7 @@ def as_thickness(value: Any) -> list[float]:
 
 def parse_angle_mrad(value: Any, name: str, beam_energy_kev: float | None) -> float:
     """An angle in mrad from an angle ("12 mrad"), a reciprocal length ("0.3 1/Å") or mrad."""
-    q = _quantity(value, name)
+    q = quantity(value, name)
     if q is None:
         mrad = to_magnitude(value, "mrad", name)
     elif q.dimensionless:
@@ -220,7 +226,7 @@ def parse_angle_mrad(value: Any, name: str, beam_energy_kev: float | None) -> fl
                 f"{name} is given as a reciprocal length ({value}); converting it to mrad needs "
                 "the beam energy: pass beam_energy='200 kV' as well."
             )
-        mrad = 1000.0 * wavelength_from_kev(beam_energy_kev) * k
+        mrad = 1000.0 * electron_wavelength(beam_energy_kev * 1e3) * k
     return finite_positive(np.asarray(mrad).item(), f"{name} (mrad)")
 
 
@@ -230,54 +236,65 @@ def is_evenly_spaced(values: Sequence[float], rtol: float = 1e-9) -> bool:
     return bool(d.size < 2 or np.allclose(d, d[0], rtol=rtol, atol=0))
 
 
-def clean_settings(value: Any) -> Any:
-    """Turn a free-form settings object into plain, saveable Python values.
+def as_direction(value: Any, name: str) -> tuple[int, int, int]:
+    """A crystallographic direction [u, v, w] as a tuple of three integers, not [0, 0, 0].
 
-    Dataclasses become dicts, NumPy scalars and arrays become numbers and lists,
-    paths become strings, mappings get string keys; anything else becomes its
-    ``repr``. The result saves and loads with ``.hspy`` and ``.zspy``.
+    ``name`` is what the value is, for the error message (e.g. ``"The zone axis"``).
     """
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return clean_settings(dataclasses.asdict(value))
-    if isinstance(value, Mapping):
-        return {str(k): clean_settings(v) for k, v in value.items()}
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, PurePath):
-        return str(value)
-    if isinstance(value, pint.Quantity):
-        return f"{value:~}"
-    if isinstance(value, (list, tuple)):
-        return [clean_settings(v) for v in value]
-    return repr(value)
+    arr = np.asarray(value, dtype=float).ravel()
+    if arr.shape != (3,) or not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be three integers [u, v, w], got {value!r}.")
+    if not np.allclose(arr, np.round(arr)):
+        raise ValueError(f"{name} must be integer indices [u, v, w], got {value!r}.")
+    if not np.any(arr):
+        raise ValueError(f"{name} [0, 0, 0] is not a direction; give e.g. [0, 0, 1].")
+    return tuple(int(x) for x in np.round(arr))  # type: ignore[return-value]
 
 
-def thickness_axis_dict(values: Sequence[float]) -> dict[str, Any]:
-    """A HyperSpy axis dictionary for thicknesses in Å (non-uniform unless evenly spaced)."""
-    v = np.asarray(values, dtype=float)
-    d = {"name": "thickness", "units": ANGSTROM, "navigate": True}
-    if v.size == 1:
-        return {**d, "size": 1, "offset": float(v[0]), "scale": 1.0}
-    if is_evenly_spaced(v):
-        return {**d, "size": int(v.size), "offset": float(v[0]), "scale": float(v[1] - v[0])}
-    return {**d, "axis": v}
+def reflection_tuples(value: Any) -> tuple[tuple[int, int, int], ...] | None:
+    """Reflections as a tuple of (h, k, l) integer tuples; ``None`` stays ``None``."""
+    if value is None:
+        return None
+    return tuple(tuple(r) for r in as_reflections(value))  # type: ignore[misc]
 
 
-def set_axis_values(axis: Any, values: Sequence[float]) -> None:
-    """Set the values of a navigation axis in place, switching uniform/non-uniform as needed."""
-    v = np.asarray(values, dtype=float)
-    if v.size != axis.size:
-        raise ValueError(f"{v.size} values given for the {axis.name} axis of size {axis.size}.")
-    if v.size == 1 or is_evenly_spaced(v):
-        if not axis.is_uniform:
-            axis.convert_to_uniform_axis(log_scale_error=False)
-        axis.scale = float(v[1] - v[0]) if v.size > 1 else 1.0
-        axis.offset = float(v[0])
+def parse_memory(value: Any) -> float:
+    """An amount of memory in bytes from ``"1 GiB"``, a quantity or a number of bytes."""
+    if isinstance(value, (int, float)):
+        mem = float(value)
     else:
-        if axis.is_uniform:
-            axis.convert_to_non_uniform_axis()
-        axis.axis = v
+        mem = float(to_magnitude(value, "byte", "max_memory"))
+    if not (mem > 0 and math.isfinite(mem)):
+        raise ValueError(f"max_memory must be a positive amount of memory, got {value!r}.")
+    return mem
+
+
+def dataclass_kwargs(cls: type, values: Any, what: str, hint: str = "") -> dict[str, Any]:
+    """The keyword arguments of dataclass ``cls`` in ``values``, refusing unknown keys.
+
+    The strict inverse of ``to_dict`` for the package's settings dataclasses (model
+    domain, normalisation, dataset recipe, training and structure-generator settings):
+    a key the class does not know is an error, not silently dropped, since it means the
+    file was written by another version.
+
+    Parameters
+    ----------
+    cls
+        The dataclass.
+    values
+        A mapping of field names to values.
+    what
+        What the fields are, for the message (``"domain fields"``).
+    hint
+        How to fix it, appended to the message.
+
+    Raises
+    ------
+    ValueError
+        Naming the unknown keys.
+    """
+    d = dict(values)
+    unknown = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
+    if unknown:
+        raise ValueError(f"Unknown {what} {unknown}" + (f"; {hint}" if hint else "."))
+    return d

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import REFERENCE, SHARED, STRUCTURES, needs_shared
 
 from hyperspy_lacbed.crystal.potential import projected_potential_array
 from hyperspy_lacbed.crystal.structure import (
@@ -23,13 +23,6 @@ from hyperspy_lacbed.crystal.structure_factors import (
     structure_factors,
 )
 from hyperspy_lacbed.data import example_structures
-
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-STRUCTURES = SHARED / "structures"
-REFERENCE = SHARED / "reference"
-needs_shared = pytest.mark.skipif(
-    not SHARED.is_dir(), reason="../shared is not beside the checkout"
-)
 
 
 @needs_shared

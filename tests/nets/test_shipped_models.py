@@ -9,21 +9,18 @@ from the card's recipe, which is deterministic) and a real crystal never trained
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 
+from helpers import SHARED, needs_shared  # noqa: E402
+
 import hyperspy_lacbed as hl  # noqa: E402
 from hyperspy_lacbed.nets import registry  # noqa: E402
 from hyperspy_lacbed.nets.domain import DEFAULT_REFLECTIONS, Domain  # noqa: E402
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-needs_shared = pytest.mark.skipif(
-    not SHARED.is_dir(), reason="../shared is not beside the checkout"
-)
 #: Relative agreement of recomputed and recorded ℓMSE (another CPU or BLAS build changes
 #: the last bits of the network's arithmetic, not the metric's first digits).
 RTOL = 0.05
@@ -49,7 +46,7 @@ def test_card_is_complete_and_weights_verified(direction):
     assert card["default"] is True and card["direction"] == direction
     assert registry.sha256_file(weights) == card["sha256"]
     assert weights.stat().st_size < 50 * 2**20, "a package-sized file"
-    # The domain of DESIGN.md §4.
+    # The domain of docs/user_guide/conventions.rst (surrogates).
     dom = Domain.from_dict(card["domain"])
     assert dom.crystal_system == "cubic" and dom.zone_axis == (0, 0, 1)
     assert dom.voltage == 200e3 and dom.thicknesses == (500.0, 1000.0, 1500.0, 2000.0)

@@ -1,0 +1,58 @@
+"""Constants and builders shared by the tests (imported as ``helpers``; fixtures are in conftest).
+
+``SHARED`` is the ``../shared`` folder beside the checkout (reference cases, structures,
+recorded patterns); tests that need it are marked with :data:`needs_shared`. The tiny
+model domain and network sizes make the surrogate tests run in seconds on a CPU.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hyperspy_lacbed.nets.domain import Domain
+
+#: ``../shared`` relative to the repository root.
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+REFERENCE = SHARED / "reference"
+STRUCTURES = SHARED / "structures"
+EXPERIMENTAL = SHARED / "experimental"
+
+needs_shared = pytest.mark.skipif(
+    not SHARED.is_dir(), reason="../shared is not beside the checkout"
+)
+
+DOMAIN = Domain(thicknesses=(500.0, 1000.0), disc_pixels=16, potential_pixels=32, strong_beams=20)
+TINY_G = {
+    "ngf": 8,
+    "n_downsampling": 2,
+    "n_blocks_global": 1,
+    "n_blocks_local": 1,
+    "max_channels": 32,
+}
+TINY_D = {"ndf": 8, "n_layers": 2}
+
+
+def tiny_dataset(names=("Si", "Al", "NaCl", "GaAs"), domain: Domain = DOMAIN):
+    """Bloch-wave discs and potentials of example crystals on the tiny domain."""
+    from hyperspy_lacbed.bloch.discs import compute_discs
+    from hyperspy_lacbed.crystal.potential import projected_potential_array
+    from hyperspy_lacbed.crystal.structure import load_structure
+    from hyperspy_lacbed.train.loop import ArrayDataset
+
+    pots, discs, a, sg = [], [], [], []
+    for name in names:
+        c = load_structure(name)
+        lp = c.lattice_parameters[0]
+        r = compute_discs(c, domain.simulation_settings(lp), device="cpu")
+        n = domain.potential_pixels
+        img, _ = projected_potential_array(
+            c, domain.zone_axis, domain.x_direction, (n, n), domain.scattering_factors, True
+        )
+        pots.append(img)
+        discs.append(r.discs)
+        a.append(lp)
+        sg.append(c.space_group_number)
+    return ArrayDataset(np.stack(pots), np.stack(discs), domain.thicknesses, a, sg, domain)
