@@ -201,7 +201,7 @@ def evaluate_full(crystal, reflections, measured, thickness, scale, offset, blur
     """
     from bench_gesn import CONDITIONS, ROT90
 
-    from hyperspy_lacbed.bloch import compare
+    from hyperspy_lacbed.analysis import compare
     from hyperspy_lacbed.bloch.geometry import incident_vectors, tilt_grid
     from hyperspy_lacbed.bloch.solver import BeamRule, build_pool, solve_tilts
     from hyperspy_lacbed.crystal.structure import zone_frame

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from hyperspy_lacbed.bloch.compare import block_mean
+from hyperspy_lacbed.analysis.compare import ORIENTATIONS, block_mean
 from hyperspy_lacbed.crystal.structure import Crystal, load_structure
 from hyperspy_lacbed.refine import fom as F
 from hyperspy_lacbed.refine.model import BlochModel, Physics
@@ -332,7 +332,7 @@ def refine_discs(
         value) on the first stage.
     orientation
         ``(k, transpose)`` with ``data ≈ orient(simulation, k, transpose)``
-        (:func:`hyperspy_lacbed.bloch.compare.orient`), or ``"auto"``: the best of the
+        (:func:`hyperspy_lacbed.analysis.compare.orient`), or ``"auto"``: the best of the
         eight maps in the seed scan.
     blur
         Gaussian blur σ of the simulation in data pixels (start value when refined).
@@ -580,8 +580,6 @@ def refine_discs(
 def _seed(problem: Problem, x, t_range: np.ndarray, n: int, orient):
     """Coarse scan of thickness (and orientation): the start with the best figure of merit."""
     import torch
-
-    from hyperspy_lacbed.bloch.compare import ORIENTATIONS
 
     model = problem.model
     if n > 1 and ("thickness" in model.names or len(t_range) > 1):

@@ -24,7 +24,7 @@ def gaussian_blur(images, sigma):
     """Gaussian blur of the last two axes, differentiable in ``sigma`` (pixels).
 
     Matches ``scipy.ndimage.gaussian_filter(..., mode="nearest", truncate=4)`` (the blur of
-    :func:`hyperspy_lacbed.bloch.compare.gaussian_blur`): replicated edges, kernel radius
+    :func:`hyperspy_lacbed.analysis.compare.gaussian_blur`): replicated edges, kernel radius
     int(4σ + 0.5), normalised.
     """
     import torch
@@ -46,7 +46,7 @@ def gaussian_blur(images, sigma):
 
 
 def orient(images, k: int, transpose: bool):
-    """The square-image map of :func:`hyperspy_lacbed.bloch.compare.orient`, in torch."""
+    """The square-image map of :func:`hyperspy_lacbed.analysis.compare.orient`, in torch."""
     import torch
 
     if transpose:

@@ -67,16 +67,9 @@ class Physics:
         if preset is not None:
             if preset != "felix":
                 raise ValueError(f"Unknown preset {preset!r}; available: felix.")
-            felix = {
-                "mean_inner_potential": False,
-                "mean_absorption": False,
-                "strong_beam_step": 0.005,
-                "beam_pool": 329,
-                "absorption": "proportional",
-                "absorption_fraction": 0.1,
-                "scattering_factors": "kirkland",
-            }
-            kwargs = {**felix, **{k: v for k, v in kwargs.items() if v is not None}}
+            from hyperspy_lacbed.bloch.settings import felix_settings
+
+            kwargs = felix_settings(**{k: v for k, v in kwargs.items() if v is not None})
         known = {f for f in cls.__dataclass_fields__}
         unknown = set(kwargs) - known
         if unknown:

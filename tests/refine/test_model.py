@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from hyperspy_lacbed.bloch.lacbed import compute_discs
+from hyperspy_lacbed.bloch.discs import compute_discs
 from hyperspy_lacbed.crystal.structure import Crystal, load_structure
 from hyperspy_lacbed.refine.fit import Problem
 from hyperspy_lacbed.refine.model import BlochModel, Physics
