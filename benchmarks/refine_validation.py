@@ -1,4 +1,4 @@
-"""Validation of the gradient refinement (hyperspy_lacbed.refine): known answers and GeSn.
+"""Validation of the gradient refinement (hyperspy_lacbed.refinement): known answers and GeSn.
 
 Run:
 ``python benchmarks/refine_validation.py --synthetic`` (Si, GaAs, SrTiO3 [001] and FeSi,
@@ -61,7 +61,7 @@ def _fesi():
 
 def _closed(crystal, hkls):
     """The reflections and their images under the point group (a symmetric disc set)."""
-    from hyperspy_lacbed.refine.parameters import reflection_orbit
+    from hyperspy_lacbed.refinement.parameters import reflection_orbit
 
     out = []
     for h in hkls:
@@ -93,9 +93,9 @@ def synthetic(pixels=16, strong_beams=30, counts=1e4, seed=0, thickness=800.0):
     import torch
 
     from hyperspy_lacbed.crystal.structure import load_structure
-    from hyperspy_lacbed.refine.fit import Stage, refine_discs
-    from hyperspy_lacbed.refine.model import BlochModel, Physics
-    from hyperspy_lacbed.refine.parameters import resolve_parameters
+    from hyperspy_lacbed.refinement.fit import Stage, refine_discs
+    from hyperspy_lacbed.refinement.model import BlochModel, Physics
+    from hyperspy_lacbed.refinement.parameters import resolve_parameters
 
     phys_kw = {"zone_axis": (0, 0, 1), "voltage": 200e3, "strong_beams": strong_beams}
     print(
@@ -172,7 +172,7 @@ def _refine_with_start(
     refine_discs, crystal, data, discs, dk, names, thickness, ug_start, phys_kw, stages
 ):
     """refine_discs with U_g factors that start away from 0 (they are not crystal properties)."""
-    import hyperspy_lacbed.refine.fit as fit
+    import hyperspy_lacbed.refinement.fit as fit
 
     original = fit.resolve_parameters
 
@@ -241,7 +241,7 @@ def gesn(threads: int, figure: Path | None):
     torch.set_num_threads(threads)
     from bench_gesn import CONDITIONS, DATA, FELIX, load_recorded
 
-    from hyperspy_lacbed.refine.fit import Stage, refine_discs
+    from hyperspy_lacbed.refinement.fit import Stage, refine_discs
 
     recorded = load_recorded()
     measured = recorded.data.astype(float)
@@ -249,7 +249,7 @@ def gesn(threads: int, figure: Path | None):
     radius = 0.673
     physics = {k: v for k, v in CONDITIONS.items() if k != "disc_radius"}
     stages = [
-        Stage(bin=10, strong_beams=60, max_iter=20),
+        Stage(bin=15, strong_beams=60, max_iter=20),
         Stage(bin=5, strong_beams=80, max_iter=12),
     ]
     print(

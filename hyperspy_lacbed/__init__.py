@@ -12,6 +12,9 @@ projected_potential
     The projected potential of one unit cell as a ``ProjectedPotential`` signal.
 list_models
     The pretrained surrogate models that ship with the package.
+refine
+    Fit a crystal, the thickness and the geometry to recorded discs by gradient descent
+    through the Bloch-wave engine (:mod:`hyperspy_lacbed.signals.refinement`).
 
 Heavy modules (torch, HyperSpy) are imported on first use, so that ``import
 hyperspy.api`` stays fast when it discovers this extension.
@@ -31,6 +34,7 @@ _LAZY = {
     "load_structure": "hyperspy_lacbed.crystal.structure",
     "projected_potential": "hyperspy_lacbed.api.potential",
     "example_structures": "hyperspy_lacbed.data",
+    "refine": "hyperspy_lacbed.signals.refinement",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -27,7 +27,7 @@ LAYERS = {
     "bloch": 2,
     "analysis": 2,
     "nets": 3,
-    "refine": 3,
+    "refinement": 3,
     "signals": 4,
     "api": 5,
     "": 5,  # the package itself (hyperspy_lacbed/__init__.py: the lazy public API)
@@ -39,7 +39,7 @@ ARRAY_LAYERS = (
     "crystal",
     "bloch",
     "nets",
-    "refine",
+    "refinement",
     "analysis",
     "units",
     "parsing",

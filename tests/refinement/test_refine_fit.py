@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from hyperspy_lacbed.crystal.structure import load_structure
-from hyperspy_lacbed.refine.fit import RefinementWarning, Stage, refine_discs
-from hyperspy_lacbed.refine.model import BlochModel, Physics
-from hyperspy_lacbed.refine.parameters import resolve_parameters
+from hyperspy_lacbed.refinement.fit import RefinementWarning, Stage, refine_discs
+from hyperspy_lacbed.refinement.model import BlochModel, Physics
+from hyperspy_lacbed.refinement.parameters import resolve_parameters
 
 SHARED = Path(__file__).resolve().parents[3] / "shared"
 GESN = SHARED / "experimental" / "GeSn_1-10"

@@ -1,6 +1,6 @@
 """Refinement on plain arrays: coarse-to-fine L-BFGS through the Bloch engine, with uncertainties.
 
-:func:`refine_discs` fits the parameters of :mod:`hyperspy_lacbed.refine.parameters` to
+:func:`refine_discs` fits the parameters of :mod:`hyperspy_lacbed.refinement.parameters` to
 recorded discs given as an array (R, ny, nx) with their reflections and pixel size. It
 
 1. seeds the thickness (and, with ``orientation="auto"``, the image orientation) by a
@@ -29,9 +29,9 @@ import numpy as np
 
 from hyperspy_lacbed.analysis.compare import ORIENTATIONS, block_mean
 from hyperspy_lacbed.crystal.structure import Crystal, load_structure
-from hyperspy_lacbed.refine import fom as F
-from hyperspy_lacbed.refine.model import BlochModel, Physics
-from hyperspy_lacbed.refine.parameters import resolve_parameters
+from hyperspy_lacbed.refinement import fom as F
+from hyperspy_lacbed.refinement.model import BlochModel, Physics
+from hyperspy_lacbed.refinement.parameters import resolve_parameters
 
 
 class RefinementWarning(UserWarning):
@@ -325,7 +325,7 @@ def refine_discs(
     dk
         Pixel size in 1/Å (disc radius / N).
     parameters
-        Names, see :func:`~hyperspy_lacbed.refine.parameters.resolve_parameters`.
+        Names, see :func:`~hyperspy_lacbed.refinement.parameters.resolve_parameters`.
     thickness
         Start thickness in Å, or (lower, upper) to scan. When ``"thickness"`` is refined
         the start is seeded by a scan of ``thickness_scan`` values (±25 % around a single
@@ -354,7 +354,7 @@ def refine_discs(
     progress
         Show a tqdm progress bar (one tick per figure-of-merit evaluation).
     **physics
-        Physics settings of :class:`~hyperspy_lacbed.refine.model.Physics` (zone_axis,
+        Physics settings of :class:`~hyperspy_lacbed.refinement.model.Physics` (zone_axis,
         x_direction, surface_normal, voltage, absorption, strong_beams, preset, ...).
 
     Returns
@@ -363,7 +363,7 @@ def refine_discs(
     """
     import torch
 
-    from hyperspy_lacbed.refine.result import RefinementResult
+    from hyperspy_lacbed.refinement.result import RefinementResult
 
     t_start = time.perf_counter()
     crystal = load_structure(structure) if not isinstance(structure, Crystal) else structure

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from hyperspy_lacbed.crystal.structure import Crystal
-from hyperspy_lacbed.refine.fom import zscore
+from hyperspy_lacbed.refinement.fom import zscore
 
 
 def crystal_to_diffpy(crystal: Crystal):
@@ -70,8 +70,9 @@ class RefinementResult:
         Seconds.
     recipe
         Every input needed to run the fit again (plain values, metadata-ready).
-    signal
-        The best fit as a ``LACBED`` signal (set by the signal-level API).
+    signal, difference_signal
+        The best fit and the z-scored differences as ``LACBED`` signals (set by the
+        signal-level API, :func:`hyperspy_lacbed.refinement`).
     """
 
     names: list[str]
@@ -100,6 +101,7 @@ class RefinementResult:
     wall_time: float
     recipe: dict[str, Any]
     signal: Any = field(default=None, repr=False)
+    difference_signal: Any = field(default=None, repr=False)
 
     @property
     def mean_zncc(self) -> float:

@@ -10,9 +10,9 @@ import torch
 
 from hyperspy_lacbed.bloch.discs import compute_discs
 from hyperspy_lacbed.crystal.structure import Crystal, load_structure
-from hyperspy_lacbed.refine.fit import Problem
-from hyperspy_lacbed.refine.model import BlochModel, Physics
-from hyperspy_lacbed.refine.parameters import (
+from hyperspy_lacbed.refinement.fit import Problem
+from hyperspy_lacbed.refinement.model import BlochModel, Physics
+from hyperspy_lacbed.refinement.parameters import (
     ParameterError,
     crystal_sites,
     resolve_parameters,

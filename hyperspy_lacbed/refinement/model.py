@@ -7,7 +7,7 @@ errors, the surface-normal scaling and the diagonal conventions. What differs is
 
 - the Fourier coefficients U_g + i U'_g are computed in torch from the crystal's
   occupancies, Debye–Waller factors and positions, so that every parameter of
-  :mod:`hyperspy_lacbed.refine.parameters` reaches the intensities through autograd;
+  :mod:`hyperspy_lacbed.refinement.parameters` reaches the intensities through autograd;
 - the wave function is ψ(t) = exp(2πi t A) e_000 with ``torch.linalg.matrix_exp``
   (as diffBloch does) instead of an eigen-decomposition: its backward is well defined
   when eigenvalues are degenerate (exactly symmetric tilts), where the eigenvector
@@ -34,7 +34,7 @@ from hyperspy_lacbed.bloch.solver import BeamRule, build_pool, map_per_core, sel
 from hyperspy_lacbed.crystal.scattering import absorptive_scattering_factor, scattering_factor
 from hyperspy_lacbed.crystal.structure import Crystal, zone_frame
 from hyperspy_lacbed.crystal.structure_factors import structure_factors
-from hyperspy_lacbed.refine.parameters import Parameter
+from hyperspy_lacbed.refinement.parameters import Parameter
 from hyperspy_lacbed.units import electron_wavelength, relativistic_gamma, to_magnitude
 
 
@@ -223,7 +223,7 @@ class BlochModel:
     dk
         Pixel size in 1/Å at scale 1 (the disc radius is N·dk).
     parameters
-        The refined parameters (:func:`~hyperspy_lacbed.refine.parameters.resolve_parameters`).
+        The refined parameters (:func:`~hyperspy_lacbed.refinement.parameters.resolve_parameters`).
     thickness
         Thickness in Å when it is not refined.
     chunk
