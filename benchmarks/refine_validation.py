@@ -8,7 +8,7 @@ GeSn [1-10] discs in ``../shared/experimental/GeSn_1-10``).
 
 Known answers: each case simulates discs with the differentiable model at the true values,
 adds Poisson noise, starts from perturbed values (thickness +0.5 nm, B +0.02 Å², U_g
-+0.5 %, x +0.002) and refines by weighted least squares (Anscombe residuals). The table
++0.5 %, x +0.002) and refines by maximum Poisson likelihood (fom="lsq": Poisson deviance). The table
 gives truth, start, refined ± σ and |error|/σ (the goal: ≤ 3).
 
 GeSn: thickness (seeded by a scan), the site's B, the disc calibration, the tilt-grid centre

@@ -7,8 +7,9 @@ curvature serves the uncertainties of either:
   vectors |â − b̂|² = 2 − 2 â·b̂, so Σ_r |â_r − b̂_r|² = 2 R (1 − mean ZNCC). The figure of
   merit is Felix's 1 − mean ZNCC over the discs.
 - Least squares: the model is ``a (I_blurred + background)`` with the intensity scale a
-  solved in closed form (profiled), residuals weighted by 1/√variance (Poisson by
-  default: variance = max(data, 1)).
+  solved in closed form (profiled). For Poisson counts (the default) the objective is
+  the Poisson deviance and the curvature comes from Pearson residuals (the Fisher
+  information); with given σ it is the weighted sum of squares.
 """
 
 from __future__ import annotations
@@ -76,21 +77,41 @@ def zncc_residuals(sim, data, mask):
     return (_unit(sim, mask) - _unit(data, mask))[mask]
 
 
-def lsq_residuals(sim, data, mask, inv_sigma):
-    """Weighted residuals over the mask, the intensity scale a profiled out.
-
-    ``inv_sigma=None`` means Poisson counts: the residuals are Anscombe's
-    2(√(a·sim + 3/8) − √(data + 3/8)), of unit variance and without the bias that
-    weights 1/data (Neyman's χ²) give at low counts; a = Σ data / Σ sim is the
-    Poisson maximum-likelihood scale. Otherwise (a·sim − data)/σ with a from weighted
-    least squares.
-    """
+def _poisson_model(sim, data, mask):
+    """a·sim over the mask with a = Σ data / Σ sim (the Poisson maximum-likelihood scale)."""
     import torch
 
     s, d = sim[mask], data[mask]
+    m = d.sum() / s.sum() * s
+    return torch.clamp(m, min=1e-9 * float(d.max().clamp(min=1.0))), d
+
+
+def poisson_deviance(sim, data, mask):
+    """Mean Poisson deviance 2 Σ [m − d + d ln(d/m)] / N of the scaled model m = a·sim.
+
+    The maximum-likelihood objective for counts: unbiased at low counts, where a χ² with
+    weights 1/data (Neyman) or a square-root transform is not.
+    """
+    import torch
+
+    m, d = _poisson_model(sim, data, mask)
+    dlog = torch.where(d > 0, d * torch.log(torch.clamp(d, min=1e-300) / m), torch.zeros_like(d))
+    return 2 * (m - d + dlog).sum() / d.numel()
+
+
+def lsq_residuals(sim, data, mask, inv_sigma):
+    """Weighted residuals over the mask, the intensity scale a profiled out.
+
+    ``inv_sigma=None`` means Poisson counts: Pearson residuals (a·sim − data)/√(a·sim),
+    whose Gauss–Newton matrix is the Fisher information of the Poisson likelihood.
+    Otherwise (a·sim − data)/σ with a from weighted least squares.
+    """
+    import torch
+
     if inv_sigma is None:
-        amp = d.sum() / s.sum()
-        return 2 * (torch.sqrt(torch.clamp(amp * s, min=0) + 0.375) - torch.sqrt(d + 0.375))
+        m, d = _poisson_model(sim, data, mask)
+        return (m - d) / torch.sqrt(m)
+    s, d = sim[mask], data[mask]
     w = inv_sigma[mask] ** 2
     amp = (w * s * d).sum() / (w * s * s).sum()
     return (amp * s - d) * inv_sigma[mask]
@@ -99,11 +120,14 @@ def lsq_residuals(sim, data, mask, inv_sigma):
 def figure_of_merit(kind: str, sim, data, mask, inv_sigma=None):
     """The scalar figure of merit: 1 − mean ZNCC, or the weighted sum of squares / N.
 
-    For ``"lsq"``, ``inv_sigma=None`` means Poisson counts (see :func:`lsq_residuals`).
+    For ``"lsq"``, ``inv_sigma=None`` means Poisson counts: the mean Poisson deviance
+    (:func:`poisson_deviance`), which is ≈ 1 for a model that fits to the noise.
     """
     if kind == "zncc":
         return 1.0 - zncc_per_disc(sim, data, mask).mean()
     if kind == "lsq":
+        if inv_sigma is None:
+            return poisson_deviance(sim, data, mask)
         r = lsq_residuals(sim, data, mask, inv_sigma)
         return (r**2).sum() / r.numel()
     raise ValueError(f"Unknown figure of merit {kind!r}; choose one of {', '.join(FOMS)}.")

@@ -52,7 +52,7 @@ def test_recovers_thickness_and_b_within_three_sigma():
         assert abs(err) <= 3 * res.uncertainties[name], (name, err, res.uncertainties[name])
     assert abs(res.values["thickness"] - 800.0) < 5.0
     assert abs(res.values["B[Si]"] - 0.60) < 0.02
-    # noise-only residuals: the reduced χ² of Anscombe residuals is about 1
+    # noise-only residuals: the reduced χ² of Pearson residuals is about 1
     assert 0.8 < res.residual_variance < 1.25
     assert res.correlation.shape == (2, 2) and np.allclose(np.diag(res.correlation), 1.0)
     assert res.mean_zncc > res.mean_zncc_start
