@@ -13,9 +13,10 @@ errors, the surface-normal scaling and the diagonal conventions. What differs is
   when eigenvalues are degenerate (exactly symmetric tilts), where the eigenvector
   backward divides by γ_i − γ_j.
 
-No Bethe potentials and no symmetry folding (a tilt offset breaks the symmetry of the
-grid). The beam set of every tilt is chosen once, at the start geometry, so the model is
-a smooth function of the parameters.
+Weak beams enter as Bethe potentials as in the engine. There is no symmetry folding (a
+tilt offset breaks the symmetry of the grid). The strong and weak beams of every tilt
+are chosen once, at the start geometry, so the model is a smooth function of the
+parameters.
 
 Plain arrays and torch; no HyperSpy.
 """
@@ -55,6 +56,7 @@ class Physics:
     scattering_factors: str = "kirkland"
     debye_waller: bool = True
     strong_beams: int = 60
+    weak_beams: int = 0
     beam_pool: int | None = None
     strong_beam_step: float = 0.0
     mean_inner_potential: bool = True
@@ -81,8 +83,8 @@ class Physics:
         for key in ("zone_axis", "x_direction", "surface_normal"):
             if kwargs.get(key) is not None:
                 kwargs[key] = tuple(int(v) for v in kwargs[key])
-        if kwargs.get("weak_beams"):
-            raise ValueError("The differentiable model has no Bethe potentials; use weak_beams=0.")
+        if int(kwargs.get("weak_beams") or 0) < 0:
+            raise ValueError(f"weak_beams must be ≥ 0, got {kwargs['weak_beams']}.")
         return cls(**kwargs)
 
     def to_dict(self) -> dict[str, Any]:
@@ -316,6 +318,7 @@ class BlochModel:
         )
         self.rule = BeamRule(
             strong_beams=physics.strong_beams,
+            weak_beams=physics.weak_beams,
             s_step=physics.strong_beam_step,
             count_uncoupled=physics.strong_beam_step > 0,
         )
@@ -465,7 +468,15 @@ class BlochModel:
             t = self.tilts(x).numpy()
         k = incident_vectors(t[:, 0], t[:, 1], self.pool.k0)
         s = excitation_errors(k, self.pool.g, self.pool.k0)
-        strong, _ = select_beams(s, self.pool, self.rule, self.out_idx)
+        strong, weak = select_beams(s, self.pool, self.rule, self.out_idx)
+        self._widx = None
+        if weak.any():
+            wcounts = weak.sum(1)
+            w = int(wcounts.max())
+            worder = np.argsort(~weak, axis=1, kind="stable")[:, :w]
+            wvalid = np.arange(w)[None, :] < wcounts[:, None]
+            self._widx = np.where(wvalid, worder, 0)
+            self._wpad = ~wvalid
         counts = strong.sum(1)
         m = int(counts.max())
         order = np.argsort(~strong, axis=1, kind="stable")[:, :m]
@@ -514,6 +525,18 @@ class BlochModel:
         rows = torch.arange(len(sub))[:, None]
         a = pot[idx[:, :, None], idx[:, None, :]]
         a = a + torch.diag_embed((2 * k0 * s[rows, idx]).to(a.dtype))
+        if self._widx is not None:
+            # weak beams as Bethe potentials, as the engine (bloch.solver):
+            # U_eff(g, h) = U(g, h) − Σ_w U(g, w) U(w, h) / (2K s_w)
+            wi = torch.as_tensor(self._widx[sub])
+            wpad = torch.as_tensor(self._wpad[sub])
+            # padding entries point at 000 (s = 0): keep 1/s finite there, or its gradient
+            # through the discarded branch of the where() is NaN
+            s_w = torch.where(wpad, torch.ones_like(s[rows, wi]), s[rows, wi])
+            inv = torch.where(wpad, torch.zeros_like(s_w), 1.0 / (2 * k0 * s_w))
+            u_sw = pot[idx[:, :, None], wi[:, None, :]]
+            u_ws = pot[wi[:, :, None], idx[:, None, :]]
+            a = a - torch.einsum("tmw,tw,twn->tmn", u_sw, inv.to(a.dtype), u_ws)
         # padding beams are uncoupled and never excited: zero rows and columns
         a = torch.where(pad[:, :, None] | pad[:, None, :], torch.zeros((), dtype=a.dtype), a)
         scale = torch.sqrt(d[rows, idx])

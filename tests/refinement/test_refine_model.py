@@ -57,6 +57,7 @@ def fesi() -> Crystal:
         ("Si", {"absorption": "proportional"}),
         ("GaAs", {"absorption": "bird-king"}),
         ("Si", {"preset": "felix", "beam_pool": 60}),
+        ("GaAs", {"strong_beams": 12, "weak_beams": 10}),
     ],
 )
 def test_model_matches_engine(name, physics):
@@ -245,3 +246,14 @@ def test_occupancy_keeps_mixed_site_sum():
     assert np.allclose(occ.numpy()[sn], 0.15) and np.allclose(occ.numpy()[~sn], 0.85)
     (q,) = resolve_parameters(["occupancy[Sn]"], crystal, keep_site_sums=False, **kw)
     assert np.allclose(q.atoms[~sn], 0.0)
+
+
+def test_gradient_with_bethe_potentials():
+    phys = Physics.from_kwargs(zone_axis=(0, 0, 1), strong_beams=8, weak_beams=6)
+    problem = _problem(
+        load_structure("GaAs"), ["thickness", "B", "offset", "Ug[2,0,0]"], 4, 0.04, phys=phys
+    )
+    assert problem.model._widx is not None
+    x = problem.model.start_vector()
+    x[problem.model.names.index("offset_x")] = 0.003
+    _check_gradient(problem, x)
