@@ -46,14 +46,15 @@ class Stage:
     ----------
     bin
         Block size by which the recorded discs (and the tilt grid) are binned.
-    strong_beams
-        Strong beams per tilt (default: the physics setting).
+    strong_beams, weak_beams
+        Strong beams and Bethe (weak) beams per tilt (default: the physics settings).
     max_iter
         L-BFGS iterations.
     """
 
     bin: int = 1
     strong_beams: int | None = None
+    weak_beams: int | None = None
     max_iter: int = 30
 
 
@@ -447,7 +448,11 @@ def refine_discs(
                 # the mean of f = bin² pixels has variance Σσ²/f²
                 inv_st = _bin_stack(inv_sigma_full**-2, full_mask, st.bin)[0]
                 inv_st = 1.0 / np.sqrt(np.maximum(inv_st / st.bin**2, 1e-300))
-            ph = phys if st.strong_beams is None else replace(phys, strong_beams=st.strong_beams)
+            ph = phys
+            if st.strong_beams is not None:
+                ph = replace(ph, strong_beams=st.strong_beams)
+            if st.weak_beams is not None:
+                ph = replace(ph, weak_beams=st.weak_beams)
             current = {p.name: p.value for p in params}
             model = BlochModel(
                 crystal,
@@ -461,6 +466,7 @@ def refine_discs(
             blur_st = blur / st.bin
             for p in params:  # blur is in data pixels of the stage
                 if p.kind == "blur":
+                    blur_bounds = (p.lower, p.upper)
                     p.value, p.lower, p.upper = (
                         p.value / st.bin,
                         p.lower / st.bin,
@@ -486,6 +492,7 @@ def refine_discs(
                     "bin": st.bin,
                     "pixels": pixels // st.bin,
                     "strong_beams": ph.strong_beams,
+                    "weak_beams": ph.weak_beams,
                     "max_beams": model.max_beams,
                     "fom": best,
                     "evaluations": len(history),
@@ -494,11 +501,8 @@ def refine_discs(
             )
             for p in params:
                 if p.kind == "blur":
-                    p.value, p.lower, p.upper = (
-                        p.value * st.bin,
-                        p.lower * st.bin,
-                        p.upper * st.bin,
-                    )
+                    p.value = p.value * st.bin
+                    p.lower, p.upper = blur_bounds
             if msg.startswith("diverged"):
                 break
     finally:
@@ -543,7 +547,13 @@ def refine_discs(
         "disc_shape": disc_shape,
         "weights": weights if isinstance(weights, str) or weights is None else "array",
         "stages": [
-            {"bin": s.bin, "strong_beams": s.strong_beams, "max_iter": s.max_iter} for s in stages
+            {
+                "bin": s.bin,
+                "strong_beams": s.strong_beams,
+                "weak_beams": s.weak_beams,
+                "max_iter": s.max_iter,
+            }
+            for s in stages
         ],
         "thickness_scan": thickness_scan,
         "keep_site_sums": keep_site_sums,
