@@ -218,7 +218,7 @@ def _lbfgs(problem: Problem, x0, max_iter: int, history: list, bar, tol: float):
 
     try:
         opt.step(closure)
-        state = opt.state[opt._params[0]]
+        state = opt.state[u]
         if state.get("n_iter", 0) >= max_iter:
             message = f"stopped after {max_iter} iterations"
     except _Stop as stop:
@@ -419,6 +419,10 @@ def refine_discs(
         keep_site_sums=keep_site_sums,
         disc_radius=dk * pixels / 2,
     )
+    if not params:
+        raise ValueError(
+            "No parameter to refine; give at least one, e.g. parameters=['thickness']."
+        )
     start_values = {p.name: p.value for p in params}
     stages = list(stages) if stages else [Stage()]
     for st in stages:
@@ -512,10 +516,7 @@ def refine_discs(
     x_final = torch.tensor(
         [p.value / (st.bin if p.kind == "blur" else 1) for p in params], dtype=torch.float64
     )
-    if params:
-        cov, _, s2 = covariance(problem, x_final)
-    else:
-        cov, s2 = np.zeros((0, 0)), float("nan")
+    cov, _, s2 = covariance(problem, x_final)
     scale = np.array([st.bin if p.kind == "blur" else 1.0 for p in params])
     cov = cov * scale[:, None] * scale[None, :]
     sigma = np.sqrt(np.clip(np.diag(cov), 0, None))

@@ -116,6 +116,8 @@ def test_bad_array_input():
         refine_discs(crystal, good, [(1, 1, 1)] * len(DISCS), 0.02, progress=False, **PHYS)
     with pytest.raises(ValueError, match="non-negative counts"):
         refine_discs(crystal, -good, DISCS, 0.02, fom="lsq", progress=False, **PHYS)
+    with pytest.raises(ValueError, match="No parameter to refine"):
+        refine_discs(crystal, good, DISCS, 0.02, [], progress=False, **PHYS)
     with pytest.raises(ValueError, match="Unknown fom"):
         refine_discs(crystal, good, DISCS, 0.02, fom="chi", progress=False, **PHYS)
 
