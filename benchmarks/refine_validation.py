@@ -17,6 +17,15 @@ the result is evaluated like Felix's figure: the engine (120 strong + 120 Bethe 
 ``bench_gesn.py`` recommends) at full resolution (150 × 150 pixels, whole square), with the
 refined geometry, against the 27 discs. The start (Felix's 132.5 nm, B = 0.644 Å², nominal
 calibration, σ = 1 px) is evaluated the same way.
+
+Measured (2 cores shared with other jobs):
+
+- ``--synthetic``: every |error| ≤ 1.7 σ except the SrTiO3 thickness with noise seed 0
+  (3.2 σ; seeds 1–3 ≤ 1.8 σ); the FeSi coordinate −0.00196 ± 0.00003 (truth −0.002).
+- ``--gesn``: mean ZNCC 0.8955 at the start → 0.910 (σ = 1 px; 0.918 with the blur line
+  search, σ = 1.5 px), 131 s fit + 164 s check.
+- ``--gesn --extra --no-start``: 0.932 (σ = 1 px; 0.939 at σ = 1.5 px) at 136.1 nm with
+  Sn occupancy 0.106 ± 0.003 and U_111 −4.2 %, 277 s fit + 131 s check. Felix: 0.895.
 """
 
 from __future__ import annotations
