@@ -50,12 +50,17 @@ class Stage:
         Strong beams and Bethe (weak) beams per tilt (default: the physics settings).
     max_iter
         L-BFGS iterations.
+    supersample
+        Tilts per binned pixel along each axis: the model is computed on a grid this much
+        finer and block-averaged like the binned data (1: one tilt at each binned pixel's
+        centre, which aliases fine fringes; ``bin``: the full-resolution grid).
     """
 
     bin: int = 1
     strong_beams: int | None = None
     weak_beams: int | None = None
     max_iter: int = 30
+    supersample: int = 1
 
 
 class _Stop(Exception):
@@ -74,6 +79,7 @@ class Problem:
         orientation: tuple[int, bool],
         blur: float,
         inv_sigma: np.ndarray | None,
+        supersample: int = 1,
     ):
         import torch
 
@@ -81,6 +87,7 @@ class Problem:
         self.fom = fom
         self.orientation = orientation
         self.blur0 = float(blur)
+        self.supersample = int(supersample)
         valid = mask & np.isfinite(data)
         self.mask_np = valid
         self.data_np = np.where(valid, data, 0.0)
@@ -109,8 +116,13 @@ class Problem:
 
     def images(self, inten, x):
         """Raw intensities (T, R) → the images compared with the data (R, ny, nx)."""
+        import torch
+
         n = self.model.pixels
         img = inten.T.reshape(-1, n, n)
+        if self.supersample > 1:
+            # the model's sub-pixels averaged like the binned data (block means)
+            img = torch.nn.functional.avg_pool2d(img[:, None], self.supersample)[:, 0]
         img = F.orient(img, *self.orientation)
         sigma = self.model.get(x, "blur", self.blur0)
         img = F.gaussian_blur(img, sigma)
@@ -426,6 +438,8 @@ def refine_discs(
     start_values = {p.name: p.value for p in params}
     stages = list(stages) if stages else [Stage()]
     for st in stages:
+        if st.supersample < 1:
+            raise ValueError(f"Stage supersample must be ≥ 1, got {st.supersample}.")
         if pixels % st.bin or (pixels // st.bin) % 2:
             raise ValueError(
                 f"Stage bin {st.bin} must divide the disc size {pixels} into an even number "
@@ -462,8 +476,8 @@ def refine_discs(
                 crystal,
                 ph,
                 reflections,
-                pixels // st.bin,
-                dk * st.bin,
+                (pixels // st.bin) * st.supersample,
+                dk * st.bin / st.supersample,
                 params,
                 thickness=current.get("thickness", t0),
             )
@@ -478,7 +492,14 @@ def refine_discs(
                     )
                     p.lower = max(p.lower, 0.05)
             problem = Problem(
-                model, d_st, m_st, fom, orient if orient != "auto" else (0, False), blur_st, inv_st
+                model,
+                d_st,
+                m_st,
+                fom,
+                orient if orient != "auto" else (0, False),
+                blur_st,
+                inv_st,
+                supersample=st.supersample,
             )
             x = model.start_vector()
             scan = thickness_scan > 1 and ("thickness" in model.names or len(t_range) > 1)
@@ -553,6 +574,7 @@ def refine_discs(
                 "strong_beams": s.strong_beams,
                 "weak_beams": s.weak_beams,
                 "max_iter": s.max_iter,
+                "supersample": s.supersample,
             }
             for s in stages
         ],

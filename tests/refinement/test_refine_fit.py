@@ -86,7 +86,8 @@ def test_result_cif_dict_and_plot(tmp_path):
     crystal, data, dk = synthetic(truth, pixels=8)
     res = refine_discs(
         crystal, data, DISCS, dk, ["thickness", "B"], thickness=800.0, fom="lsq",
-        thickness_scan=3, progress=False, stages=[Stage(bin=2, max_iter=5), Stage(max_iter=10)],
+        thickness_scan=3, progress=False,
+        stages=[Stage(bin=2, max_iter=5, supersample=2), Stage(max_iter=10)],
         **PHYS,
     )  # fmt: skip
     assert [s["pixels"] for s in res.stages] == [4, 8]
@@ -142,3 +143,25 @@ def test_gesn_subset_refinement_raises_zncc():
     assert res.mean_zncc > res.mean_zncc_start + 0.01
     # 30 beams are far from converged (bench_gesn: ≥ 120 + 120 Bethe), hence the loose range
     assert 1000 < res.thickness < 1500
+
+
+def test_supersampled_stage_is_the_block_mean_of_full_resolution():
+    """Stage(bin=2, supersample=2) computes the full grid and averages it like the data."""
+    from hyperspy_lacbed.analysis.compare import block_mean
+    from hyperspy_lacbed.refinement import fom as F
+    from hyperspy_lacbed.refinement.fit import Problem
+
+    crystal = load_structure("Si")
+    phys = Physics.from_kwargs(**PHYS)
+    fine = BlochModel(crystal, phys, np.array(DISCS), 8, 0.025, thickness=700.0)
+    coarse = BlochModel(crystal, phys, np.array(DISCS), 8, 0.025, thickness=700.0)
+    x = fine.start_vector()
+    want = block_mean(fine.discs(x).numpy(), 2)
+    data = np.ones((len(DISCS), 4, 4))
+    problem = Problem(coarse, data, data > 0, "zncc", (0, False), 0.0, None, supersample=2)
+    got = problem.images(coarse.intensities(x), x).numpy()
+    assert np.allclose(got, want, rtol=1e-12, atol=1e-15)
+    point = BlochModel(crystal, phys, np.array(DISCS), 4, 0.05, thickness=700.0)
+    sampled = point.discs(x).numpy()
+    assert np.abs(sampled - want).max() > 1e-3 * want.max()  # point sampling differs
+    assert F.disc_mask(4).sum() == 12
