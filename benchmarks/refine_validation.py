@@ -275,7 +275,7 @@ GESN_PARAMETERS = ("thickness", "B[Ge1]", "scale", "offset")
 GESN_EXTRA = ("occupancy[Sn]", "Ug[1,1,1]", "Ug[2,2,0]", "Ug[0,0,4]")
 
 
-def gesn(threads: int, figure: Path | None, params=GESN_PARAMETERS, start=True):
+def gesn(threads: int, figure: Path | None, params=GESN_PARAMETERS, start=True, supersample=1):
     import torch
 
     torch.set_num_threads(threads)
@@ -290,12 +290,13 @@ def gesn(threads: int, figure: Path | None, params=GESN_PARAMETERS, start=True):
     physics = {k: v for k, v in CONDITIONS.items() if k != "disc_radius"}
     stages = [
         Stage(bin=15, strong_beams=60, max_iter=20),
-        Stage(bin=5, strong_beams=60, weak_beams=60, max_iter=15),
+        Stage(bin=5, strong_beams=60, weak_beams=60, max_iter=15, supersample=supersample),
     ]
     print(
         f"GeSn [1-10]: 27 discs 150×150, {threads} torch threads; stages "
         + ", ".join(
-            f"{150 // s.bin} px/{s.strong_beams}+{s.weak_beams or 0} beams" for s in stages
+            f"{150 // s.bin} px (×{s.supersample})/{s.strong_beams}+{s.weak_beams or 0} beams"
+            for s in stages
         )
     )
     t0, c0 = time.perf_counter(), time.process_time()
@@ -362,6 +363,9 @@ def main() -> None:
     parser.add_argument("--extra", action="store_true", help="also Sn occupancy and low-order U_g")
     parser.add_argument("--no-start", action="store_true", help="skip evaluating the start")
     parser.add_argument(
+        "--supersample", type=int, default=1, help="tilts per binned pixel in the last stage"
+    )
+    parser.add_argument(
         "--figure", type=Path, default=ROOT / "docs" / "figures" / "refine_gesn.png"
     )
     args = parser.parse_args()
@@ -374,7 +378,13 @@ def main() -> None:
         synthetic()
     if args.gesn:
         params = GESN_PARAMETERS + (GESN_EXTRA if args.extra else ())
-        gesn(args.threads, args.figure, params, start=not args.no_start)
+        gesn(
+            args.threads,
+            args.figure,
+            params,
+            start=not args.no_start,
+            supersample=args.supersample,
+        )
 
 
 if __name__ == "__main__":
