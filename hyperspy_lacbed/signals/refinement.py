@@ -173,7 +173,7 @@ def refine(
         For ``"lsq"``: ``"poisson"``, None (uniform) or an array of σ.
     stages
         Coarse-to-fine stages (:class:`~hyperspy_lacbed.refinement.fit.Stage` or dicts with
-        ``bin``, ``strong_beams``, ``max_iter``).
+        ``bin``, ``strong_beams``, ``weak_beams``, ``max_iter``, ``supersample``).
     progress
         Show a progress bar; default HyperSpy's preference.
     **physics
