@@ -26,6 +26,8 @@ Measured (2 cores shared with other jobs):
   search, σ = 1.5 px), 131 s fit + 164 s check.
 - ``--gesn --extra --no-start``: 0.932 (σ = 1 px; 0.939 at σ = 1.5 px) at 136.1 nm with
   Sn occupancy 0.106 ± 0.003 and U_111 −4.2 %, 277 s fit + 131 s check. Felix: 0.895.
+- the same with ``--supersample 2``: 0.933 (0.940 at σ = 1.5 px), B = 0.635 ± 0.004 Å²
+  (the point-sampled fits pull B to 0.52–0.60), 811 s fit + 110 s check.
 """
 
 from __future__ import annotations
