@@ -15,6 +15,9 @@ list_models
 model_settings
     The ``simulate`` keywords of a surrogate model's domain, e.g.
     ``simulate(si, **model_settings(si))`` before ``retrieve_potential``.
+refine
+    Fit a crystal, the thickness and the geometry to recorded discs by gradient descent
+    through the Bloch-wave engine (:mod:`hyperspy_lacbed.signals.refinement`).
 
 Heavy modules (torch, HyperSpy) are imported on first use, so that ``import
 hyperspy.api`` stays fast when it discovers this extension.
@@ -35,6 +38,7 @@ _LAZY = {
     "load_structure": "hyperspy_lacbed.crystal.structure",
     "projected_potential": "hyperspy_lacbed.api.potential",
     "example_structures": "hyperspy_lacbed.data",
+    "refine": "hyperspy_lacbed.signals.refinement",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -27,6 +27,7 @@ LAYERS = {
     "bloch": 2,
     "analysis": 2,
     "nets": 3,
+    "refinement": 3,
     "signals": 4,
     "api": 5,
     "": 5,  # the package itself (hyperspy_lacbed/__init__.py: the lazy public API)
@@ -34,7 +35,17 @@ LAYERS = {
     "cli": 6,
     "__main__": 7,
 }
-ARRAY_LAYERS = ("crystal", "bloch", "nets", "analysis", "units", "parsing", "progress", "data")
+ARRAY_LAYERS = (
+    "crystal",
+    "bloch",
+    "nets",
+    "refinement",
+    "analysis",
+    "units",
+    "parsing",
+    "progress",
+    "data",
+)
 
 
 def _module_name(path: Path) -> str:

@@ -14,6 +14,7 @@ import math
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -485,3 +486,13 @@ def _per_core(fn, x, *rest):
     if isinstance(parts[0], tuple):
         return tuple(torch.cat(p) for p in zip(*parts, strict=True))
     return torch.cat(parts)
+
+
+def map_per_core(fn: Callable, x: Any, *rest: Any) -> Any:
+    """Apply a batched torch linear-algebra function over the leading axis on every core.
+
+    The public form of the engine's chunked, single-threaded-workers strategy (see
+    ``_per_core``): e.g. ``map_per_core(torch.linalg.eig, matrices)``. Results are
+    concatenated along the batch axis (tuples element by element).
+    """
+    return _per_core(fn, x, *rest)

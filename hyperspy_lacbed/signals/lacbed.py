@@ -936,6 +936,32 @@ class LACBED(Signal2D):
         md["General"]["title"] = title
         return montage._new(out, nav + disc_axes, md)
 
+    # ------------------------------------------------------------------ refinement
+    def refine(
+        self, structure: Any, parameters: Sequence[str] = ("thickness",), **kwargs: Any
+    ) -> Any:
+        """Refine a crystal against these recorded discs (gradient descent through the engine).
+
+        A thin wrapper of :func:`hyperspy_lacbed.signals.refinement.refine` (see it for
+        every option); the signal is not modified.
+
+        Parameters
+        ----------
+        structure
+            Start structure: CIF path, diffpy Structure, Crystal or example name.
+        parameters
+            What to refine, e.g. ``["thickness", "B", "scale", "offset", "blur"]``.
+
+        Returns
+        -------
+        RefinementResult
+            Values, uncertainties, correlations, history, and the best fit as a LACBED
+            signal (``result.signal``).
+        """
+        from hyperspy_lacbed.signals.refinement import refine
+
+        return refine(self, structure, parameters, **kwargs)
+
     # ------------------------------------------------------------------ cGAN
     def retrieve_potential(
         self,
