@@ -240,6 +240,11 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["forward", "inverse"],
         help="forward: potential → discs; inverse: discs → potential",
     )
+    f.add_argument(
+        "--architecture",
+        choices=["pix2pixhd", "fourier-forward", "fourier-inverse"],
+        help="generator (default pix2pixhd, the paper's; fourier-*: physics-informed)",
+    )
     f.add_argument("--out", help="checkpoint folder; an existing one is resumed")
     f.add_argument("--steps", type=int, help="total optimiser steps")
     f.add_argument("--hours", type=float, help="wall-clock budget; stops with a checkpoint")

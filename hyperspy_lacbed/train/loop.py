@@ -1,7 +1,8 @@
 """Training the cGAN surrogates: pix2pixHD losses, checkpoints, exact resume, export.
 
-:func:`fit` trains a generator
-(:class:`~hyperspy_lacbed.nets.architectures.Pix2PixHDGenerator`) against a two-scale conditional PatchGAN with the pix2pixHD losses:
+:func:`fit` trains a generator (``TrainConfig.architecture``: the paper's
+:class:`~hyperspy_lacbed.nets.architectures.Pix2PixHDGenerator`, or a physics-informed one
+of :mod:`hyperspy_lacbed.nets.physics_informed`) against a two-scale conditional PatchGAN with the pix2pixHD losses:
 LSGAN adversarial loss, discriminator feature matching (weight ``lambda_feat``) and an L1
 loss to the target (weight ``lambda_l1``), with Adam, mixed precision on CUDA, a
 checkpoint every ``checkpoint_every`` steps and at the end, and a plain JSON-lines log.
@@ -68,9 +69,13 @@ class TrainConfig:
     ----------
     direction
         ``"forward"`` (potential → discs) or ``"inverse"`` (discs → potential).
+    architecture
+        A generator of :data:`~hyperspy_lacbed.nets.architectures.ARCHITECTURES`:
+        ``"pix2pixhd"`` (default, both directions), ``"fourier-forward"`` or
+        ``"fourier-inverse"``.
     generator
-        Keyword arguments of the generator that override the defaults
-        (``ngf``, ``n_downsampling``, ``n_blocks_global``, ``n_blocks_local``,
+        Keyword arguments of the generator that override the defaults (for pix2pixhd
+        ``ngf``, ``n_downsampling``, ``n_blocks_global``, ``n_blocks_local``,
         ``max_channels``, ``norm``); shapes come from the domain.
     discriminator
         Overrides of the discriminator's (``ndf``, ``n_layers``, ``num_d``, ``norm``).
@@ -108,6 +113,7 @@ class TrainConfig:
     """
 
     direction: str = "forward"
+    architecture: str = "pix2pixhd"
     generator: dict[str, Any] = field(default_factory=dict)
     discriminator: dict[str, Any] = field(default_factory=dict)
     domain: dict[str, Any] | None = None
@@ -131,6 +137,18 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.direction not in ("forward", "inverse"):
             raise ValueError(f"direction must be 'forward' or 'inverse', not {self.direction!r}.")
+        from hyperspy_lacbed.nets.architectures import ARCHITECTURE_DIRECTION, ARCHITECTURES
+
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(
+                f"Unknown architecture {self.architecture!r}; choose one of "
+                f"{sorted(ARCHITECTURES)}."
+            )
+        if ARCHITECTURE_DIRECTION.get(self.architecture, self.direction) != self.direction:
+            raise ValueError(
+                f"Architecture {self.architecture!r} cannot train a {self.direction} model; use "
+                f"'fourier-{self.direction}' or 'pix2pixhd'."
+            )
         for name in ("batch_size", "steps", "checkpoint_every", "log_every"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}.")
@@ -326,7 +344,9 @@ def load_checkpoint(out_dir: str | os.PathLike) -> dict[str, Any]:
 
 
 def _compatible(saved: dict[str, Any], now: dict[str, Any]) -> None:
-    for key in ("direction", "generator", "discriminator", "domain", "normalisation", "seed"):
+    saved = {"architecture": "pix2pixhd", **saved}  # checkpoints from before the field
+    keys = ("direction", "architecture", "generator", "discriminator", "domain", "normalisation")
+    for key in (*keys, "seed"):
         if saved.get(key) != now.get(key):
             raise ValueError(
                 f"Cannot resume: the checkpoint was trained with {key}={saved.get(key)!r}, the "
@@ -416,7 +436,7 @@ def fit(
 
     from hyperspy_lacbed.nets.architectures import (
         ConditionalDiscriminator,
-        Pix2PixHDGenerator,
+        build_generator,
         discriminator_kwargs,
         generator_kwargs,
         lsgan_loss,
@@ -429,7 +449,7 @@ def fit(
     domain = _domain_of(cfg, train_dataset)
     cfg.domain = domain.to_dict()
     enc = Encoding.for_domain(domain, **cfg.normalisation)
-    gkw = generator_kwargs(cfg.direction, domain, cfg.generator)
+    gkw = generator_kwargs(cfg.direction, domain, cfg.generator, cfg.architecture, enc)
     dkw = discriminator_kwargs(cfg.direction, domain, cfg.discriminator)
     device = choose_device(cfg.device)
     amp = (device.type == "cuda") if cfg.amp is None else bool(cfg.amp and device.type == "cuda")
@@ -439,6 +459,7 @@ def fit(
     recipe = getattr(train_dataset, "recipe", None)
     identity = {
         "direction": cfg.direction,
+        "architecture": cfg.architecture,
         "generator": gkw,
         "discriminator": dkw,
         "domain": cfg.domain,
@@ -447,7 +468,7 @@ def fit(
     }
 
     torch.manual_seed(cfg.seed)
-    G = Pix2PixHDGenerator(**gkw).to(device)
+    G = build_generator(cfg.architecture, gkw).to(device)
     D = ConditionalDiscriminator(**dkw).to(device)
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=cfg.betas)
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=cfg.betas)
@@ -669,7 +690,10 @@ def export(
         "name": name,
         "direction": identity["direction"],
         "default": False,
-        "architecture": {"name": "pix2pixhd", "kwargs": identity["generator"]},
+        "architecture": {
+            "name": identity.get("architecture", "pix2pixhd"),
+            "kwargs": identity["generator"],
+        },
         "parameters": int(ck.get("parameters", 0)),
         "domain": identity["domain"],
         "normalisation": identity["normalisation"],
