@@ -452,13 +452,17 @@ class FourierForwardGenerator(_DomainMixin, nn.Module):
         a, t = self._a_t(cond)
         return v, self.fourier(v) / a[:, None, None], a, t
 
-    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        """Encoded discs (B, R, D, D) of encoded potentials ``x`` (B, 1, P, P)."""
+    def code(self, x: torch.Tensor, cond: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """(code z (B, latent), canonical potential (B, P, P) in V·Å, a, t)."""
         v, vg, a, t = self.coefficients(x, cond)
-        b = x.shape[0]
         f = torch.asinh(torch.view_as_real(vg) / self.coefficient_scale).flatten(1)
         c = _clean(cond.to(torch.float32), 1.5)
-        z = self.encoder(torch.cat([f, c], dim=1))
+        return self.encoder(torch.cat([f, c], dim=1)), v, a, t
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """Encoded discs (B, R, D, D) of encoded potentials ``x`` (B, 1, P, P)."""
+        z, v, a, t = self.code(x, cond)
+        b = x.shape[0]
         h = self._pixel_features(b, a, t).permute(0, 2, 3, 1)  # channels last: per-pixel
         for layer in self.pixel_net:
             h = layer(h, z)
