@@ -185,7 +185,7 @@ def test_inverse_output_is_a_positive_band_limited_potential_at_the_canonical_or
     g = _generator("inverse", **SMALL_I)
     enc = Encoding.for_domain(DOMAIN)
     with torch.no_grad():
-        vg, a = g.coefficients(torch.rand(2, 9, 16, 16), torch.zeros(2, 2))
+        vg, _ = g.coefficients(torch.rand(2, 9, 16, 16), torch.zeros(2, 2))
         y = g(torch.rand(2, 9, 16, 16), torch.zeros(2, 2))
     h = g.h_max
     v0 = vg[:, h, h]
