@@ -144,7 +144,9 @@ def as_int_vector(value: Any, name: str, length: int = 3, nonzero: bool = False)
     if not np.allclose(arr, np.round(arr)):
         raise ValueError(f"{name} must contain integers (Miller indices), got {value!r}.")
     if nonzero and not np.any(arr):
-        raise ValueError(f"{name} cannot be [0, 0, 0]; give a direction such as [0, 0, 1].")
+        raise ValueError(
+            f"{name} cannot be [0, 0, 0], which is not a direction; give one such as [0, 0, 1]."
+        )
     return [int(v) for v in np.round(arr)]
 
 
@@ -239,16 +241,13 @@ def is_evenly_spaced(values: Sequence[float], rtol: float = 1e-9) -> bool:
 def as_direction(value: Any, name: str) -> tuple[int, int, int]:
     """A crystallographic direction [u, v, w] as a tuple of three integers, not [0, 0, 0].
 
+    :func:`as_int_vector` with ``nonzero=True``; a nested ``[[u, v, w]]`` is accepted.
     ``name`` is what the value is, for the error message (e.g. ``"The zone axis"``).
     """
-    arr = np.asarray(value, dtype=float).ravel()
-    if arr.shape != (3,) or not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} must be three integers [u, v, w], got {value!r}.")
-    if not np.allclose(arr, np.round(arr)):
-        raise ValueError(f"{name} must be integer indices [u, v, w], got {value!r}.")
-    if not np.any(arr):
-        raise ValueError(f"{name} [0, 0, 0] is not a direction; give e.g. [0, 0, 1].")
-    return tuple(int(x) for x in np.round(arr))  # type: ignore[return-value]
+    arr = np.asarray(value)
+    if arr.ndim > 1 and arr.size == 3:
+        arr = arr.ravel()
+    return tuple(as_int_vector(arr, name, 3, nonzero=True))  # type: ignore[return-value]
 
 
 def reflection_tuples(value: Any) -> tuple[tuple[int, int, int], ...] | None:

@@ -5,7 +5,7 @@ HyperSpy import, so the functions serve the signal classes, refinement and scrip
 
 The figure of merit is the zero-normalised cross-correlation (Pearson's r over the pixels
 of a disc), the one Felix uses: it ignores the scale and offset of the intensities, so raw
-detector counts can be compared with |ψ_g|² directly.
+detector counts can be compared with ``|ψ_g|²`` directly.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """LACBED discs of the Bloch-wave engine as plain arrays.
 
-:func:`compute_discs` turns a structure and :class:`~hyperspy_lacbed.bloch.settings.
-SimulationSettings` into a :class:`DiscResult` of NumPy arrays (no HyperSpy);
+:func:`compute_discs` turns a structure and
+:class:`~hyperspy_lacbed.bloch.settings.SimulationSettings` into a :class:`DiscResult`
+of NumPy arrays (no HyperSpy);
 :func:`hyperspy_lacbed.simulate` wraps it in a calibrated LACBED signal.
 :func:`beam_intensities` gives beam intensities at arbitrary tilts and
 :func:`mean_absorption_factor` the uniform decay of the mean absorptive potential.

@@ -109,12 +109,14 @@ class FourierCoefficients(nn.Module):
     Parameters
     ----------
     h_max
-        Largest |h| and |k| kept; the output is ``(..., 2 h_max + 1, 2 h_max + 1)`` complex.
+        Largest ``|h|`` and ``|k|`` kept; the output is complex,
+        ``(..., 2 h_max + 1, 2 h_max + 1)``.
     pixels
         P, the side of the input images (checked against the input).
     origin
-        ``"max_at_centre"`` (default, as :func:`~hyperspy_lacbed.nets.normalisation.
-        canonical_origin`), ``"max_at_origin"`` or ``"none"`` (the image's own origin).
+        ``"max_at_centre"`` (default, the shift of
+        :func:`~hyperspy_lacbed.nets.normalisation.canonical_origin`), ``"max_at_origin"``
+        or ``"none"`` (the image's own origin).
     units
         ``"projected"`` (c·V_g, V·Å, default), ``"volts"`` (V_g) or ``"structure_factor"``
         (U_g in Å⁻², as :func:`~hyperspy_lacbed.crystal.structure_factors.structure_factors`).

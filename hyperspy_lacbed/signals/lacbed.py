@@ -723,7 +723,7 @@ class LACBED(Signal2D):
         Disc ``g`` is centred ``spacing · g / dk`` pixels (rounded) from the centre of
         disc 000. LACBED discs overlap when the disc radius exceeds |Δg| / 2, so the
         centres are spread by ``spacing``; the default is the smallest factor ≥ 1 for
-        which no two discs overlap and at least :data:`MONTAGE_GAP` pixels separate
+        which no two discs overlap and at least :data:`~hyperspy_lacbed.analysis.montage.MONTAGE_GAP` pixels separate
         them. Navigation axes other than the reflection axis are kept.
 
         Parameters

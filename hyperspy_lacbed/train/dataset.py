@@ -574,7 +574,7 @@ class LACBEDDataset:
         default all thicknesses, (n_t, R, D, D).
     augment
         Random cyclic origin shifts of the potential and random operations of
-        :func:`zone_axis_operations` applied to potential and discs together.
+        :func:`~hyperspy_lacbed.train.augment.zone_axis_operations` applied to potential and discs together.
     seed
         Seed of the augmentation. ``None`` (default): draws from NumPy's global generator,
         which :func:`hyperspy_lacbed.train.loop.fit` seeds per step (so training stays

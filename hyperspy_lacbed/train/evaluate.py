@@ -421,7 +421,7 @@ def evaluate_inverse(
     batch_size
         Samples per call of ``predict``.
     operations
-        Operations of :func:`origin_invariant_lmse` (default 4mm).
+        Operations of :func:`~hyperspy_lacbed.train.metrics.origin_invariant_lmse` (default 4mm).
     indices
         Sample indices to record.
 
