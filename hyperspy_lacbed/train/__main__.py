@@ -1,7 +1,7 @@
-"""Training command line: ``python -m hyperspy_lacbed.train generate|fit|evaluate|export``.
+"""Training command line: ``python -m hyperspy_lacbed.train generate|fit|evaluate|export|ablation``.
 
 Every run can be reproduced from one TOML file (``--config run.toml``) whose tables
-``[dataset]``, ``[fit]``, ``[evaluate]`` and ``[export]`` hold the same options as the
+``[dataset]``, ``[fit]``, ``[evaluate]``, ``[export]`` and ``[ablation]`` hold the same options as the
 command line (command-line options win). Example::
 
     [dataset]
@@ -202,6 +202,56 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ablation(args: argparse.Namespace) -> int:
+    from hyperspy_lacbed.train.ablation import run_ablation
+    from hyperspy_lacbed.train.dataset import LACBEDDataset
+
+    opts = _merge(
+        args,
+        _config(args.config, "ablation"),
+        {"direction": "forward", "split": "train", "test_split": "test", "minutes": 20.0},
+    )
+    for key in ("store", "out"):
+        if key not in opts:
+            raise ValueError(f"Give --{key} (or {key} = ... in [ablation]).")
+    if opts.get("threads"):
+        import torch
+
+        torch.set_num_threads(int(opts["threads"]))
+    store = opts["store"]
+    train = LACBEDDataset(store, split=opts["split"], augment=True)
+    random_train = (
+        LACBEDDataset(store, split=opts["random_split"], augment=True)
+        if opts.get("random_split")
+        else None
+    )
+    test = LACBEDDataset(store, split=opts["test_split"])
+    variants = opts.get("variants")
+    if isinstance(variants, str):
+        variants = [v for v in variants.split(",") if v.strip()]
+    config = dict(opts.get("config_fit", {}))
+    for key in ("batch_size", "seed", "lr"):
+        if opts.get(key) is not None:
+            config[key] = opts[key]
+    report = run_ablation(
+        train,
+        test,
+        opts["out"],
+        direction=opts["direction"],
+        variants=variants,
+        minutes=float(opts["minutes"]),
+        random_train=random_train,
+        config=config,
+        generator=opts.get("generator"),
+        test_limit=opts.get("test_limit"),
+        fresh=bool(opts.get("fresh")),
+        show_progressbar=not opts.get("quiet", False),
+    )
+    print((Path(opts["out"]) / "ablation.rst").read_text())
+    print(f"wrote {Path(opts['out']) / 'ablation.json'} ({len(report['results'])} variants)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser of ``python -m hyperspy_lacbed.train``."""
     p = argparse.ArgumentParser(
@@ -290,6 +340,37 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--card", help="JSON file of extra card entries (metrics, notes)")
     x.add_argument("--overwrite", action="store_true", default=None, help="replace a model")
     x.set_defaults(func=_export)
+
+    b = sub.add_parser(
+        "ablation",
+        help="train formulation variants for the same wall-clock budget on the same data and "
+        "tabulate their test scores (JSON + RST)",
+    )
+    b.add_argument("--store", help="dataset folder made by 'generate'")
+    b.add_argument("--split", help="realistic training split (default train)")
+    b.add_argument(
+        "--random-split",
+        dest="random_split",
+        help="split of random-Wyckoff crystals, the training data of variant v0",
+    )
+    b.add_argument("--test-split", dest="test_split", help="test split (default test)")
+    b.add_argument("--direction", choices=["forward", "inverse"], help="default forward")
+    b.add_argument(
+        "--variants",
+        help="comma-separated variants, e.g. v0,v0+realistic,fourier,fourier+geometry,"
+        "fourier+geometry+sym (tokens: v0, realistic, fourier, geometry, phase, sym, scale)",
+    )
+    b.add_argument("--minutes", type=float, help="training wall-clock budget per variant")
+    b.add_argument("--out", help="folder of the runs, ablation.json and ablation.rst")
+    b.add_argument("--test-limit", type=int, dest="test_limit", help="score the first N only")
+    b.add_argument("--batch-size", type=int, dest="batch_size", help="batch size (default 8)")
+    b.add_argument("--seed", type=int, help="training seed (the same for every variant)")
+    b.add_argument("--threads", type=int, help="CPU threads")
+    b.add_argument(
+        "--fresh", action="store_true", default=None, help="retrain variants already done"
+    )
+    b.add_argument("--quiet", action="store_true", default=None, help="no progress bar")
+    b.set_defaults(func=_ablation)
     return p
 
 

@@ -1,0 +1,114 @@
+"""The ablation harness: variants, same budget, tables; the command end to end on a tiny store."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("torch")
+
+from helpers import DOMAIN, TINY_D, TINY_G
+
+from hyperspy_lacbed.train.__main__ import main
+from hyperspy_lacbed.train.ablation import parse_variant, run_ablation
+from hyperspy_lacbed.train.dataset import DatasetRecipe, generate_dataset
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+SMALL = {
+    "pix2pixhd": TINY_G,
+    "fourier-forward": {"width": 16, "latent": 32, "n_layers": 2},
+    "fourier-inverse": {"ngf": 8, "hidden": 64, "n_downsampling": 2},
+}
+
+
+def test_variant_names():
+    v = parse_variant("fourier+geometry+sym", "forward")
+    assert v.architecture == "fourier-forward" and v.data == "realistic"
+    assert v.generator == {
+        "geometry": True,
+        "phase_features": False,
+        "symmetrise": True,
+        "output": "tanh",
+    }
+    assert parse_variant("v0", "inverse").data == "random"
+    assert parse_variant("v0+realistic", "forward").architecture == "pix2pixhd"
+    assert parse_variant("fourier+geometry", "inverse").generator == {"geometry": True}
+    for bad, direction, match in [
+        ("unet", "forward", "Invalid variant"),
+        ("fourier+magic", "forward", "Invalid variant"),
+        ("v0+geometry", "forward", "v0 takes only"),
+        ("fourier+sym", "inverse", "forward generator"),
+        ("fourier+phase", "forward", "needs 'geometry'"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            parse_variant(bad, direction)
+
+
+def test_in_memory_ablation(tiny_arrays, tmp_path):
+    variants = ["v0+realistic", "fourier+geometry+phase+sym"]
+    with pytest.raises(ValueError, match="random_train"):
+        run_ablation(tiny_arrays, tiny_arrays, tmp_path, variants=["v0"], minutes=0.01)
+    rep = run_ablation(
+        tiny_arrays,
+        tiny_arrays,
+        tmp_path / "abl",
+        variants=variants,
+        minutes=0.01,
+        config={"batch_size": 2, "discriminator": TINY_D},
+        generator=SMALL,
+    )
+    for name in variants:
+        r = rep["results"][name]
+        assert r["steps"] >= 1 and r["train_wall_s"] < 5
+        assert {row["family"] for row in r["by_family"]} == {"all", "000", "200", "220"}
+        assert 0 < r["summary"]["lmse_median"] < 1 and 0 <= r["summary"]["zmcc_median"] <= 1
+    assert rep["results"]["fourier+geometry+phase+sym"]["architecture"] == "fourier-forward"
+    with pytest.raises(ValueError, match="harness sets"):
+        run_ablation(tiny_arrays, tiny_arrays, tmp_path, variants=variants, config={"steps": 3})
+
+
+def test_ablation_command_end_to_end(tmp_path):
+    store = tmp_path / "store.zarr"
+    for split, n, kind in [
+        ("train", 3, "realistic"),
+        ("random", 2, "random"),
+        ("test", 2, "realistic"),
+    ]:
+        structures = {"kind": "realistic"} if kind == "realistic" else {}
+        recipe = DatasetRecipe(DOMAIN.to_dict(), n, 1, structures, split)
+        assert generate_dataset(recipe, store, show_progressbar=False).complete
+    config = tmp_path / "run.toml"
+    config.write_text(
+        "[ablation]\nbatch_size = 2\n"
+        "config_fit = {discriminator = {ndf = 8, n_layers = 2}}\n"
+        "[ablation.generator]\n"
+        + "".join(
+            f"{k} = {{{', '.join(f'{a} = {b}' for a, b in v.items())}}}\n"
+            for k, v in SMALL.items()
+        )
+    )
+    out = tmp_path / "ablation"
+    args = ["--config", str(config), "ablation", "--store", str(store), "--random-split"]
+    args += ["random", "--minutes", "0.01", "--out", str(out), "--quiet"]
+    variants = "v0,v0+realistic,fourier,fourier+geometry"
+    assert main([*args, "--variants", variants, "--direction", "inverse"]) == 0
+    rep = json.loads((out / "ablation.json").read_text())
+    assert rep["direction"] == "inverse" and rep["variants"] == variants.split(",")
+    assert rep["results"]["v0"]["data"] == "random"
+    assert rep["results"]["v0"]["training_samples"] == 2
+    assert rep["results"]["fourier"]["training_samples"] == 3
+    assert all(
+        r["summary"]["lmse_oi_median"] <= r["summary"]["lmse_median"] + 1e-12
+        for r in rep["results"].values()
+    )
+    rst = (out / "ablation.rst").read_text()
+    assert rst.count(".. list-table::") == 2 and "fourier+geometry" in rst
+    # a second call reuses the finished variants (same numbers, no training)
+    before = (out / "ablation.json").read_text()
+    assert main([*args, "--variants", variants, "--direction", "inverse"]) == 0
+    assert (
+        json.loads((out / "ablation.json").read_text())["results"] == json.loads(before)["results"]
+    )
+    assert main([*args, "--variants", "v0+sym"]) == 2  # a clear error, not a traceback
