@@ -39,9 +39,9 @@ Symmetry
     If the projected potential is invariant under a 4mm operation R up to a translation,
     so are the discs: I_g(k) = I_{R⁻¹g}(R⁻¹k) (a translation only changes the phases of
     the U_g, a unitary similarity of the structure matrix). :class:`SquareSymmetriser`
-    finds those operations of each input potential (by FFT cross-correlation, so the
-    origin does not matter), closes them into a group and averages the output over it,
-    so the output has at least the symmetry of the input.
+    finds those operations of each input potential (up to any whole-pixel translation,
+    so the origin does not matter), closes them into a group and averages the output
+    over it, so the output has at least the symmetry of the input.
 Bounded decodes
     The inverse generator's amplitudes are ``|V_0| = V_max · sigmoid(·)`` and
     ``|V_g| = |V_0| · sigmoid(·)`` (a positive potential has |V_g| ≤ V_0), its phases are
@@ -66,6 +66,7 @@ from torch import nn
 
 from hyperspy_lacbed.analysis.square import SQUARE_OPERATIONS
 from hyperspy_lacbed.nets.fourier import FourierCoefficients, InverseFourier
+from hyperspy_lacbed.nets.normalisation import MAX_CANDIDATES, TIE_TOLERANCE
 from hyperspy_lacbed.units import electron_wavelength
 
 __all__ = [
@@ -158,7 +159,7 @@ class SquareSymmetriser(nn.Module):
     tolerance
         An operation R is a symmetry of a potential V when
         ``min_τ ‖R V − V(· − τ)‖² ≤ tolerance · ‖V − mean V‖²`` (τ: cyclic whole-pixel
-        translations).
+        translations; see :meth:`symmetries`).
     """
 
     def __init__(
@@ -197,7 +198,9 @@ class SquareSymmetriser(nn.Module):
         self.matrices = [m.copy() for m in mats]
         self.register_buffer("source", torch.tensor(np.array(sources), dtype=torch.long), False)
         self.register_buffer("disc_index", torch.tensor(np.array(disc_idx)).long(), False)
-        self.register_buffer("potential_index", torch.tensor(np.array(pot_idx)).long(), False)
+        # numpy copies for the symmetry test: the gather and where each pixel goes
+        self._pot_index = [np.asarray(i).ravel() for i in pot_idx]
+        self._pot_where = [np.argsort(i) for i in self._pot_index]
         # composition table: product[i, j] = index of M_i M_j (or -1 if not in the list)
         key = {m.tobytes(): i for i, m in enumerate(mats)}
         self.product = np.array(
@@ -214,27 +217,41 @@ class SquareSymmetriser(nn.Module):
         flat = discs[:, self.source[k]].reshape(b, r, d * d)
         return flat[..., self.disc_index[k].reshape(-1)].reshape(b, r, d, d)
 
-    def transform_potential(self, potential: torch.Tensor, k: int) -> torch.Tensor:
-        """Potentials (B, P, P) transformed by operation k (``out(r) = in(M⁻¹ r)``)."""
-        b, p, _ = potential.shape
-        return potential.reshape(b, p * p)[:, self.potential_index[k].reshape(-1)].reshape(b, p, p)
-
     @torch.no_grad()
     def symmetries(self, potential: torch.Tensor) -> torch.Tensor:
-        """(B, n_operations) bool: the operations (closed into a group) of each potential."""
-        v = potential.detach().to(torch.float64)
-        v = v - v.mean(dim=(-2, -1), keepdim=True)
-        norm = (v * v).sum(dim=(-2, -1))
-        fv = torch.fft.fft2(v)
-        found = []
-        for k in range(self.n_operations):
-            w = self.transform_potential(v, k)
-            corr = torch.fft.ifft2(torch.conj(torch.fft.fft2(w)) * fv).real
-            best = corr.flatten(1).max(dim=1).values
-            mismatch = 2 * norm - 2 * best  # ‖w‖ = ‖v‖ (a permutation)
-            found.append(mismatch <= self.tolerance * norm + 1e-30)
-        mask = torch.stack(found, dim=1).cpu().numpy()
-        return torch.from_numpy(np.array([self._close(row) for row in mask]))
+        """(B, n_operations) bool: the operations (closed into a group) of each potential.
+
+        R is a symmetry when R V, translated so that the image of V's maximum lands on one
+        of V's (tied) maxima, matches V within the tolerance: a symmetry maps the
+        maximum onto a maximum, so those translations are the only candidates (far fewer
+        than all P² of a cross-correlation).
+        """
+        v = potential.detach().to(torch.float64).cpu().numpy()
+        p = v.shape[-1]
+        rows = []
+        for img in v.reshape(-1, p, p):
+            flat = img.ravel()
+            vmax, vmin = float(flat.max()), float(flat.min())
+            if not vmax > vmin:  # a constant image has every symmetry
+                rows.append(np.ones(self.n_operations, bool))
+                continue
+            cand = np.flatnonzero(flat >= vmax - TIE_TOLERANCE * (vmax - vmin))
+            cand = cand[np.argsort(-flat[cand], kind="stable")][:MAX_CANDIDATES]
+            top = int(cand[0])
+            dev = img - img.mean()
+            limit = self.tolerance * float(np.sum(dev * dev))
+            row = np.zeros(self.n_operations, bool)
+            for k in range(self.n_operations):
+                w = flat[self._pot_index[k]].reshape(p, p)
+                moved = int(self._pot_where[k][top])  # where the maximum went
+                for c in cand:
+                    dy, dx = int(c) // p - moved // p, int(c) % p - moved % p
+                    diff = np.roll(w, (dy, dx), axis=(0, 1)) - img
+                    if float(np.sum(diff * diff)) <= limit:
+                        row[k] = True
+                        break
+            rows.append(self._close(row))
+        return torch.from_numpy(np.array(rows))
 
     def _close(self, row: np.ndarray) -> np.ndarray:
         """The group generated by the operations in ``row`` (and the identity)."""

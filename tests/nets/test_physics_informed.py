@@ -211,3 +211,28 @@ def test_architecture_must_match_direction():
         generator_kwargs("inverse", DOMAIN, None, "fourier-forward")
     with pytest.raises(ValueError, match="Unknown architecture"):
         generator_kwargs("forward", DOMAIN, None, "unet")
+
+
+@pytest.mark.parametrize("name, n_ops", [("Si", 8), ("pyrite", 4), ("B20", 4)])
+def test_detected_symmetry_is_that_of_the_bloch_wave_discs(name, n_ops):
+    """The operations found in the potential are exactly those the engine's discs obey."""
+    from hyperspy_lacbed.bloch.discs import compute_discs
+    from hyperspy_lacbed.crystal.potential import projected_potential_array
+    from hyperspy_lacbed.crystal.structure import load_structure
+    from hyperspy_lacbed.train.prototypes import build_prototype
+
+    crystal = load_structure(name) if name == "Si" else build_prototype(name)
+    a = float(crystal.lattice_parameters[0])
+    p = DOMAIN.potential_pixels
+    pot, _ = projected_potential_array(
+        crystal, DOMAIN.zone_axis, DOMAIN.x_direction, (p, p), DOMAIN.scattering_factors, True
+    )
+    g = _generator("forward", **SMALL_F)
+    found = g.symmetriser.symmetries(torch.from_numpy(np.roll(pot, (7, 3), axis=(0, 1)))[None])[0]
+    assert int(found.sum()) == n_ops
+    discs = compute_discs(crystal, DOMAIN.simulation_settings(a), device="cpu").discs[0]
+    ops = zone_axis_operations(DOMAIN)
+    for k, op in enumerate(ops):
+        assert np.array_equal(op.matrix, g.symmetriser.matrices[k])
+        gap = np.abs(transform_discs(discs, op.matrix, op.source) - discs).max() / discs.max()
+        assert (gap < 1e-4) == bool(found[k]), (op.name, gap)
