@@ -9,32 +9,36 @@ Structure factors, not pixels
     forward generator (:class:`FourierForwardGenerator`) therefore takes its input
     potential to its coefficients with a *fixed* layer
     (:class:`~hyperspy_lacbed.nets.fourier.FourierCoefficients`) after a whole-pixel
-    shift to the canonical origin (:func:`~hyperspy_lacbed.nets.normalisation.
-    canonical_origin`), so that any cyclic shift of the input potential gives bit for bit
-    the same coefficients and the same discs. The inverse generator
-    (:class:`FourierInverseGenerator`) predicts coefficients and a fixed inverse FFT
+    shift to the canonical origin
+    (:func:`~hyperspy_lacbed.nets.normalisation.canonical_origin`), so that any cyclic
+    shift of the input potential gives bit for bit the same coefficients and the same
+    discs. The inverse generator (:class:`FourierInverseGenerator`) predicts
+    coefficients and a fixed inverse FFT
     (:class:`~hyperspy_lacbed.nets.fourier.InverseFourier`) makes the image.
 Geometry as fixed input channels
     Every disc of the domain is sampled on the same tilt grid (pixel [i, j] at
     k = ((j − N + ½), (i − N + ½)) · dk, ``dk = disc_radius_g200 · |g_200| / N``,
     :func:`~hyperspy_lacbed.bloch.geometry.tilt_grid`), and the disc radius is a fixed
-    fraction of |g_200| = 2 / a. In units of |g_200| the tilt u = k / |g_200| and every
-    ZOLZ reciprocal vector ĝ = g / |g_200| are therefore independent of a, and so is the
-    dimensionless excitation error (:func:`excitation_geometry`)
+    fraction of ``|g_200| = 2 / a``. In units of ``|g_200|`` the tilt
+    ``u = k / |g_200|`` and every ZOLZ reciprocal vector ``ĝ = g / |g_200|`` are
+    therefore independent of a, and so is the dimensionless excitation error
+    (:func:`excitation_geometry`)
 
-        σ_g(u) = 2 u·ĝ + |ĝ|²,   with   s_g ≈ −σ_g |g_200|² / (2K).
+        ``σ_g(u) = 2 u·ĝ + |ĝ|²``,   with   ``s_g ≈ −σ_g |g_200|² / (2K)``.
 
-    σ_g is zero on the Bragg line of g. The approximation is the engine's own small-angle
-    form ``s_g ≈ (K² − |k + g|²) / 2K`` (:func:`~hyperspy_lacbed.bloch.geometry.
-    excitation_errors` solves the exact Ewald-sphere equation): the neglected terms are
-    of relative order |k + g| / K ≲ 2 · 10⁻² at 200 kV and a ≥ 3 Å, and they alone would
-    make the geometry depend on a. The a dependence of the *scale* of s_g is not
-    neglected: with ``phase_features`` the generator adds sin and cos of
-    π s_g t = −π σ_g t |g_200|² / (2K) for each sample's a and t — the phase of the
-    two-beam Pendellösung — so that the fringes need not be learned from σ alone.
-    At a fixed tilt the Bloch-wave intensities depend on the tilt only through the s_g,
-    so the forward generator maps these per-pixel features with 1 × 1 convolutions
-    (a per-pixel network) modulated (FiLM) by a code of the structure factors, a and t.
+    σ_g is zero on the Bragg line of g. The approximation is the engine's own
+    small-angle form ``s_g ≈ (K² − |k + g|²) / 2K``
+    (:func:`~hyperspy_lacbed.bloch.geometry.excitation_errors` solves the exact
+    Ewald-sphere equation): the neglected terms are of relative order ``|k + g| / K``
+    ≲ 2 · 10⁻² at 200 kV and a ≥ 3 Å, and they alone would make the geometry depend on
+    a (the test puts σ_g within 2 % of the engine's s_g for a = 3 and 12 Å). The a
+    dependence of the *scale* of s_g is not neglected: with ``phase_features`` the
+    generator adds sin and cos of ``π s_g t = −π σ_g t |g_200|² / (2K)`` for each
+    sample's a and t — the phase of the two-beam Pendellösung — so that the fringes need
+    not be learned from σ alone. At a fixed tilt the Bloch-wave intensities depend on the
+    tilt only through the s_g, so the forward generator maps these per-pixel features
+    with a per-pixel network modulated (FiLM) by a code of the structure factors, a and
+    t.
 Symmetry
     If the projected potential is invariant under a 4mm operation R up to a translation,
     so are the discs: I_g(k) = I_{R⁻¹g}(R⁻¹k) (a translation only changes the phases of
@@ -44,13 +48,14 @@ Symmetry
     over it, so the output has at least the symmetry of the input.
 Bounded decodes
     The inverse generator's amplitudes are ``|V_0| = V_max · sigmoid(·)`` and
-    ``|V_g| = |V_0| · sigmoid(·)`` (a positive potential has |V_g| ≤ V_0), its phases are
-    unit vectors, and its inputs are cleaned of NaN and clamped, so any input, however
-    large, gives a finite potential below ``a_max · V_max · (2 h_max + 1)²`` V·Å.
+    ``|V_g| = |V_0| · sigmoid(·)`` (a positive potential has ``|V_g| ≤ V_0``), its
+    phases are unit vectors, and its inputs are cleaned of NaN and clamped, so any input,
+    however large, gives a finite potential below ``a_max · V_max · (2 h_max + 1)²`` V·Å.
 
-Inputs and outputs are those of :class:`~hyperspy_lacbed.nets.architectures.
-Pix2PixHDGenerator` (encoded as :class:`~hyperspy_lacbed.nets.normalisation.Encoding`
-says, conditioning (a, t) mapped to [-1, 1]), so the training loop, the model cards and
+Inputs and outputs are those of
+:class:`~hyperspy_lacbed.nets.architectures.Pix2PixHDGenerator` (encoded as
+:class:`~hyperspy_lacbed.nets.normalisation.Encoding` says, conditioning (a, t) mapped
+to [-1, 1]), so the training loop, the model cards and
 :class:`~hyperspy_lacbed.nets.surrogate.Surrogate` use them unchanged.
 """
 
@@ -79,9 +84,9 @@ __all__ = [
 
 
 def geometry_reflections(g_max: float = 1.5) -> np.ndarray:
-    """ZOLZ reflections (h, k) of [001] with 0 < |ĝ| ≤ ``g_max`` (ĝ in units of |g_200|).
+    """ZOLZ reflections (h, k) of [001] with ``0 < |ĝ| ≤ g_max`` (ĝ in units of ``|g_200|``).
 
-    Sorted by |ĝ|, then h, then k: shape (G, 2). For g_max = 1.5 these are the 28
+    Sorted by ``|ĝ|``, then h, then k: shape (G, 2). For g_max = 1.5 these are the 28
     reflections 100 … 300 of a primitive cubic lattice (the centred lattices' extinctions
     are left to the structure factors, which are zero there).
     """
@@ -102,9 +107,9 @@ def excitation_geometry(
     disc_pixels
         D, the disc side in pixels (even; N = D / 2).
     disc_radius_g200
-        Disc radius in units of |g_200| (the domain's ``disc_radius_g200``).
+        Disc radius in units of ``|g_200|`` (the domain's ``disc_radius_g200``).
     g_max
-        Largest |ĝ| of the reflections (see :func:`geometry_reflections`).
+        Largest ``|ĝ|`` of the reflections (see :func:`geometry_reflections`).
 
     Returns
     -------
@@ -158,8 +163,8 @@ class SquareSymmetriser(nn.Module):
         P of the potentials.
     tolerance
         An operation R is a symmetry of a potential V when
-        ``min_τ ‖R V − V(· − τ)‖² ≤ tolerance · ‖V − mean V‖²`` (τ: cyclic whole-pixel
-        translations; see :meth:`symmetries`).
+        ``min_τ ‖R V − V(· − τ)‖² ≤ tolerance · ‖V − mean V‖²``
+        (τ: cyclic whole-pixel translations; see :meth:`symmetries`).
     """
 
     def __init__(
@@ -353,12 +358,12 @@ class FourierForwardGenerator(_DomainMixin, nn.Module):
     Input and output as :class:`~hyperspy_lacbed.nets.architectures.Pix2PixHDGenerator`
     (forward): an encoded potential (B, 1, P, P) and conditioning (B, 2) → encoded discs
     (B, R, D, D) in [-1, 1]. Steps: decode the potential to V·Å; roll it to the canonical
-    origin; coefficients ``V_g = C_g / a`` (volts) for |h|, |k| ≤ ``h_max``, compressed by
-    ``asinh(V_g / coefficient_scale)``; an MLP of those, a and t gives a code z; a per-pixel
-    network (1 × 1 convolutions, FiLM-modulated by z, a linear head and a residual
-    ``final_kernel`` convolution)
-    maps the pixel features (tilt coordinates, σ_g, Pendellösung phases) to the R discs;
-    the output is averaged over the input's 4mm symmetry.
+    origin; coefficients ``V_g = C_g / a`` (volts) for ``|h|, |k| ≤ h_max``, compressed
+    by ``asinh(V_g / coefficient_scale)``; an MLP of those, a and t gives a code z; a
+    per-pixel network (1 × 1 convolutions, FiLM-modulated by z, a linear head and a
+    residual ``final_kernel`` convolution) maps the pixel features (tilt coordinates,
+    σ_g, Pendellösung phases) to the R discs; the output is averaged over the input's
+    4mm symmetry.
 
     Parameters
     ----------
@@ -367,13 +372,13 @@ class FourierForwardGenerator(_DomainMixin, nn.Module):
     reflections
         The domain's reflections (output channels).
     disc_radius_g200, voltage
-        The domain's disc radius (units of |g_200|) and voltage (V).
+        The domain's disc radius (units of ``|g_200|``) and voltage (V).
     lattice_parameter_range, thickness_range
         The encoding's conditioning ranges (Å), to decode a and t.
     potential_scale, potential_divisor
         The encoding's potential constants s and k (``y = asinh(V / s) / k − 1``).
     h_max
-        Largest |h|, |k| of the coefficients.
+        Largest ``|h|``, ``|k|`` of the coefficients.
     coefficient_scale
         Volts; the coefficients enter as ``asinh(V_g / coefficient_scale)``.
     width, latent, n_layers
@@ -383,7 +388,7 @@ class FourierForwardGenerator(_DomainMixin, nn.Module):
         coupling of neighbouring tilts; 1: none, purely per pixel).
     geometry, phase_features, geometry_g_max
         Add σ_g channels (else only tilt coordinates), the sin/cos Pendellösung phases, and
-        the reflections with |ĝ| ≤ ``geometry_g_max``.
+        the reflections with ``|ĝ|`` ≤ ``geometry_g_max``.
     symmetrise, symmetry_tolerance
         Average the output over the input's symmetry (:class:`SquareSymmetriser`).
     output
@@ -524,8 +529,8 @@ class FourierInverseGenerator(_DomainMixin, nn.Module):
     Input and output as :class:`~hyperspy_lacbed.nets.architectures.Pix2PixHDGenerator`
     (inverse): encoded discs (B, R, D, D) and conditioning (B, 2) → encoded potential
     (B, 1, P, P). A strided CNN of the discs (with the σ_g geometry channels and the
-    conditioning as constant channels) and an MLP give, for each (h, k) with |h|, |k| ≤
-    ``h_max``, an amplitude logit and a 2-vector of phase; the decode is bounded
+    conditioning as constant channels) and an MLP give, for each (h, k) with
+    ``|h|, |k| ≤ h_max``, an amplitude logit and a 2-vector of phase; the decode is bounded
     (module docstring), a fixed Hermitian inverse FFT makes the image and, with
     ``canonical_output``, the image is rolled by whole pixels to the canonical origin, the
     origin of the training targets — so the loss does not depend on the origin the
@@ -540,7 +545,7 @@ class FourierInverseGenerator(_DomainMixin, nn.Module):
     potential_scale, potential_divisor
         The encoding's potential constants.
     h_max
-        Largest |h|, |k| of the predicted coefficients.
+        Largest ``|h|``, ``|k|`` of the predicted coefficients.
     max_potential
         V_max in volts, the bound on the mean inner potential V_0 (cubic crystals:
         ~10–35 V).
@@ -629,7 +634,7 @@ class FourierInverseGenerator(_DomainMixin, nn.Module):
         self.origin = FourierCoefficients(self.h_max, out_size, origin="max_at_centre")
 
     def bound(self) -> float:
-        """Largest |V| (V·Å) any output can reach: a_max · V_max · (2 h_max + 1)².
+        """Largest ``|V|`` (V·Å) any output can reach: a_max · V_max · (2 h_max + 1)².
 
         a_max is the lattice parameter of the largest conditioning value accepted (1.5,
         past which it is clamped).

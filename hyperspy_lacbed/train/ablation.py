@@ -23,8 +23,9 @@ A *variant* is a name made of ``+``-joined tokens:
 
 Every variant gets the same training set (but for ``v0``, its random counterpart), the
 same seed, batch size and learning rate, and the same wall-clock budget (minutes); each
-is then scored on the same test set with :func:`~hyperspy_lacbed.train.evaluate.
-evaluate_forward` / :func:`~hyperspy_lacbed.train.evaluate.evaluate_inverse`: our ℓMSE
+is then scored on the same test set with
+:func:`~hyperspy_lacbed.train.evaluate.evaluate_forward` /
+:func:`~hyperspy_lacbed.train.evaluate.evaluate_inverse`: our ℓMSE
 and the method paper's 8-bit MSE and ZMCC, per thickness and per disc family.
 :func:`run_ablation` writes ``ablation.json`` and ``ablation.rst`` (tables for the docs);
 the command line is ``python -m hyperspy_lacbed.train ablation``.
@@ -220,8 +221,8 @@ def run_ablation(
     Parameters
     ----------
     train
-        Training dataset of realistic crystals (items as :func:`~hyperspy_lacbed.train.
-        loop.fit` reads them).
+        Training dataset of realistic crystals (items as
+        :func:`~hyperspy_lacbed.train.loop.fit` reads them).
     test
         Test dataset (every variant is scored on its first ``test_limit`` items).
     out_dir
