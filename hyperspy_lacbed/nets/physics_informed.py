@@ -529,8 +529,9 @@ class FourierInverseGenerator(_DomainMixin, nn.Module):
     Input and output as :class:`~hyperspy_lacbed.nets.architectures.Pix2PixHDGenerator`
     (inverse): encoded discs (B, R, D, D) and conditioning (B, 2) → encoded potential
     (B, 1, P, P). A strided CNN of the discs (with the σ_g geometry channels and the
-    conditioning as constant channels) and an MLP give, for each (h, k) with
-    ``|h|, |k| ≤ h_max``, an amplitude logit and a 2-vector of phase; the decode is bounded
+    conditioning as constant channels) and an MLP give, for each (h, k) of one half
+    plane with ``|h|, |k| ≤ h_max``, an amplitude logit and a 2-vector of phase (the other
+    half are their conjugates, V_0 is real and positive); the decode is bounded
     (module docstring), a fixed Hermitian inverse FFT makes the image and, with
     ``canonical_output``, the image is rolled by whole pixels to the canonical origin, the
     origin of the training targets — so the loss does not depend on the origin the
@@ -622,13 +623,19 @@ class FourierInverseGenerator(_DomainMixin, nn.Module):
         side = in_size // 2**n_downsampling
         n = 2 * self.h_max + 1
         self.n_coefficients = n * n
+        # one half plane of (h, k) (row k + h_max, column h + h_max) and its mirror −g
+        kk, hh = np.meshgrid(np.arange(n) - self.h_max, np.arange(n) - self.h_max, indexing="ij")
+        half = np.flatnonzero(((kk > 0) | ((kk == 0) & (hh > 0))).ravel())
+        self.n_half = len(half)
+        self.register_buffer("half_index", torch.from_numpy(half), False)
+        self.register_buffer("mirror_index", torch.from_numpy(n * n - 1 - half), False)
         self.head = nn.Sequential(
             nn.Flatten(),
             nn.Linear(c * side * side + cond_channels, hidden),
             nn.LeakyReLU(0.1),
             nn.Linear(hidden, hidden),
             nn.LeakyReLU(0.1),
-            nn.Linear(hidden, 3 * n * n),
+            nn.Linear(hidden, 1 + 3 * self.n_half),
         )
         self.inverse = InverseFourier(self.h_max, out_size)
         self.origin = FourierCoefficients(self.h_max, out_size, origin="max_at_centre")
@@ -643,7 +650,11 @@ class FourierInverseGenerator(_DomainMixin, nn.Module):
         return a_max * self.max_potential * self.n_coefficients
 
     def coefficients(self, x: torch.Tensor, cond: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """(V_g (B, n, n) complex volts, a (B,)) predicted for discs ``x``."""
+        """(V_g (B, n, n) complex volts, a (B,)) predicted for discs ``x``.
+
+        The network predicts one half plane (k > 0, or k = 0 and h > 0) and V_0; the
+        other half are the complex conjugates (V_{−g} = V_g* for a real potential).
+        """
         b = x.shape[0]
         x = _clean(x.to(torch.float32), 1.0)
         c = _clean(cond.to(torch.float32), 1.5)
@@ -653,20 +664,19 @@ class FourierInverseGenerator(_DomainMixin, nn.Module):
         h = self.encoder(inp)
         raw = self.head(torch.cat([h.flatten(1), c], dim=1))
         raw = torch.nan_to_num(raw, nan=0.0, posinf=0.0, neginf=0.0).clamp(-50.0, 50.0)
+        m = self.n_half
+        v0 = self.max_potential * torch.sigmoid(raw[:, 0])
+        amp = v0[:, None] * torch.sigmoid(raw[:, 1 : 1 + m])
+        px, py = raw[:, 1 + m : 1 + 2 * m], raw[:, 1 + 2 * m :]
+        norm = torch.sqrt(px * px + py * py + 1e-12) + 1e-6
+        re, im = amp * px / norm, amp * py / norm
         n = 2 * self.h_max + 1
-        logit, px, py = raw.reshape(b, 3, n, n).unbind(1)
-        centre = self.h_max
-        v0 = self.max_potential * torch.sigmoid(logit[:, centre, centre])
-        amp = v0[:, None, None] * torch.sigmoid(logit)
-        norm = torch.sqrt(px * px + py * py + 1e-12)
-        cos, sin = px / (norm + 1e-6), py / (norm + 1e-6)
-        # V_0 is real and positive: its own amplitude, phase 0
-        is0 = torch.zeros(n, n, dtype=torch.bool, device=x.device)
-        is0[centre, centre] = True
-        amp = torch.where(is0, v0[:, None, None], amp)
-        cos = torch.where(is0, torch.ones_like(cos), cos)
-        sin = torch.where(is0, torch.zeros_like(sin), sin)
-        return torch.complex(amp * cos, amp * sin), a
+        real = torch.zeros(b, n * n, dtype=re.dtype, device=re.device)
+        imag = torch.zeros_like(real)
+        real[:, self.half_index], imag[:, self.half_index] = re, im
+        real[:, self.mirror_index], imag[:, self.mirror_index] = re, -im
+        real[:, (n * n) // 2] = v0  # V_0: real and positive
+        return torch.complex(real, imag).reshape(b, n, n), a
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """Encoded potentials (B, 1, P, P) of encoded discs ``x`` (B, R, D, D)."""

@@ -191,6 +191,8 @@ def test_inverse_output_is_a_positive_band_limited_potential_at_the_canonical_or
     v0 = vg[:, h, h]
     assert torch.all(v0.imag == 0) and torch.all(v0.real > 0)
     assert torch.all(vg.abs() <= v0.real[:, None, None] * (1 + 1e-6))  # |V_g| ≤ V_0
+    assert torch.equal(vg, torch.flip(vg, dims=(-2, -1)).conj())  # V_−g = V_g*: real image
+    assert torch.all(vg.abs() > 0)  # every coefficient of the band is predicted
     v = enc.decode_potential(y.numpy()[:, 0])
     for img in v:
         iy, ix = np.unravel_index(np.argmax(img), img.shape)
