@@ -485,6 +485,12 @@ def _physics_kwargs(
 ) -> dict[str, Any]:
     from hyperspy_lacbed.nets.normalisation import Encoding
 
+    if tuple(domain.zone_axis) != (0, 0, 1) or tuple(domain.x_direction) != (1, 0, 0):
+        raise ValueError(
+            "The physics-informed generators know the cubic [001] zone with x along [100] "
+            f"(their geometry and 4mm symmetry); this domain has zone axis "
+            f"{list(domain.zone_axis)} and x {list(domain.x_direction)}. Use 'pix2pixhd'."
+        )
     enc = encoding if encoding is not None else Encoding.for_domain(domain)
     if enc.disc_transform != "sqrt" and (overrides or {}).get("output") == "scale_free":
         raise ValueError("output='scale_free' needs the 'sqrt' disc encoding.")

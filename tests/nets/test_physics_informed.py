@@ -213,6 +213,10 @@ def test_architecture_must_match_direction():
         generator_kwargs("inverse", DOMAIN, None, "fourier-forward")
     with pytest.raises(ValueError, match="Unknown architecture"):
         generator_kwargs("forward", DOMAIN, None, "unet")
+    tilted = Domain(zone_axis=(1, 1, 0), x_direction=(0, 0, 1))
+    with pytest.raises(ValueError, match=r"\[001\] zone"):
+        generator_kwargs("forward", tilted, None, "fourier-forward")
+    assert generator_kwargs("forward", tilted)["in_channels"] == 1  # pix2pixhd is generic
 
 
 @pytest.mark.parametrize("name, n_ops", [("Si", 8), ("pyrite", 4), ("B20", 4)])
