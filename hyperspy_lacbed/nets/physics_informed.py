@@ -334,8 +334,23 @@ class _DomainMixin:
         t = _decode_unit(c[:, 1], self.t_range).clamp(min=0.0)
         return a, t
 
-    def _pixel_features(self, b: int, a: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """(B, C, D, D): coordinates, σ_g and the Pendellösung phases (as configured)."""
+    def pixel_features(self, b: int, a: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Per-pixel features (B, C, D, D): tilt coordinates, σ_g, Pendellösung phases.
+
+        Parameters
+        ----------
+        b
+            Batch size.
+        a, t
+            (B,) lattice parameters (Å) and thicknesses (Å).
+
+        Returns
+        -------
+        torch.Tensor
+            Channels: u_x and u_y in disc radii; then, with ``geometry``, σ_g scaled to
+            about [-1, 1] for each reflection of ``geometry_hk``; then, with
+            ``phase_features``, sin(π s_g t) and cos(π s_g t).
+        """
         feats = [self.coords.expand(b, -1, -1, -1)]
         if self.geometry:
             sig = self.sigma.expand(b, -1, -1, -1)
@@ -343,11 +358,11 @@ class _DomainMixin:
             if self.phase_features:
                 # π s_g t with s_g = −σ_g |g_200|² / 2K, |g_200| = 2 / a
                 alpha = math.pi * t * (2.0 / a) ** 2 / (2.0 * self.k0)
-                phase = sig * alpha[:, None, None, None]
+                phase = -sig * alpha[:, None, None, None]  # π s_g t
                 feats += [torch.sin(phase), torch.cos(phase)]
         return torch.cat(feats, dim=1)
 
-    def _n_pixel_features(self) -> int:
+    def _npixel_features(self) -> int:
         g = len(self.geometry_hk)
         return 2 + (g * (3 if self.phase_features else 1) if self.geometry else 0)
 
@@ -464,7 +479,7 @@ class FourierForwardGenerator(_DomainMixin, nn.Module):
             nn.Linear(latent, latent),
             nn.LeakyReLU(0.1),
         )
-        cin = self._n_pixel_features()
+        cin = self._npixel_features()
         layers = [_FiLMLayer(cin, width, latent)]
         layers += [_FiLMLayer(width, width, latent) for _ in range(n_layers - 1)]
         self.pixel_net = nn.ModuleList(layers)
@@ -506,7 +521,7 @@ class FourierForwardGenerator(_DomainMixin, nn.Module):
         z, v, a, t = self.code(x, cond)
         b = x.shape[0]
         d = self.out_size
-        h = self._pixel_features(b, a, t).flatten(2).transpose(1, 2)  # (B, D², C) per pixel
+        h = self.pixel_features(b, a, t).flatten(2).transpose(1, 2)  # (B, D², C) per pixel
         for layer in self.pixel_net:
             h = layer(h, z)
         h = self.head(h).transpose(1, 2).reshape(b, -1, d, d)
@@ -607,7 +622,7 @@ class FourierInverseGenerator(_DomainMixin, nn.Module):
             thickness_range,
             geometry_g_max,
         )
-        cin = in_channels + cond_channels + self._n_pixel_features()
+        cin = in_channels + cond_channels + self._npixel_features()
         layers: list[nn.Module] = []
         c = cin
         for i in range(n_downsampling):
@@ -660,7 +675,7 @@ class FourierInverseGenerator(_DomainMixin, nn.Module):
         c = _clean(cond.to(torch.float32), 1.5)
         a, t = self._a_t(cond)
         planes = c[:, :, None, None].expand(-1, -1, *x.shape[-2:])
-        inp = torch.cat([x, planes, self._pixel_features(b, a, t)], dim=1)
+        inp = torch.cat([x, planes, self.pixel_features(b, a, t)], dim=1)
         h = self.encoder(inp)
         raw = self.head(torch.cat([h.flatten(1), c], dim=1))
         raw = torch.nan_to_num(raw, nan=0.0, posinf=0.0, neginf=0.0).clamp(-50.0, 50.0)

@@ -242,3 +242,23 @@ def test_detected_symmetry_is_that_of_the_bloch_wave_discs(name, n_ops):
         assert np.array_equal(op.matrix, g.symmetriser.matrices[k])
         gap = np.abs(transform_discs(discs, op.matrix, op.source) - discs).max() / discs.max()
         assert (gap < 1e-4) == bool(found[k]), (op.name, gap)
+
+
+def test_phase_channels_are_the_pendelloesung_phase():
+    """sin/cos channels = sin/cos(π s_g t) with the engine's s_g, for each sample's a and t."""
+    g = _generator("forward", **SMALL_F)
+    a, t = torch.tensor([4.0, 11.0]), torch.tensor([500.0, 2000.0])
+    with torch.no_grad():
+        feats = g.pixel_features(2, a, t).numpy()
+    n_g = len(g.geometry_hk)
+    assert feats.shape == (2, 2 + 3 * n_g, 16, 16)
+    sines = feats[:, 2 + n_g : 2 + 2 * n_g]
+    k0 = 1.0 / electron_wavelength(200e3)
+    i200 = [tuple(r) for r in g.geometry_hk.tolist()].index((2, 0))
+    for b in range(2):
+        g200 = 2.0 / float(a[b])
+        ax = (np.arange(16) - 8 + 0.5) * 0.75 * g200 / 8
+        k = incident_vectors(ax, np.zeros(16), k0)
+        s = excitation_errors(k, np.array([[g200, 0.0, 0.0]]), k0)[:, 0]
+        want = np.sin(np.pi * s * float(t[b]))
+        np.testing.assert_allclose(sines[b, i200, 8], want, atol=0.05)
