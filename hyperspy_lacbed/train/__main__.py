@@ -23,6 +23,16 @@ command line (command-line options win). Example::
     out = "runs/forward"
     hours = 1.0
     batch_size = 8
+    architecture = "fourier-forward"   # or "pix2pixhd" (default), "fourier-inverse"
+
+    [ablation]                        # python -m hyperspy_lacbed.train ablation
+    store = "data/lacbed-v1"
+    random_split = "random"           # random-Wyckoff crystals, the data of variant v0
+    minutes = 20
+    out = "runs/ablation-forward"
+    variants = "v0,v0+realistic,fourier,fourier+geometry,fourier+geometry+phase+sym"
+    config_fit = {batch_size = 8, lr = 2e-4}               # shared by every variant
+    generator = {fourier-forward = {width = 64}}           # per architecture
 
 Folders (``store``, ``out``, ``models_dir``) are relative to the working directory (run
 the commands from the repository root; ``data/`` and ``runs/`` are ignored by git), and
