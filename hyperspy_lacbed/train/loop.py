@@ -2,10 +2,11 @@
 
 :func:`fit` trains a generator (``TrainConfig.architecture``: the paper's
 :class:`~hyperspy_lacbed.nets.architectures.Pix2PixHDGenerator`, or a physics-informed one
-of :mod:`hyperspy_lacbed.nets.physics_informed`) against a two-scale conditional PatchGAN with the pix2pixHD losses:
-LSGAN adversarial loss, discriminator feature matching (weight ``lambda_feat``) and an L1
-loss to the target (weight ``lambda_l1``), with Adam, mixed precision on CUDA, a
-checkpoint every ``checkpoint_every`` steps and at the end, and a plain JSON-lines log.
+of :mod:`hyperspy_lacbed.nets.physics_informed`) against a two-scale conditional PatchGAN
+with the pix2pixHD losses: LSGAN adversarial loss, discriminator feature matching
+(weight ``lambda_feat``) and an L1 loss to the target (weight ``lambda_l1``), with Adam,
+mixed precision on CUDA, a checkpoint every ``checkpoint_every`` steps and at the end,
+and a plain JSON-lines log.
 
 Datasets are ``torch.utils.data.Dataset`` objects (anything with ``__len__`` and
 ``__getitem__``) whose items are dicts::
