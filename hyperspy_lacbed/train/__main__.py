@@ -1,7 +1,8 @@
-"""Training command line: ``python -m hyperspy_lacbed.train generate|fit|evaluate|export|ablation``.
+"""Training command line: ``python -m hyperspy_lacbed.train <command>``.
 
-Every run can be reproduced from one TOML file (``--config run.toml``) whose tables
-``[dataset]``, ``[fit]``, ``[evaluate]``, ``[export]`` and ``[ablation]`` hold the same options as the
+Commands: ``generate``, ``fit``, ``evaluate``, ``export`` and ``ablation``. Every run can
+be reproduced from one TOML file (``--config run.toml``) whose tables ``[dataset]``,
+``[fit]``, ``[evaluate]``, ``[export]`` and ``[ablation]`` hold the same options as the
 command line (command-line options win). Example::
 
     [dataset]
