@@ -116,6 +116,19 @@ def excitation_geometry(
     hk, sigma
         (G, 2) Miller indices (h, k) of reflections (h, k, 0) and (G, D, D) σ_g, with
         ``s_g ≈ −σ_g |g_200|² / (2K)`` (1/Å) for the cubic [001] zone with x along [100].
+
+    Examples
+    --------
+    The Bragg line of 200 (σ = 0 at u_x = −½) crosses a 64-pixel disc of radius
+    0.75 ``|g_200|`` between columns 10 and 11:
+
+    >>> from hyperspy_lacbed.nets.physics_informed import excitation_geometry
+    >>> hk, sigma = excitation_geometry(64, 0.75)
+    >>> sigma.shape
+    (28, 64, 64)
+    >>> row = sigma[hk.tolist().index([2, 0]), 0]
+    >>> bool(row[10] < 0 < row[11])
+    True
     """
     d = int(disc_pixels)
     if d < 2 or d % 2:

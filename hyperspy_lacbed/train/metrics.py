@@ -212,6 +212,16 @@ def zmcc(
 
     When an image is constant r is undefined; it is then taken as 1 if the two 8-bit
     images are equal and 0 otherwise (ZMCC 1 or 0.5).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from hyperspy_lacbed.train.metrics import paper_mse, zmcc
+    >>> ref = np.array([[0.0, 1.0], [2.0, 3.0]])
+    >>> float(zmcc(2 * ref + 1, ref)), float(zmcc(-ref, ref))  # stretch-invariant; inverted
+    (1.0, 0.0)
+    >>> float(paper_mse(ref ** 2, ref))  # 8-bit levels 0, 28, 113, 255 against 0, 85, 170
+    0.0249...
     """
     pred, ref = _same_shape(prediction, reference)
     axes = tuple(int(a) for a in axes)
