@@ -8,7 +8,7 @@ command line (command-line options win). Example::
     [dataset]
     store = "data/lacbed-v1"
     seed = 0
-    splits = {train = 2000, val = 32, test = 64, heldout = 64}
+    splits = {train = 2000, val = 32, test = 64, heldout = 64, random = 2000}
     domain = {strong_beams = 60}
     # realistic crystals (structure types); the held-out split has types never trained on
     structures = {kind = "realistic", random_fraction = 0.2, exclude_prototypes = ["garnet"]}
@@ -17,6 +17,9 @@ command line (command-line options win). Example::
     prototypes = ["garnet"]
     exclude_prototypes = []
     random_fraction = 0.0
+
+    [dataset.split_structures.random]   # random-Wyckoff crystals (the ablation's v0 data)
+    kind = "random"
 
     [fit]
     store = "data/lacbed-v1"
@@ -93,6 +96,19 @@ def _parse_splits(text: str | dict | None) -> dict[str, int]:
     return out
 
 
+def split_structures(common: dict[str, Any], split: dict[str, Any]) -> dict[str, Any]:
+    """The structure settings of one split: the common ones updated by the split's own.
+
+    A split whose ``kind`` differs from the common one (e.g. ``{kind = "random"}``, the
+    random-Wyckoff crystals of the ablation's ``v0`` variant, in a realistic store) takes
+    its own settings alone: the other kind's settings do not apply to it.
+    """
+    common_kind = str(common.get("kind", "random"))
+    if "kind" in split and str(split["kind"]) != common_kind:
+        return dict(split)
+    return {**common, **split}
+
+
 def _generate(args: argparse.Namespace) -> int:
     from hyperspy_lacbed.nets.domain import Domain
     from hyperspy_lacbed.train.dataset import DatasetRecipe, generate_dataset
@@ -111,7 +127,7 @@ def _generate(args: argparse.Namespace) -> int:
     # adds per-split settings (e.g. a split of held-out structure types).
     per_split = dict(opts.get("split_structures", {}))
     for split, n in _parse_splits(opts.get("splits")).items():
-        structures = {**opts.get("structures", {}), **per_split.get(split, {})}
+        structures = split_structures(opts.get("structures", {}), per_split.get(split, {}))
         recipe = DatasetRecipe(
             domain=domain.to_dict(),
             n_structures=n,

@@ -10,9 +10,9 @@ pytest.importorskip("torch")
 
 from helpers import DOMAIN, TINY_D, TINY_G
 
-from hyperspy_lacbed.train.__main__ import main
+from hyperspy_lacbed.train.__main__ import main, split_structures
 from hyperspy_lacbed.train.ablation import parse_variant, run_ablation
-from hyperspy_lacbed.train.dataset import DatasetRecipe, generate_dataset
+from hyperspy_lacbed.train.dataset import DatasetRecipe, open_dataset
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -71,16 +71,32 @@ def test_in_memory_ablation(tiny_arrays, tmp_path):
 
 @pytest.fixture(scope="module")
 def tiny_store(tmp_path_factory):
-    """A zarr store of the tiny domain: realistic train and test splits, a random split."""
-    store = tmp_path_factory.mktemp("ablation") / "store.zarr"
-    for split, n, kind in [
-        ("train", 3, "realistic"),
-        ("random", 2, "random"),
-        ("test", 2, "realistic"),
-    ]:
-        structures = {"kind": "realistic"} if kind == "realistic" else {}
-        recipe = DatasetRecipe(DOMAIN.to_dict(), n, 1, structures, split)
-        assert generate_dataset(recipe, store, show_progressbar=False).complete
+    """A zarr store of the tiny domain made by the generate command: realistic train and
+    test splits and a random split (``split_structures.random = {kind = "random"}``)."""
+    folder = tmp_path_factory.mktemp("ablation")
+    store = folder / "store.zarr"
+    dom = ", ".join(
+        f"{k} = {list(v) if isinstance(v, tuple) else v}"
+        for k, v in DOMAIN.to_dict().items()
+        if k in ("disc_pixels", "potential_pixels", "strong_beams", "thicknesses")
+    )
+    config = folder / "data.toml"
+    config.write_text(
+        "[dataset]\nseed = 1\nsplits = {train = 3, random = 2, test = 2}\n"
+        f"domain = {{{dom}}}\n"
+        'structures = {kind = "realistic", random_fraction = 0.2}\n'
+        '[dataset.split_structures.random]\nkind = "random"\n'
+    )
+    assert main(["--config", str(config), "generate", "--store", str(store), "--quiet"]) == 0
+    kinds = {
+        split: DatasetRecipe.from_dict(dict(open_dataset(store, split).attrs["recipe"]))
+        for split in ("train", "random", "test")
+    }
+    assert {k: r.structure_kind for k, r in kinds.items()} == {
+        "train": "realistic",
+        "random": "random",
+        "test": "realistic",
+    }
     return store
 
 
@@ -147,3 +163,14 @@ def test_ablation_command_end_to_end(tiny_store, tmp_path):
         json.loads((out / "ablation.json").read_text())["results"] == json.loads(before)["results"]
     )
     assert main([*args, "--variants", "v0+sym"]) == 2  # a clear error, not a traceback
+
+
+def test_a_random_split_in_a_realistic_store():
+    common = {"kind": "realistic", "random_fraction": 0.2, "exclude_prototypes": ["garnet"]}
+    assert split_structures(common, {"kind": "random"}) == {"kind": "random"}
+    held = split_structures(common, {"prototypes": ["garnet"], "exclude_prototypes": []})
+    assert held["kind"] == "realistic" and held["random_fraction"] == 0.2
+    assert held["exclude_prototypes"] == [] and split_structures(common, {}) == common
+    # the merged settings are valid recipes of each kind
+    DatasetRecipe(DOMAIN.to_dict(), 2, 0, split_structures(common, {"kind": "random"}), "random")
+    DatasetRecipe(DOMAIN.to_dict(), 2, 0, held, "heldout")
