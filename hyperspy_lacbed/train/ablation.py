@@ -20,6 +20,10 @@ A *variant* is a name made of ``+``-joined tokens:
     Symmetrise the output over the input potential's 4mm operations (forward).
 ``scale``
     The scale-free output: pattern shape / its maximum × a predicted peak (forward).
+``amp``
+    Add the origin-invariant Fourier-amplitude loss
+    (:func:`~hyperspy_lacbed.train.loop.amplitude_loss`, weight :data:`AMPLITUDE_WEIGHT`;
+    inverse).
 
 Every variant gets the same training set (but for ``v0``, its random counterpart), the
 same seed, batch size and learning rate, and the same wall-clock budget (minutes); each
@@ -38,7 +42,7 @@ import os
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +63,9 @@ __all__ = [
 ]
 
 #: What each token of a variant name means (see the module docstring).
-TOKENS = ("v0", "realistic", "fourier", "geometry", "phase", "sym", "scale")
+TOKENS = ("v0", "realistic", "fourier", "geometry", "phase", "sym", "scale", "amp")
+#: ``lambda_amplitude`` of the ``amp`` token.
+AMPLITUDE_WEIGHT = 10.0
 #: The variants of issue 13's ablation, in order.
 DEFAULT_VARIANTS = {
     "forward": (
@@ -71,9 +77,10 @@ DEFAULT_VARIANTS = {
         "fourier+geometry+phase+sym",
         "fourier+geometry+phase+sym+scale",
     ),
-    "inverse": ("v0", "v0+realistic", "fourier", "fourier+geometry"),
+    "inverse": ("v0", "v0+realistic", "fourier", "fourier+geometry", "fourier+geometry+amp"),
 }
 _FORWARD_ONLY = ("phase", "sym", "scale")
+_INVERSE_ONLY = ("amp",)
 
 
 @dataclass(frozen=True)
@@ -90,12 +97,15 @@ class Variant:
         Generator keyword arguments that the tokens set.
     data
         ``"random"`` or ``"realistic"``.
+    training
+        :class:`~hyperspy_lacbed.train.loop.TrainConfig` settings that the tokens set.
     """
 
     name: str
     architecture: str
     generator: dict[str, Any]
     data: str
+    training: dict[str, Any] = field(default_factory=dict)
 
 
 def parse_variant(name: str, direction: str) -> Variant:
@@ -126,7 +136,12 @@ def parse_variant(name: str, direction: str) -> Variant:
         fwd = [t for t in tokens if t in _FORWARD_ONLY]
         if fwd:
             raise ValueError(f"Variant {name!r}: {fwd} only exist for the forward generator.")
-        return Variant(name, "fourier-inverse", {"geometry": "geometry" in tokens}, "realistic")
+        training = {"lambda_amplitude": AMPLITUDE_WEIGHT} if "amp" in tokens else {}
+        gen = {"geometry": "geometry" in tokens}
+        return Variant(name, "fourier-inverse", gen, "realistic", training)
+    inv = [t for t in tokens if t in _INVERSE_ONLY]
+    if inv:
+        raise ValueError(f"Variant {name!r}: {inv} only exist for the inverse direction.")
     if "phase" in tokens and "geometry" not in tokens:
         raise ValueError(f"Variant {name!r}: 'phase' needs 'geometry' (the phases are of σ_g).")
     gen = {
@@ -289,6 +304,7 @@ def run_ablation(
                 "log_every": 10,
                 "checkpoint_every": 10**9,
                 **(config or {}),
+                **v.training,
                 "direction": direction,
                 "architecture": v.architecture,
                 "generator": gen,
@@ -332,6 +348,7 @@ def run_ablation(
             "variant": v.name,
             "architecture": v.architecture,
             "generator": gen,
+            "training": v.training,
             "data": v.data,
             "training_samples": len(data),
             "steps": int(summary["step"]),

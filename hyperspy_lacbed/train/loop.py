@@ -52,6 +52,7 @@ from hyperspy_lacbed.parsing import dataclass_kwargs
 __all__ = [
     "ArrayDataset",
     "TrainConfig",
+    "amplitude_loss",
     "export",
     "fit",
     "load_checkpoint",
@@ -101,6 +102,12 @@ class TrainConfig:
         Seed of the weights' initialisation and of every random draw.
     lambda_feat, lambda_l1
         Weights of the feature-matching and L1 losses (the LSGAN loss has weight 1).
+    lambda_amplitude
+        Weight of an origin-invariant loss of the inverse direction (0, the default: off):
+        the L1 distance between the Fourier amplitudes of the predicted and target
+        potentials (decoded to V·Å), divided by the target's mean potential. Amplitudes do
+        not change when the crystal is translated, so this term does not depend on the
+        origin the generator gives its crystal.
     amp
         Mixed precision; None: on for CUDA, off on CPU.
     device
@@ -129,6 +136,7 @@ class TrainConfig:
     seed: int = 0
     lambda_feat: float = 10.0
     lambda_l1: float = 100.0
+    lambda_amplitude: float = 0.0
     amp: bool | None = None
     device: str | None = None
     out_dir: str = "runs/cgan"
@@ -149,6 +157,13 @@ class TrainConfig:
             raise ValueError(
                 f"Architecture {self.architecture!r} cannot train a {self.direction} model; use "
                 f"'fourier-{self.direction}' or 'pix2pixhd'."
+            )
+        if float(self.lambda_amplitude) < 0 or (
+            self.lambda_amplitude and self.direction != "inverse"
+        ):
+            raise ValueError(
+                "lambda_amplitude is a weight (≥ 0) of the inverse direction's loss on "
+                f"potentials; got {self.lambda_amplitude} for a {self.direction} model."
             )
         for name in ("batch_size", "steps", "checkpoint_every", "log_every"):
             if int(getattr(self, name)) < 1:
@@ -376,6 +391,37 @@ def _lr(config: TrainConfig, step: int) -> float:
     return config.lr * max(0.0, 1.0 - (step - start) / (config.steps - start))
 
 
+def amplitude_loss(prediction: Any, target: Any, enc: Encoding) -> Any:
+    """Origin-invariant loss of encoded potentials: L1 of their Fourier amplitudes.
+
+    Parameters
+    ----------
+    prediction, target
+        Encoded potentials (B, 1, P, P) (torch tensors).
+    enc
+        Their :class:`~hyperspy_lacbed.nets.normalisation.Encoding`.
+
+    Returns
+    -------
+    torch.Tensor
+        Mean over the batch of ``mean |A_pred − A_ref| / mean V_ref``, with A the moduli
+        of the discrete Fourier transform divided by P² (the coefficients of the cell's
+        Fourier series, V·Å), which a cyclic translation of either image leaves unchanged.
+    """
+    import torch
+
+    def decode(y: Any) -> Any:
+        y = torch.clamp(y, -1.5, 1.5)  # keeps sinh and its gradient finite
+        return enc.potential_scale * torch.sinh((y + 1.0) * enc.potential_divisor)
+
+    v_pred, v_ref = decode(prediction), decode(target)
+    n = v_ref.shape[-1] * v_ref.shape[-2]
+    a_pred = torch.fft.fft2(v_pred).abs() / n
+    a_ref = torch.fft.fft2(v_ref).abs() / n
+    scale = v_ref.mean(dim=(-3, -2, -1)).abs().clamp(min=1e-3)
+    return ((a_pred - a_ref).abs().mean(dim=(-3, -2, -1)) / scale).mean()
+
+
 def _validate(G: Any, data: list, direction: str, enc: Encoding, device: Any) -> dict[str, float]:
     import torch
 
@@ -555,6 +601,9 @@ def fit(
                 loss_feat = fm_loss(pred, pred_real, n_layers) * cfg.lambda_feat
                 loss_l1 = torch.nn.functional.l1_loss(fake.float(), yb) * cfg.lambda_l1
                 loss_g = loss_gan + loss_feat + loss_l1
+                if cfg.lambda_amplitude:
+                    loss_amp = amplitude_loss(fake.float(), yb, enc) * cfg.lambda_amplitude
+                    loss_g = loss_g + loss_amp
             opt_g.zero_grad(set_to_none=True)
             scaler.scale(loss_g).backward()
             scaler.step(opt_g)
@@ -572,6 +621,8 @@ def fit(
                     "loss_feat": loss_feat.item(),
                     "loss_l1": loss_l1.item(),
                 }
+                if cfg.lambda_amplitude:
+                    last["loss_amp"] = loss_amp.item()
                 if not all(math.isfinite(v) for k, v in last.items() if k.startswith("loss")):
                     save()
                     raise FloatingPointError(

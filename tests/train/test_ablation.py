@@ -35,12 +35,15 @@ def test_variant_names():
     assert parse_variant("v0", "inverse").data == "random"
     assert parse_variant("v0+realistic", "forward").architecture == "pix2pixhd"
     assert parse_variant("fourier+geometry", "inverse").generator == {"geometry": True}
+    amp = parse_variant("fourier+amp", "inverse")
+    assert amp.training == {"lambda_amplitude": 10.0} and amp.generator == {"geometry": False}
     for bad, direction, match in [
         ("unet", "forward", "Invalid variant"),
         ("fourier+magic", "forward", "Invalid variant"),
         ("v0+geometry", "forward", "v0 takes only"),
         ("fourier+sym", "inverse", "forward generator"),
         ("fourier+phase", "forward", "needs 'geometry'"),
+        ("fourier+amp", "forward", "inverse direction"),
     ]:
         with pytest.raises(ValueError, match=match):
             parse_variant(bad, direction)
@@ -143,13 +146,15 @@ def test_ablation_command_end_to_end(tiny_store, tmp_path):
     out = tmp_path / "ablation"
     args = ["--config", str(config), "ablation", "--store", str(store), "--random-split"]
     args += ["random", "--minutes", "0.01", "--out", str(out), "--quiet"]
-    variants = "v0,v0+realistic,fourier,fourier+geometry"
+    variants = "v0,v0+realistic,fourier,fourier+geometry+amp"
     assert main([*args, "--variants", variants, "--direction", "inverse"]) == 0
     rep = json.loads((out / "ablation.json").read_text())
     assert rep["direction"] == "inverse" and rep["variants"] == variants.split(",")
     assert rep["results"]["v0"]["data"] == "random"
     assert rep["results"]["v0"]["training_samples"] == 2
     assert rep["results"]["fourier"]["training_samples"] == 3
+    amp = rep["results"]["fourier+geometry+amp"]
+    assert amp["training"] == {"lambda_amplitude": 10.0} and amp["steps"] >= 1
     assert all(
         r["summary"]["lmse_oi_median"] <= r["summary"]["lmse_median"] + 1e-12
         for r in rep["results"].values()

@@ -174,3 +174,27 @@ def test_hours_budget_and_items(dataset, tmp_path):
     assert TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
     with pytest.raises(ValueError, match="direction"):
         TrainConfig(direction="sideways")
+
+
+def test_amplitude_loss_is_origin_invariant(dataset, tmp_path):
+    from hyperspy_lacbed.train.loop import amplitude_loss
+
+    enc = Encoding.for_domain(DOMAIN)
+    v = np.stack([dataset[i]["potential"][0] for i in range(3)])
+    y = torch.from_numpy(enc.encode_potential(v, canonical=False))[:, None]
+    moved = torch.roll(y, (5, -9), dims=(-2, -1))
+    assert float(amplitude_loss(moved, y, enc)) < 1e-5
+    other = torch.roll(y, 1, dims=0)  # another crystal
+    assert float(amplitude_loss(other, y, enc)) > 1e-3  # vs < 1e-5 for a translation
+    cfg = config(
+        tmp_path,
+        direction="inverse",
+        architecture="fourier-inverse",
+        generator=SMALL_PI["fourier-inverse"],
+        lambda_amplitude=10.0,
+        steps=2,
+    )
+    res = fit(dataset, cfg, show_progressbar=False)
+    assert res["last"]["loss_amp"] > 0
+    with pytest.raises(ValueError, match="lambda_amplitude"):
+        TrainConfig(direction="forward", lambda_amplitude=1.0)
