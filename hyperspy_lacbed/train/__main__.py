@@ -322,6 +322,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["pix2pixhd", "fourier-forward", "fourier-inverse"],
         help="generator (default pix2pixhd, the paper's; fourier-*: physics-informed)",
     )
+    f.add_argument(
+        "--lambda-amplitude",
+        type=float,
+        dest="lambda_amplitude",
+        help="inverse: weight of the origin-invariant Fourier-amplitude loss (default 0)",
+    )
     f.add_argument("--out", help="checkpoint folder; an existing one is resumed")
     f.add_argument("--steps", type=int, help="total optimiser steps")
     f.add_argument("--hours", type=float, help="wall-clock budget; stops with a checkpoint")
