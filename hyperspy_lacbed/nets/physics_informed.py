@@ -285,12 +285,18 @@ class SquareSymmetriser(nn.Module):
 
     def forward(self, discs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The mean of the discs over each sample's group of operations (``mask``)."""
-        m = mask.to(discs.device, discs.dtype)
-        total = torch.zeros_like(discs)
-        for k in range(self.n_operations):
-            if bool(mask[:, k].any()):
-                total = total + m[:, k, None, None, None] * self.transform_discs(discs, k)
-        return total / m.sum(dim=1)[:, None, None, None]
+        b, r, d, _ = discs.shape
+        used = torch.flatten(torch.nonzero(mask.any(dim=0))).tolist()
+        m = mask[:, used].to(discs.device, discs.dtype)
+        weights = (m / m.sum(dim=1, keepdim=True))[:, None, :]  # (B, 1, K)
+        index = self._flat_index(r, d)[used].reshape(-1)
+        moved = discs.reshape(b, r * d * d)[:, index].reshape(b, len(used), r * d * d)
+        return torch.bmm(weights, moved).reshape(b, r, d, d)
+
+    def _flat_index(self, r: int, d: int) -> torch.Tensor:
+        """(n_operations, R·D²) gather index of each operation on flattened discs."""
+        src = self.source[:, :, None] * (d * d)
+        return (src + self.disc_index.reshape(-1, 1, d * d)).reshape(-1, r * d * d)
 
 
 class _FiLMLayer(nn.Module):
@@ -364,18 +370,28 @@ class _DomainMixin:
             about [-1, 1] for each reflection of ``geometry_hk``; then, with
             ``phase_features``, sin(π s_g t) and cos(π s_g t).
         """
-        feats = [self.coords.expand(b, -1, -1, -1)]
+        return (
+            self.pixel_features_last(b, a, t)
+            .transpose(1, 2)
+            .reshape(b, -1, *self.coords.shape[-2:])
+        )
+
+    def pixel_features_last(self, b: int, a: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """:meth:`pixel_features` channels last, flattened: (B, D², C)."""
+        n = self.coords.shape[-1] * self.coords.shape[-2]
+        feats = [self.coords.reshape(2, n).t().expand(b, -1, -1)]
         if self.geometry:
-            sig = self.sigma.expand(b, -1, -1, -1)
-            feats.append(sig / self.geometry_scale)
+            sig = self.sigma.reshape(len(self.geometry_hk), n).t()  # (D², G)
+            feats.append((sig / self.geometry_scale).expand(b, -1, -1))
             if self.phase_features:
                 # π s_g t with s_g = −σ_g |g_200|² / 2K, |g_200| = 2 / a
                 alpha = math.pi * t * (2.0 / a) ** 2 / (2.0 * self.k0)
-                phase = -sig * alpha[:, None, None, None]  # π s_g t
+                phase = -sig[None] * alpha[:, None, None]  # π s_g t
                 feats += [torch.sin(phase), torch.cos(phase)]
-        return torch.cat(feats, dim=1)
+        return torch.cat(feats, dim=-1)
 
-    def _npixel_features(self) -> int:
+    def n_pixel_features(self) -> int:
+        """Number of channels of :meth:`pixel_features`."""
         g = len(self.geometry_hk)
         return 2 + (g * (3 if self.phase_features else 1) if self.geometry else 0)
 
@@ -492,7 +508,7 @@ class FourierForwardGenerator(_DomainMixin, nn.Module):
             nn.Linear(latent, latent),
             nn.LeakyReLU(0.1),
         )
-        cin = self._npixel_features()
+        cin = self.n_pixel_features()
         layers = [_FiLMLayer(cin, width, latent)]
         layers += [_FiLMLayer(width, width, latent) for _ in range(n_layers - 1)]
         self.pixel_net = nn.ModuleList(layers)
@@ -534,7 +550,7 @@ class FourierForwardGenerator(_DomainMixin, nn.Module):
         z, v, a, t = self.code(x, cond)
         b = x.shape[0]
         d = self.out_size
-        h = self.pixel_features(b, a, t).flatten(2).transpose(1, 2)  # (B, D², C) per pixel
+        h = self.pixel_features_last(b, a, t)  # (B, D², C): a per-pixel network
         for layer in self.pixel_net:
             h = layer(h, z)
         h = self.head(h).transpose(1, 2).reshape(b, -1, d, d)
@@ -635,7 +651,7 @@ class FourierInverseGenerator(_DomainMixin, nn.Module):
             thickness_range,
             geometry_g_max,
         )
-        cin = in_channels + cond_channels + self._npixel_features()
+        cin = in_channels + cond_channels + self.n_pixel_features()
         layers: list[nn.Module] = []
         c = cin
         for i in range(n_downsampling):
