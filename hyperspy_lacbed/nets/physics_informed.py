@@ -681,6 +681,16 @@ class FourierInverseGenerator(_DomainMixin, nn.Module):
             nn.LeakyReLU(0.1),
             nn.Linear(hidden, 1 + 3 * self.n_half),
         )
+        # Start near a plausible potential: V_0 ≈ 0.4 V_max and every other amplitude
+        # ≈ 1 % of V_0. From sigmoid(0) = ½ everywhere, ~n² coefficients of V_0 / 2 with
+        # random phases would make a huge, partly negative image, and the quickest way
+        # down the loss would be V_0 → 0, where the decode saturates (a dead network).
+        last = self.head[-1]
+        with torch.no_grad():
+            last.weight.mul_(0.1)
+            last.bias.zero_()
+            last.bias[0] = math.log(0.4 / 0.6)
+            last.bias[1 : 1 + self.n_half] = math.log(0.01 / 0.99)
         self.inverse = InverseFourier(self.h_max, out_size)
         self.origin = FourierCoefficients(self.h_max, out_size, origin="max_at_centre")
 

@@ -97,7 +97,8 @@ class TrainConfig:
     checkpoint_every
         Steps between checkpoints (also written at the end and when ``hours`` runs out).
     hours
-        Wall-clock budget of one call of :func:`fit`, in hours (None: unlimited).
+        Wall-clock budget of one call of :func:`fit`, in hours (None: unlimited), setup
+        included; every call makes at least one step.
     seed
         Seed of the weights' initialisation and of every random draw.
     lambda_feat, lambda_l1
@@ -577,9 +578,11 @@ def fit(
     val_scores: dict[str, float] = {}
     stopped = "steps"
     budget = None if cfg.hours is None else cfg.hours * 3600.0
+    first = step
     try:
         while step < cfg.steps:
-            if budget is not None and time.perf_counter() - t_start > budget:
+            # at least one step per call: a call that made no progress would be wasted
+            if budget is not None and step > first and time.perf_counter() - t_start > budget:
                 stopped = "hours"
                 break
             lr = _lr(cfg, step)

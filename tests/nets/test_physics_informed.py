@@ -262,3 +262,18 @@ def test_phase_channels_are_the_pendelloesung_phase():
         s = excitation_errors(k, np.array([[g200, 0.0, 0.0]]), k0)[:, 0]
         want = np.sin(np.pi * s * float(t[b]))
         np.testing.assert_allclose(sines[b, i200, 8], want, atol=0.05)
+
+
+def test_inverse_starts_from_a_plausible_potential():
+    """At initialisation V_0 ≈ 0.4 V_max and small fluctuations: no collapse to V = 0."""
+    g = _generator("inverse", **SMALL_I)
+    enc = Encoding.for_domain(DOMAIN)
+    a = np.array([4.0, 9.0])
+    c = torch.from_numpy(enc.encode_conditioning(a, [500.0, 1000.0]))
+    with torch.no_grad():
+        y = g(torch.rand(2, 9, 16, 16) * 2 - 1, c)
+    v = enc.decode_potential(y.numpy()[:, 0])
+    v0 = v.mean(axis=(-2, -1)) / a  # volts
+    np.testing.assert_allclose(v0, 0.4 * g.max_potential, rtol=0.05)
+    assert np.all(v.std(axis=(-2, -1)) < 0.5 * v.mean(axis=(-2, -1)))
+    assert np.all(v.std(axis=(-2, -1)) > 0)
