@@ -261,7 +261,8 @@ def run_ablation(
     test_limit
         Score only the first items of ``test``.
     fresh
-        Retrain variants that already have a result in ``out_dir`` (default: reuse them).
+        Retrain variants that already have a result in ``out_dir`` (default: reuse those
+        run with the same budget, shared settings, generator and test set).
     show_progressbar
         Progress bar of each training run.
 
@@ -295,10 +296,19 @@ def run_ablation(
     for v in parsed:
         run_dir = out / v.name.replace("+", "_")
         result_path = run_dir / "result.json"
-        if result_path.is_file() and not fresh:
-            rows[v.name] = json.loads(result_path.read_text(encoding="utf-8"))
-            continue
         gen = {**(generator or {}).get(v.architecture, {}), **v.generator}
+        # a finished variant is reused only if it was run with the same settings
+        settings = {
+            "minutes": float(minutes),
+            "config": json.loads(json.dumps(config or {})),
+            "generator": json.loads(json.dumps(gen)),
+            "test_samples": len(arrays["potentials"]),
+        }
+        if result_path.is_file() and not fresh:
+            done = json.loads(result_path.read_text(encoding="utf-8"))
+            if done.get("settings") == settings:
+                rows[v.name] = done
+                continue
         cfg = TrainConfig(
             **{
                 "log_every": 10,
@@ -359,6 +369,7 @@ def run_ablation(
             "summary": _summary(res),
             "by_family": res.by_family(),
             "test_samples": len(arrays["potentials"]),
+            "settings": settings,
         }
         result_path.write_text(json.dumps(row, indent=1) + "\n", encoding="utf-8")
         rows[v.name] = row

@@ -167,6 +167,11 @@ def test_ablation_command_end_to_end(tiny_store, tmp_path):
     assert (
         json.loads((out / "ablation.json").read_text())["results"] == json.loads(before)["results"]
     )
+    # another budget retrains (the finished results do not match its settings)
+    longer = [a if a != "0.01" else "0.02" for a in args]
+    assert main([*longer, "--variants", "v0+realistic", "--direction", "inverse"]) == 0
+    again = json.loads((out / "ablation.json").read_text())["results"]["v0+realistic"]
+    assert again["settings"]["minutes"] == 0.02
     assert main([*args, "--variants", "v0+sym"]) == 2  # a clear error, not a traceback
 
 
