@@ -227,6 +227,7 @@ class SquareSymmetriser(nn.Module):
 
     @property
     def n_operations(self) -> int:
+        """Number of operations kept (those that map the reflection list onto itself)."""
         return len(self.matrices)
 
     def transform_discs(self, discs: torch.Tensor, k: int) -> torch.Tensor:
@@ -348,6 +349,7 @@ class _DomainMixin:
         self.geometry_scale = 2.0 * float(geometry_g_max) * (1.0 + float(disc_radius_g200))
 
     def _a_t(self, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Lattice parameters and thicknesses (Å) of encoded conditioning (clamped)."""
         c = _clean(cond.to(torch.float32), 1.5)
         a = _decode_unit(c[:, 0], self.a_range).clamp(min=0.5)
         t = _decode_unit(c[:, 1], self.t_range).clamp(min=0.0)
