@@ -1,7 +1,8 @@
 """Size and throughput of the generators, physics-informed against the paper's pix2pixHD.
 
 Run: ``python benchmarks/bench_generators.py`` (``--threads 1``, ``--batch 32``,
-``--repeats 5``, ``--structure Si``, ``--simulate``, ``--json out.json``).
+``--repeats 5``, ``--structure Si``, ``--simulate``, ``--json out.json``, ``--kwargs
+'{"fourier-forward": {"width": 48}}'`` for other sizes).
 
 Every generator of :data:`~hyperspy_lacbed.nets.architectures.ARCHITECTURES` is built at
 its default size for the default :class:`~hyperspy_lacbed.nets.domain.Domain` (128²
@@ -37,7 +38,13 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     parser.add_argument("--simulate", action="store_true", help="also time simulate()")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--kwargs",
+        default="{}",
+        help='JSON generator overrides per architecture, e.g. \'{"fourier-forward": {"width": 48}}\'',
+    )
     args = parser.parse_args()
+    overrides = json.loads(args.kwargs)
 
     import safetensors.torch
     import torch
@@ -78,7 +85,8 @@ def main() -> None:
         ("inverse", "fourier-inverse"),
     ]:
         torch.manual_seed(0)
-        g = build_generator(arch, generator_kwargs(direction, dom, None, arch)).to(dev).eval()
+        kw = generator_kwargs(direction, dom, overrides.get(arch), arch)
+        g = build_generator(arch, kw).to(dev).eval()
         with tempfile.TemporaryDirectory() as tmp:
             f = Path(tmp) / "model.safetensors"
             safetensors.torch.save_file({k: v.contiguous() for k, v in g.state_dict().items()}, f)
