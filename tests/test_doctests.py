@@ -15,8 +15,10 @@ MODULES = [
     "hyperspy_lacbed.bloch.settings",
     "hyperspy_lacbed.crystal.scattering",
     "hyperspy_lacbed.crystal.structure",
+    "hyperspy_lacbed.nets.physics_informed",
     "hyperspy_lacbed.nets.registry",
     "hyperspy_lacbed.progress",
+    "hyperspy_lacbed.train.metrics",
 ]
 
 

@@ -36,6 +36,7 @@ from torch import nn
 
 __all__ = [
     "ARCHITECTURES",
+    "ARCHITECTURE_DIRECTION",
     "ConditionalDiscriminator",
     "MultiscaleDiscriminator",
     "NLayerDiscriminator",
@@ -361,8 +362,19 @@ def feature_matching_loss(
     return loss  # type: ignore[return-value]
 
 
+from hyperspy_lacbed.nets.physics_informed import (  # noqa: E402 (they import nothing from here)
+    FourierForwardGenerator,
+    FourierInverseGenerator,
+)
+
 #: Generator classes a model card may name.
-ARCHITECTURES: dict[str, type[nn.Module]] = {"pix2pixhd": Pix2PixHDGenerator}
+ARCHITECTURES: dict[str, type[nn.Module]] = {
+    "pix2pixhd": Pix2PixHDGenerator,
+    "fourier-forward": FourierForwardGenerator,
+    "fourier-inverse": FourierInverseGenerator,
+}
+#: The direction of each architecture that serves only one (pix2pixhd serves both).
+ARCHITECTURE_DIRECTION = {"fourier-forward": "forward", "fourier-inverse": "inverse"}
 
 
 def build_generator(name: str, kwargs: dict[str, Any]) -> nn.Module:
@@ -392,7 +404,11 @@ def count_parameters(module: nn.Module) -> int:
 
 # ----------------------------------------------------------------------------- defaults
 def generator_kwargs(
-    direction: str, domain: Any, overrides: dict[str, Any] | None = None
+    direction: str,
+    domain: Any,
+    overrides: dict[str, Any] | None = None,
+    architecture: str = "pix2pixhd",
+    encoding: Any = None,
 ) -> dict[str, Any]:
     """Full keyword arguments of the generator of a direction and domain.
 
@@ -405,8 +421,31 @@ def generator_kwargs(
         fix the channels and sizes).
     overrides
         Keyword arguments that replace the defaults.
+    architecture
+        A name of :data:`ARCHITECTURES`; the physics-informed ones also take the domain's
+        geometry and the encoding's constants.
+    encoding
+        The :class:`~hyperspy_lacbed.nets.normalisation.Encoding` of the model (default:
+        the domain's default encoding).
+
+    Raises
+    ------
+    ValueError
+        For an unknown architecture, or one that does not serve ``direction``.
     """
+    if architecture not in ARCHITECTURES:
+        raise ValueError(
+            f"Unknown architecture {architecture!r}; choose one of {sorted(ARCHITECTURES)}."
+        )
+    want = ARCHITECTURE_DIRECTION.get(architecture, direction)
+    if want != direction:
+        raise ValueError(
+            f"Architecture {architecture!r} is a {want} generator, not a {direction} one; use "
+            f"'fourier-{direction}' or 'pix2pixhd'."
+        )
     r, d, p = len(domain.reflections), domain.disc_pixels, domain.potential_pixels
+    if architecture != "pix2pixhd":
+        return _physics_kwargs(direction, domain, overrides, encoding)
     if direction == "forward":
         kw: dict[str, Any] = {
             "in_channels": 1,
@@ -439,6 +478,43 @@ def generator_kwargs(
     base.update(kw)
     base.update(overrides or {})
     return base
+
+
+def _physics_kwargs(
+    direction: str, domain: Any, overrides: dict[str, Any] | None, encoding: Any
+) -> dict[str, Any]:
+    from hyperspy_lacbed.nets.normalisation import Encoding
+
+    if tuple(domain.zone_axis) != (0, 0, 1) or tuple(domain.x_direction) != (1, 0, 0):
+        raise ValueError(
+            "The physics-informed generators know the cubic [001] zone with x along [100] "
+            f"(their geometry and 4mm symmetry); this domain has zone axis "
+            f"{list(domain.zone_axis)} and x {list(domain.x_direction)}. Use 'pix2pixhd'."
+        )
+    enc = encoding if encoding is not None else Encoding.for_domain(domain)
+    if enc.disc_transform != "sqrt" and (overrides or {}).get("output") == "scale_free":
+        raise ValueError("output='scale_free' needs the 'sqrt' disc encoding.")
+    r, d, p = len(domain.reflections), domain.disc_pixels, domain.potential_pixels
+    kw: dict[str, Any] = {
+        "in_channels": 1 if direction == "forward" else r,
+        "out_channels": r if direction == "forward" else 1,
+        "in_size": p if direction == "forward" else d,
+        "out_size": d if direction == "forward" else p,
+        "cond_channels": 2,
+        "reflections": [list(x) for x in domain.reflections],
+        "disc_radius_g200": float(domain.disc_radius_g200),
+        "voltage": float(domain.voltage),
+        "lattice_parameter_range": list(enc.lattice_parameter_range),
+        "thickness_range": list(enc.thickness_range),
+        "potential_scale": float(enc.potential_scale),
+        "potential_divisor": float(enc.potential_divisor),
+        # forward: the engine's strong beams (~80) couple U_{g−h} up to |h| ≈ 10; inverse:
+        # a 24-order band reproduces real potentials to ℓMSE ≲ 5e-5 even for a ≈ 12 Å.
+        # Small test grids get what they hold (2 h_max < P).
+        "h_max": min(12 if direction == "forward" else 24, (p - 1) // 2),
+    }
+    kw.update(overrides or {})
+    return kw
 
 
 def discriminator_kwargs(

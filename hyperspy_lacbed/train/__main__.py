@@ -1,13 +1,14 @@
-"""Training command line: ``python -m hyperspy_lacbed.train generate|fit|evaluate|export``.
+"""Training command line: ``python -m hyperspy_lacbed.train <command>``.
 
-Every run can be reproduced from one TOML file (``--config run.toml``) whose tables
-``[dataset]``, ``[fit]``, ``[evaluate]`` and ``[export]`` hold the same options as the
+Commands: ``generate``, ``fit``, ``evaluate``, ``export`` and ``ablation``. Every run can
+be reproduced from one TOML file (``--config run.toml``) whose tables ``[dataset]``,
+``[fit]``, ``[evaluate]``, ``[export]`` and ``[ablation]`` hold the same options as the
 command line (command-line options win). Example::
 
     [dataset]
     store = "data/lacbed-v1"
     seed = 0
-    splits = {train = 2000, val = 32, test = 64, heldout = 64}
+    splits = {train = 2000, val = 32, test = 64, heldout = 64, random = 2000}
     domain = {strong_beams = 60}
     # realistic crystals (structure types); the held-out split has types never trained on
     structures = {kind = "realistic", random_fraction = 0.2, exclude_prototypes = ["garnet"]}
@@ -17,12 +18,25 @@ command line (command-line options win). Example::
     exclude_prototypes = []
     random_fraction = 0.0
 
+    [dataset.split_structures.random]   # random-Wyckoff crystals (the ablation's v0 data)
+    kind = "random"
+
     [fit]
     store = "data/lacbed-v1"
     direction = "forward"
     out = "runs/forward"
     hours = 1.0
     batch_size = 8
+    architecture = "fourier-forward"   # or "pix2pixhd" (default), "fourier-inverse"
+
+    [ablation]                        # python -m hyperspy_lacbed.train ablation
+    store = "data/lacbed-v1"
+    random_split = "random"           # random-Wyckoff crystals, the data of variant v0
+    minutes = 20
+    out = "runs/ablation-forward"
+    variants = "v0,v0+realistic,fourier,fourier+geometry,fourier+geometry+phase+sym"
+    config_fit = {batch_size = 8, lr = 2e-4}               # shared by every variant
+    generator = {fourier-forward = {width = 64}}           # per architecture
 
 Folders (``store``, ``out``, ``models_dir``) are relative to the working directory (run
 the commands from the repository root; ``data/`` and ``runs/`` are ignored by git), and
@@ -82,6 +96,19 @@ def _parse_splits(text: str | dict | None) -> dict[str, int]:
     return out
 
 
+def split_structures(common: dict[str, Any], split: dict[str, Any]) -> dict[str, Any]:
+    """The structure settings of one split: the common ones updated by the split's own.
+
+    A split whose ``kind`` differs from the common one (e.g. ``{kind = "random"}``, the
+    random-Wyckoff crystals of the ablation's ``v0`` variant, in a realistic store) takes
+    its own settings alone: the other kind's settings do not apply to it.
+    """
+    common_kind = str(common.get("kind", "random"))
+    if "kind" in split and str(split["kind"]) != common_kind:
+        return dict(split)
+    return {**common, **split}
+
+
 def _generate(args: argparse.Namespace) -> int:
     from hyperspy_lacbed.nets.domain import Domain
     from hyperspy_lacbed.train.dataset import DatasetRecipe, generate_dataset
@@ -100,7 +127,7 @@ def _generate(args: argparse.Namespace) -> int:
     # adds per-split settings (e.g. a split of held-out structure types).
     per_split = dict(opts.get("split_structures", {}))
     for split, n in _parse_splits(opts.get("splits")).items():
-        structures = {**opts.get("structures", {}), **per_split.get(split, {})}
+        structures = split_structures(opts.get("structures", {}), per_split.get(split, {}))
         recipe = DatasetRecipe(
             domain=domain.to_dict(),
             n_structures=n,
@@ -202,6 +229,56 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ablation(args: argparse.Namespace) -> int:
+    from hyperspy_lacbed.train.ablation import run_ablation
+    from hyperspy_lacbed.train.dataset import LACBEDDataset
+
+    opts = _merge(
+        args,
+        _config(args.config, "ablation"),
+        {"direction": "forward", "split": "train", "test_split": "test", "minutes": 20.0},
+    )
+    for key in ("store", "out"):
+        if key not in opts:
+            raise ValueError(f"Give --{key} (or {key} = ... in [ablation]).")
+    if opts.get("threads"):
+        import torch
+
+        torch.set_num_threads(int(opts["threads"]))
+    store = opts["store"]
+    train = LACBEDDataset(store, split=opts["split"], augment=True)
+    random_train = (
+        LACBEDDataset(store, split=opts["random_split"], augment=True)
+        if opts.get("random_split")
+        else None
+    )
+    test = LACBEDDataset(store, split=opts["test_split"])
+    variants = opts.get("variants")
+    if isinstance(variants, str):
+        variants = [v for v in variants.split(",") if v.strip()]
+    config = dict(opts.get("config_fit", {}))
+    for key in ("batch_size", "seed", "lr"):
+        if opts.get(key) is not None:
+            config[key] = opts[key]
+    report = run_ablation(
+        train,
+        test,
+        opts["out"],
+        direction=opts["direction"],
+        variants=variants,
+        minutes=float(opts["minutes"]),
+        random_train=random_train,
+        config=config,
+        generator=opts.get("generator"),
+        test_limit=opts.get("test_limit"),
+        fresh=bool(opts.get("fresh")),
+        show_progressbar=not opts.get("quiet", False),
+    )
+    print((Path(opts["out"]) / "ablation.rst").read_text())
+    print(f"wrote {Path(opts['out']) / 'ablation.json'} ({len(report['results'])} variants)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser of ``python -m hyperspy_lacbed.train``."""
     p = argparse.ArgumentParser(
@@ -239,6 +316,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--direction",
         choices=["forward", "inverse"],
         help="forward: potential → discs; inverse: discs → potential",
+    )
+    f.add_argument(
+        "--architecture",
+        choices=["pix2pixhd", "fourier-forward", "fourier-inverse"],
+        help="generator (default pix2pixhd, the paper's; fourier-*: physics-informed)",
+    )
+    f.add_argument(
+        "--lambda-amplitude",
+        type=float,
+        dest="lambda_amplitude",
+        help="inverse: weight of the origin-invariant Fourier-amplitude loss (default 0)",
     )
     f.add_argument("--out", help="checkpoint folder; an existing one is resumed")
     f.add_argument("--steps", type=int, help="total optimiser steps")
@@ -285,6 +373,37 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--card", help="JSON file of extra card entries (metrics, notes)")
     x.add_argument("--overwrite", action="store_true", default=None, help="replace a model")
     x.set_defaults(func=_export)
+
+    b = sub.add_parser(
+        "ablation",
+        help="train formulation variants for the same wall-clock budget on the same data and "
+        "tabulate their test scores (JSON + RST)",
+    )
+    b.add_argument("--store", help="dataset folder made by 'generate'")
+    b.add_argument("--split", help="realistic training split (default train)")
+    b.add_argument(
+        "--random-split",
+        dest="random_split",
+        help="split of random-Wyckoff crystals, the training data of variant v0",
+    )
+    b.add_argument("--test-split", dest="test_split", help="test split (default test)")
+    b.add_argument("--direction", choices=["forward", "inverse"], help="default forward")
+    b.add_argument(
+        "--variants",
+        help="comma-separated variants, e.g. v0,v0+realistic,fourier,fourier+geometry,"
+        "fourier+geometry+sym (tokens: v0, realistic, fourier, geometry, phase, sym, scale)",
+    )
+    b.add_argument("--minutes", type=float, help="training wall-clock budget per variant")
+    b.add_argument("--out", help="folder of the runs, ablation.json and ablation.rst")
+    b.add_argument("--test-limit", type=int, dest="test_limit", help="score the first N only")
+    b.add_argument("--batch-size", type=int, dest="batch_size", help="batch size (default 8)")
+    b.add_argument("--seed", type=int, help="training seed (the same for every variant)")
+    b.add_argument("--threads", type=int, help="CPU threads")
+    b.add_argument(
+        "--fresh", action="store_true", default=None, help="retrain variants already done"
+    )
+    b.add_argument("--quiet", action="store_true", default=None, help="no progress bar")
+    b.set_defaults(func=_ablation)
     return p
 
 

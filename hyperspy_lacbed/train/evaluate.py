@@ -21,7 +21,16 @@ from typing import Any
 import numpy as np
 
 from hyperspy_lacbed.analysis.montage import grid_montage
-from hyperspy_lacbed.train.metrics import align_potential, lmse, origin_invariant_lmse
+from hyperspy_lacbed.nets.domain import DEFAULT_REFLECTIONS
+from hyperspy_lacbed.train.metrics import (
+    align_potential,
+    disc_families,
+    family_metrics,
+    lmse,
+    origin_invariant_lmse,
+    paper_mse,
+    zmcc,
+)
 from hyperspy_lacbed.train.structures import space_group_symbol
 
 __all__ = [
@@ -120,9 +129,12 @@ class EvaluationResult:
     direction
         ``"forward"`` or ``"inverse"``.
     metrics
-        Name → (n, n_t) array: ``"lmse"`` always; ``"lmse_per_disc_mean"`` (forward, the
-        mean over the R discs of each disc's own ℓMSE) or ``"lmse_origin_invariant"``
-        (inverse).
+        Name → (n, n_t) array: ``"lmse"``, ``"paper_mse"`` and ``"zmcc"`` (the method
+        paper's metrics, :mod:`hyperspy_lacbed.train.metrics`) always; forward:
+        ``"lmse_per_disc_mean"`` (the mean over the R discs of each disc's own ℓMSE) and
+        per disc family ``lmse_<f>``, ``paper_mse_<f>``, ``zmcc_<f>``
+        (:func:`~hyperspy_lacbed.train.metrics.family_metrics`); inverse:
+        ``"lmse_origin_invariant"`` (and the paper's metrics of the aligned potential).
     space_groups
         (n,) space groups.
     thicknesses
@@ -139,6 +151,39 @@ class EvaluationResult:
     thicknesses: np.ndarray
     indices: np.ndarray
     extra: dict[str, Any] = field(default_factory=dict)
+    families: list[str] = field(default_factory=list)
+
+    @property
+    def main_metrics(self) -> list[str]:
+        """The metrics that are not per disc family."""
+        tails = tuple(f"_{f}" for f in self.families)
+        return [k for k in self.metrics if not (tails and k.endswith(tails))]
+
+    def by_family(self) -> list[dict[str, Any]]:
+        """Rows (thickness, family) with our ℓMSE and the paper's MSE and ZMCC.
+
+        Each row: ``thickness`` (Å), ``family``, ``n``, ``lmse_mean``, ``lmse_median``,
+        ``paper_mse_mean``, ``paper_mse_median``, ``zmcc_median``; family ``"all"`` is the
+        whole pattern (ℓMSE over the pattern, paper's values averaged over the discs).
+        """
+        rows = []
+        for i, t in enumerate(self.thicknesses):
+            for fam in ["all", *self.families]:
+                tail = "" if fam == "all" else f"_{fam}"
+                if f"lmse{tail}" not in self.metrics:
+                    continue
+                row: dict[str, Any] = {"thickness": float(t), "family": fam}
+                for name in ("lmse", "paper_mse", "zmcc"):
+                    v = self.metrics.get(f"{name}{tail}")
+                    if v is None:
+                        continue
+                    col = np.asarray(v, float)[:, i]
+                    row["n"] = int(np.isfinite(col).sum())
+                    row[f"{name}_median"] = float(np.nanmedian(col))
+                    if name != "zmcc":
+                        row[f"{name}_mean"] = float(np.nanmean(col))
+                rows.append(row)
+        return rows
 
     @property
     def lmse(self) -> np.ndarray:
@@ -183,6 +228,7 @@ class EvaluationResult:
             "by_space_group": {
                 k: {str(g): s for g, s in tab.items()} for k, tab in self.by_space_group().items()
             },
+            "by_family": self.by_family(),
             "per_sample": {
                 "indices": self.indices.tolist(),
                 "space_groups": self.space_groups.tolist(),
@@ -192,8 +238,8 @@ class EvaluationResult:
         }
 
     def markdown(self) -> str:
-        """Per-thickness and per-space-group tables as markdown."""
-        names = list(self.metrics)
+        """Per-thickness, per-disc-family and per-space-group tables as markdown."""
+        names = self.main_metrics
         rows = []
         for i, t in enumerate(self.thicknesses):
             row: dict[str, Any] = {"thickness (nm)": f"{t / 10:g}", "n": len(self.space_groups)}
@@ -203,6 +249,17 @@ class EvaluationResult:
             rows.append(row)
         cols = ["thickness (nm)", "n"] + [f"{s} {k}" for k in names for s in ("mean", "max")]
         out = [f"### {self.direction}: per thickness", "", markdown_table(rows, cols), ""]
+        fam_rows = self.by_family()
+        for r in fam_rows:
+            r["thickness (nm)"] = f"{r['thickness'] / 10:g}"
+        cols = ["thickness (nm)", "family", "n", "lmse_median", "lmse_mean"]
+        cols += ["paper_mse_median", "paper_mse_mean", "zmcc_median"]
+        out += [
+            f"### {self.direction}: per thickness and disc family (ours and the paper's metric)",
+            "",
+            markdown_table(fam_rows, cols),
+            "",
+        ]
         tabs = self.by_space_group()
         rows = []
         for g, entry in tabs["lmse"].items():
@@ -271,8 +328,9 @@ def evaluate_forward(
     predictions: np.ndarray | None = None,
     batch_size: int = 16,
     indices: Sequence[int] | None = None,
+    reflections: Sequence[Sequence[int]] | None = None,
 ) -> EvaluationResult:
-    """ℓMSE of a forward model (potential → discs) against Bloch-wave discs.
+    """ℓMSE and the paper's metrics of a forward model (potential → discs).
 
     Parameters
     ----------
@@ -294,11 +352,15 @@ def evaluate_forward(
         Samples per call of ``predict``.
     indices
         Sample indices to record (default 0 … n−1).
+    reflections
+        hkl of the R disc channels, for the per-family metrics (default the default
+        domain's nine when R = 9; otherwise no families).
 
     Returns
     -------
     EvaluationResult
-        ``"lmse"`` over each whole pattern and ``"lmse_per_disc_mean"``.
+        ``"lmse"`` over each whole pattern, ``"lmse_per_disc_mean"``, the paper's
+        ``"paper_mse"`` and ``"zmcc"`` (means over the discs) and the per-family metrics.
     """
     pot, ref, t, a, sg = _check_inputs(
         potentials, discs, thicknesses, lattice_parameters, space_groups
@@ -316,9 +378,17 @@ def evaluate_forward(
     metrics = {
         "lmse": lmse(pred, ref, axes=(-3, -2, -1)),
         "lmse_per_disc_mean": lmse(pred, ref, axes=(-2, -1)).mean(axis=-1),
+        "paper_mse": paper_mse(pred, ref).mean(axis=-1),
+        "zmcc": zmcc(pred, ref).mean(axis=-1),
     }
+    if reflections is None and ref.shape[-3] == len(DEFAULT_REFLECTIONS):
+        reflections = DEFAULT_REFLECTIONS
+    families: list[str] = []
+    if reflections is not None:
+        metrics.update(family_metrics(pred, ref, reflections))
+        families = list(disc_families(reflections))
     idx = np.arange(len(pot)) if indices is None else np.asarray(indices, int)
-    return EvaluationResult("forward", metrics, sg, t, idx)
+    return EvaluationResult("forward", metrics, sg, t, idx, families=families)
 
 
 def evaluate_inverse(
@@ -358,7 +428,9 @@ def evaluate_inverse(
     Returns
     -------
     EvaluationResult
-        ``"lmse"`` and ``"lmse_origin_invariant"``, (n, n_t).
+        ``"lmse"``, ``"lmse_origin_invariant"`` and the paper's ``"paper_mse"`` and
+        ``"zmcc"`` of the prediction aligned to the reference (the operation and cyclic
+        shift of the origin-invariant fit), (n, n_t).
     """
     ref, d, t, a, sg = _check_inputs(
         potentials, discs, thicknesses, lattice_parameters, space_groups
@@ -375,9 +447,13 @@ def evaluate_inverse(
             pred = pred[:, None]
     pred = pred.reshape(len(ref), len(t), *ref.shape[-2:])
     ref_t = np.broadcast_to(ref[:, None], pred.shape)
+    aligned = align_potential(pred, ref_t, operations)
     metrics = {
         "lmse": lmse(pred, ref_t),
         "lmse_origin_invariant": origin_invariant_lmse(pred, ref_t, operations),
+        # the paper's metrics of the prediction moved to the reference's origin
+        "paper_mse": paper_mse(aligned, ref_t),
+        "zmcc": zmcc(aligned, ref_t),
     }
     idx = np.arange(len(ref)) if indices is None else np.asarray(indices, int)
     return EvaluationResult("inverse", metrics, sg, t, idx)
@@ -411,6 +487,12 @@ def evaluate_dataset(
     fn = {"forward": evaluate_forward, "inverse": evaluate_inverse}.get(direction)
     if fn is None:
         raise ValueError(f"direction must be 'forward' or 'inverse', not {direction!r}.")
+    kw: dict[str, Any] = {}
+    if direction == "forward":
+        dom = getattr(dataset, "domain", None)
+        kw["reflections"] = getattr(dom, "reflections", None) or dataset.recipe["domain"].get(
+            "reflections"
+        )
     result = fn(
         arrays["potentials"],
         arrays["discs"],
@@ -420,6 +502,7 @@ def evaluate_dataset(
         predict=predict,
         batch_size=batch_size,
         indices=dataset.indices[:n],
+        **kw,
     )
     result.extra["dataset"] = getattr(dataset, "path", "")
     return result, arrays
@@ -635,9 +718,12 @@ def evaluate_structures(
     -------
     list of dict
         One per crystal: ``name``, ``a`` (Å), ``in_domain`` and, when in the domain,
-        ``forward`` (ℓMSE per thickness), ``inverse`` and ``inverse_origin_invariant``
-        (ℓMSE per thickness), ``bloch_s`` and ``cgan_s`` (wall times of the four-thickness
-        pattern by each path).
+        ``forward`` (ℓMSE per thickness), ``forward_paper_mse`` and ``forward_zmcc`` (the
+        paper's metrics, means over the discs), ``forward_families`` (per-family ℓMSE,
+        paper's MSE and ZMCC per thickness), ``inverse`` and ``inverse_origin_invariant``
+        (ℓMSE per thickness), ``inverse_paper_mse`` and ``inverse_zmcc`` (of the aligned
+        potential), ``bloch_s`` and ``cgan_s`` (wall times of the four-thickness pattern by
+        each path).
     """
     import time
     from pathlib import Path
@@ -665,9 +751,16 @@ def evaluate_structures(
         t0 = time.perf_counter()
         ref = hl.simulate(**gen.metadata.LACBED.settings.as_dictionary(), show_progressbar=False)
         row["bloch_s"] = time.perf_counter() - t0
-        row["forward"] = lmse(np.asarray(gen.data), np.asarray(ref.data), (-3, -2, -1)).tolist()
+        pred_d, ref_d = np.asarray(gen.data), np.asarray(ref.data)
+        row["forward"] = lmse(pred_d, ref_d, (-3, -2, -1)).tolist()
+        # the paper's metrics and the per-family values, per thickness
+        row["forward_paper_mse"] = paper_mse(pred_d, ref_d).mean(axis=-1).tolist()
+        row["forward_zmcc"] = zmcc(pred_d, ref_d).mean(axis=-1).tolist()
+        row["forward_families"] = {
+            k: v.tolist() for k, v in family_metrics(pred_d, ref_d, domain.reflections).items()
+        }
         truth = hl.projected_potential(crystal, shape=(domain.potential_pixels,) * 2).data
-        plain, invariant = [], []
+        plain, invariant, paper, corr = [], [], [], []
         for i, t in enumerate(thick):
             pot = (
                 ref.inav[:, i]
@@ -676,5 +769,9 @@ def evaluate_structures(
             )
             plain.append(float(lmse(pot, truth)))
             invariant.append(float(origin_invariant_lmse(pot, truth)))
+            aligned = align_potential(pot, truth)
+            paper.append(float(paper_mse(aligned, truth)))
+            corr.append(float(zmcc(aligned, truth)))
         row["inverse"], row["inverse_origin_invariant"] = plain, invariant
+        row["inverse_paper_mse"], row["inverse_zmcc"] = paper, corr
     return rows

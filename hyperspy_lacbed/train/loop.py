@@ -1,10 +1,12 @@
 """Training the cGAN surrogates: pix2pixHD losses, checkpoints, exact resume, export.
 
-:func:`fit` trains a generator
-(:class:`~hyperspy_lacbed.nets.architectures.Pix2PixHDGenerator`) against a two-scale conditional PatchGAN with the pix2pixHD losses:
-LSGAN adversarial loss, discriminator feature matching (weight ``lambda_feat``) and an L1
-loss to the target (weight ``lambda_l1``), with Adam, mixed precision on CUDA, a
-checkpoint every ``checkpoint_every`` steps and at the end, and a plain JSON-lines log.
+:func:`fit` trains a generator (``TrainConfig.architecture``: the paper's
+:class:`~hyperspy_lacbed.nets.architectures.Pix2PixHDGenerator`, or a physics-informed one
+of :mod:`hyperspy_lacbed.nets.physics_informed`) against a two-scale conditional PatchGAN
+with the pix2pixHD losses: LSGAN adversarial loss, discriminator feature matching
+(weight ``lambda_feat``) and an L1 loss to the target (weight ``lambda_l1``), with Adam,
+mixed precision on CUDA, a checkpoint every ``checkpoint_every`` steps and at the end,
+and a plain JSON-lines log.
 
 Datasets are ``torch.utils.data.Dataset`` objects (anything with ``__len__`` and
 ``__getitem__``) whose items are dicts::
@@ -50,6 +52,7 @@ from hyperspy_lacbed.parsing import dataclass_kwargs
 __all__ = [
     "ArrayDataset",
     "TrainConfig",
+    "amplitude_loss",
     "export",
     "fit",
     "load_checkpoint",
@@ -68,9 +71,13 @@ class TrainConfig:
     ----------
     direction
         ``"forward"`` (potential → discs) or ``"inverse"`` (discs → potential).
+    architecture
+        A generator of :data:`~hyperspy_lacbed.nets.architectures.ARCHITECTURES`:
+        ``"pix2pixhd"`` (default, both directions), ``"fourier-forward"`` or
+        ``"fourier-inverse"``.
     generator
-        Keyword arguments of the generator that override the defaults
-        (``ngf``, ``n_downsampling``, ``n_blocks_global``, ``n_blocks_local``,
+        Keyword arguments of the generator that override the defaults (for pix2pixhd
+        ``ngf``, ``n_downsampling``, ``n_blocks_global``, ``n_blocks_local``,
         ``max_channels``, ``norm``); shapes come from the domain.
     discriminator
         Overrides of the discriminator's (``ndf``, ``n_layers``, ``num_d``, ``norm``).
@@ -90,11 +97,18 @@ class TrainConfig:
     checkpoint_every
         Steps between checkpoints (also written at the end and when ``hours`` runs out).
     hours
-        Wall-clock budget of one call of :func:`fit`, in hours (None: unlimited).
+        Wall-clock budget of one call of :func:`fit`, in hours (None: unlimited), setup
+        included; every call makes at least one step.
     seed
         Seed of the weights' initialisation and of every random draw.
     lambda_feat, lambda_l1
         Weights of the feature-matching and L1 losses (the LSGAN loss has weight 1).
+    lambda_amplitude
+        Weight of an origin-invariant loss of the inverse direction (0, the default: off):
+        the L1 distance between the Fourier amplitudes of the predicted and target
+        potentials (decoded to V·Å), divided by the target's mean potential. Amplitudes do
+        not change when the crystal is translated, so this term does not depend on the
+        origin the generator gives its crystal.
     amp
         Mixed precision; None: on for CUDA, off on CPU.
     device
@@ -108,6 +122,7 @@ class TrainConfig:
     """
 
     direction: str = "forward"
+    architecture: str = "pix2pixhd"
     generator: dict[str, Any] = field(default_factory=dict)
     discriminator: dict[str, Any] = field(default_factory=dict)
     domain: dict[str, Any] | None = None
@@ -122,6 +137,7 @@ class TrainConfig:
     seed: int = 0
     lambda_feat: float = 10.0
     lambda_l1: float = 100.0
+    lambda_amplitude: float = 0.0
     amp: bool | None = None
     device: str | None = None
     out_dir: str = "runs/cgan"
@@ -131,6 +147,25 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.direction not in ("forward", "inverse"):
             raise ValueError(f"direction must be 'forward' or 'inverse', not {self.direction!r}.")
+        from hyperspy_lacbed.nets.architectures import ARCHITECTURE_DIRECTION, ARCHITECTURES
+
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(
+                f"Unknown architecture {self.architecture!r}; choose one of "
+                f"{sorted(ARCHITECTURES)}."
+            )
+        if ARCHITECTURE_DIRECTION.get(self.architecture, self.direction) != self.direction:
+            raise ValueError(
+                f"Architecture {self.architecture!r} cannot train a {self.direction} model; use "
+                f"'fourier-{self.direction}' or 'pix2pixhd'."
+            )
+        if float(self.lambda_amplitude) < 0 or (
+            self.lambda_amplitude and self.direction != "inverse"
+        ):
+            raise ValueError(
+                "lambda_amplitude is a weight (≥ 0) of the inverse direction's loss on "
+                f"potentials; got {self.lambda_amplitude} for a {self.direction} model."
+            )
         for name in ("batch_size", "steps", "checkpoint_every", "log_every"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}.")
@@ -326,7 +361,9 @@ def load_checkpoint(out_dir: str | os.PathLike) -> dict[str, Any]:
 
 
 def _compatible(saved: dict[str, Any], now: dict[str, Any]) -> None:
-    for key in ("direction", "generator", "discriminator", "domain", "normalisation", "seed"):
+    saved = {"architecture": "pix2pixhd", **saved}  # checkpoints from before the field
+    keys = ("direction", "architecture", "generator", "discriminator", "domain", "normalisation")
+    for key in (*keys, "seed"):
         if saved.get(key) != now.get(key):
             raise ValueError(
                 f"Cannot resume: the checkpoint was trained with {key}={saved.get(key)!r}, the "
@@ -353,6 +390,37 @@ def _lr(config: TrainConfig, step: int) -> float:
     if start is None or step < start or config.steps <= start:
         return config.lr
     return config.lr * max(0.0, 1.0 - (step - start) / (config.steps - start))
+
+
+def amplitude_loss(prediction: Any, target: Any, enc: Encoding) -> Any:
+    """Origin-invariant loss of encoded potentials: L1 of their Fourier amplitudes.
+
+    Parameters
+    ----------
+    prediction, target
+        Encoded potentials (B, 1, P, P) (torch tensors).
+    enc
+        Their :class:`~hyperspy_lacbed.nets.normalisation.Encoding`.
+
+    Returns
+    -------
+    torch.Tensor
+        Mean over the batch of ``mean |A_pred − A_ref| / mean V_ref``, with A the moduli
+        of the discrete Fourier transform divided by P² (the coefficients of the cell's
+        Fourier series, V·Å), which a cyclic translation of either image leaves unchanged.
+    """
+    import torch
+
+    def decode(y: Any) -> Any:
+        y = torch.clamp(y, -1.5, 1.5)  # keeps sinh and its gradient finite
+        return enc.potential_scale * torch.sinh((y + 1.0) * enc.potential_divisor)
+
+    v_pred, v_ref = decode(prediction), decode(target)
+    n = v_ref.shape[-1] * v_ref.shape[-2]
+    a_pred = torch.fft.fft2(v_pred).abs() / n
+    a_ref = torch.fft.fft2(v_ref).abs() / n
+    scale = v_ref.mean(dim=(-3, -2, -1)).abs().clamp(min=1e-3)
+    return ((a_pred - a_ref).abs().mean(dim=(-3, -2, -1)) / scale).mean()
 
 
 def _validate(G: Any, data: list, direction: str, enc: Encoding, device: Any) -> dict[str, float]:
@@ -416,7 +484,7 @@ def fit(
 
     from hyperspy_lacbed.nets.architectures import (
         ConditionalDiscriminator,
-        Pix2PixHDGenerator,
+        build_generator,
         discriminator_kwargs,
         generator_kwargs,
         lsgan_loss,
@@ -429,7 +497,7 @@ def fit(
     domain = _domain_of(cfg, train_dataset)
     cfg.domain = domain.to_dict()
     enc = Encoding.for_domain(domain, **cfg.normalisation)
-    gkw = generator_kwargs(cfg.direction, domain, cfg.generator)
+    gkw = generator_kwargs(cfg.direction, domain, cfg.generator, cfg.architecture, enc)
     dkw = discriminator_kwargs(cfg.direction, domain, cfg.discriminator)
     device = choose_device(cfg.device)
     amp = (device.type == "cuda") if cfg.amp is None else bool(cfg.amp and device.type == "cuda")
@@ -439,6 +507,7 @@ def fit(
     recipe = getattr(train_dataset, "recipe", None)
     identity = {
         "direction": cfg.direction,
+        "architecture": cfg.architecture,
         "generator": gkw,
         "discriminator": dkw,
         "domain": cfg.domain,
@@ -447,7 +516,7 @@ def fit(
     }
 
     torch.manual_seed(cfg.seed)
-    G = Pix2PixHDGenerator(**gkw).to(device)
+    G = build_generator(cfg.architecture, gkw).to(device)
     D = ConditionalDiscriminator(**dkw).to(device)
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=cfg.betas)
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=cfg.betas)
@@ -509,9 +578,11 @@ def fit(
     val_scores: dict[str, float] = {}
     stopped = "steps"
     budget = None if cfg.hours is None else cfg.hours * 3600.0
+    first = step
     try:
         while step < cfg.steps:
-            if budget is not None and time.perf_counter() - t_start > budget:
+            # at least one step per call: a call that made no progress would be wasted
+            if budget is not None and step > first and time.perf_counter() - t_start > budget:
                 stopped = "hours"
                 break
             lr = _lr(cfg, step)
@@ -533,6 +604,9 @@ def fit(
                 loss_feat = fm_loss(pred, pred_real, n_layers) * cfg.lambda_feat
                 loss_l1 = torch.nn.functional.l1_loss(fake.float(), yb) * cfg.lambda_l1
                 loss_g = loss_gan + loss_feat + loss_l1
+                if cfg.lambda_amplitude:
+                    loss_amp = amplitude_loss(fake.float(), yb, enc) * cfg.lambda_amplitude
+                    loss_g = loss_g + loss_amp
             opt_g.zero_grad(set_to_none=True)
             scaler.scale(loss_g).backward()
             scaler.step(opt_g)
@@ -550,6 +624,8 @@ def fit(
                     "loss_feat": loss_feat.item(),
                     "loss_l1": loss_l1.item(),
                 }
+                if cfg.lambda_amplitude:
+                    last["loss_amp"] = loss_amp.item()
                 if not all(math.isfinite(v) for k, v in last.items() if k.startswith("loss")):
                     save()
                     raise FloatingPointError(
@@ -669,7 +745,10 @@ def export(
         "name": name,
         "direction": identity["direction"],
         "default": False,
-        "architecture": {"name": "pix2pixhd", "kwargs": identity["generator"]},
+        "architecture": {
+            "name": identity.get("architecture", "pix2pixhd"),
+            "kwargs": identity["generator"],
+        },
         "parameters": int(ck.get("parameters", 0)),
         "domain": identity["domain"],
         "normalisation": identity["normalisation"],

@@ -11,6 +11,18 @@ Origin-invariant ℓMSE (potentials)
     that map the square grid onto itself (the 8 operations of 4mm for cubic [001]): a
     projected potential has no preferred origin, and the rotated or mirrored crystal
     gives the same pattern up to the same operation.
+The method paper's metrics (like for like, ``../shared/reference/seed_method.md``)
+    Each image is min–max stretched to [0, 1] on its own and quantised to 8 bits
+    (:func:`stretch_8bit`, rounding to the nearest level); the paper's MSE
+    (:func:`paper_mse`) is the mean squared difference of the two 8-bit images (in units
+    of [0, 1]), and ZMCC = 0.5 + 0.5 r (:func:`zmcc`) with r the Pearson correlation of
+    the two 8-bit images.
+Disc families (:func:`disc_families`, :func:`family_metrics`)
+    The reflections of a pattern grouped by their form ({000}, {200}, {220} for the
+    default domain). Per family: our ℓMSE of the family's discs, each divided by the
+    maximum of the *whole pattern* (so that the pattern ℓMSE is the disc-count-weighted
+    mean of the family values), and the mean over the family's discs of the paper's MSE
+    and ZMCC of each disc (the paper scored the 000 disc only).
 
 Plain NumPy.
 """
@@ -24,7 +36,16 @@ import numpy as np
 
 from hyperspy_lacbed.analysis.square import square_grid_operations, transform_potential
 
-__all__ = ["align_potential", "lmse", "origin_invariant_lmse"]
+__all__ = [
+    "align_potential",
+    "disc_families",
+    "family_metrics",
+    "lmse",
+    "origin_invariant_lmse",
+    "paper_mse",
+    "stretch_8bit",
+    "zmcc",
+]
 
 
 def _peak(reference: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
@@ -142,3 +163,129 @@ def align_potential(
         moved = transform_potential(flat_pred[i], ops[int(o)])
         out[i] = np.roll(moved, (int(s[0]), int(s[1])), axis=(-2, -1))
     return out.reshape(pred.shape)
+
+
+# ----------------------------------------------------------------------------- the paper's
+def stretch_8bit(image: np.ndarray, axes: Sequence[int] = (-2, -1)) -> np.ndarray:
+    """Each image min–max stretched to [0, 1] and quantised to 8 bits (k / 255).
+
+    Parameters
+    ----------
+    image
+        Array; ``axes`` are the pixels of one image.
+    axes
+        Axes of one image.
+
+    Returns
+    -------
+    numpy.ndarray
+        Values ``round(255 (x − min) / (max − min)) / 255`` (float64); a constant image
+        (max = min) gives zeros. NaN counts as the image's minimum.
+    """
+    x = np.asarray(image, np.float64)
+    axes = tuple(int(a) for a in axes)
+    finite = np.isfinite(x)
+    lo = np.min(np.where(finite, x, np.inf), axis=axes, keepdims=True)
+    hi = np.max(np.where(finite, x, -np.inf), axis=axes, keepdims=True)
+    span = hi - lo
+    ok = np.isfinite(span) & (span > 0)
+    u = np.where(ok, (np.where(finite, x, lo) - lo) / np.where(ok, span, 1.0), 0.0)
+    return np.round(255.0 * np.clip(u, 0.0, 1.0)) / 255.0
+
+
+def paper_mse(
+    prediction: np.ndarray, reference: np.ndarray, axes: Sequence[int] = (-2, -1)
+) -> np.ndarray:
+    """The method paper's MSE: both images stretched and quantised (:func:`stretch_8bit`).
+
+    Returns one value per image (the axes not in ``axes``), in [0, 1].
+    """
+    pred, ref = _same_shape(prediction, reference)
+    axes = tuple(int(a) for a in axes)
+    return np.mean((stretch_8bit(pred, axes) - stretch_8bit(ref, axes)) ** 2, axis=axes)
+
+
+def zmcc(
+    prediction: np.ndarray, reference: np.ndarray, axes: Sequence[int] = (-2, -1)
+) -> np.ndarray:
+    """ZMCC = 0.5 + 0.5 r of the two 8-bit images (r: Pearson correlation), in [0, 1].
+
+    When an image is constant r is undefined; it is then taken as 1 if the two 8-bit
+    images are equal and 0 otherwise (ZMCC 1 or 0.5).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from hyperspy_lacbed.train.metrics import paper_mse, zmcc
+    >>> ref = np.array([[0.0, 1.0], [2.0, 3.0]])
+    >>> float(zmcc(2 * ref + 1, ref)), float(zmcc(-ref, ref))  # stretch-invariant; inverted
+    (1.0, 0.0)
+    >>> float(paper_mse(ref ** 2, ref))  # 8-bit levels 0, 28, 113, 255 against 0, 85, 170
+    0.0249...
+    """
+    pred, ref = _same_shape(prediction, reference)
+    axes = tuple(int(a) for a in axes)
+    p, r = stretch_8bit(pred, axes), stretch_8bit(ref, axes)
+    p = p - p.mean(axis=axes, keepdims=True)
+    r = r - r.mean(axis=axes, keepdims=True)
+    num = np.sum(p * r, axis=axes)
+    den = np.sqrt(np.sum(p * p, axis=axes) * np.sum(r * r, axis=axes))
+    equal = np.all(p == r, axis=axes)
+    corr = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.where(equal, 1.0, 0.0))
+    return 0.5 + 0.5 * np.clip(corr, -1.0, 1.0)
+
+
+def _same_shape(prediction: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    pred = np.asarray(prediction, np.float64)
+    ref = np.asarray(reference, np.float64)
+    if pred.shape != ref.shape:
+        raise ValueError(f"prediction {pred.shape} and reference {ref.shape} differ in shape.")
+    return pred, ref
+
+
+def disc_families(reflections: Sequence[Sequence[int]]) -> dict[str, list[int]]:
+    """Channels of each family of reflections, e.g. ``{"000": [0], "200": [1, 2, 3, 4], ...}``.
+
+    A family is named by the sorted absolute indices, largest first (``(-2, 2, 0)`` →
+    ``"220"``), and families are ordered by |g|² then name. Indices above 9 are written
+    with commas (``"10,2,0"``).
+    """
+    out: dict[str, list[int]] = {}
+    keys: dict[str, int] = {}
+    for i, hkl in enumerate(reflections):
+        v = sorted((abs(int(x)) for x in hkl), reverse=True)
+        sep = "," if max(v) > 9 else ""
+        name = sep.join(str(x) for x in v)
+        out.setdefault(name, []).append(i)
+        keys[name] = sum(x * x for x in v)
+    return {k: out[k] for k in sorted(out, key=lambda n: (keys[n], n))}
+
+
+def family_metrics(
+    prediction: np.ndarray, reference: np.ndarray, reflections: Sequence[Sequence[int]]
+) -> dict[str, np.ndarray]:
+    """ℓMSE, the paper's MSE and ZMCC per disc family of patterns (..., R, D, D).
+
+    Returns
+    -------
+    dict
+        ``lmse_<family>`` (discs divided by the whole pattern's maximum),
+        ``paper_mse_<family>`` and ``zmcc_<family>`` (means over the family's discs of
+        each disc's value), each of shape ``(...)``.
+    """
+    pred, ref = _same_shape(prediction, reference)
+    if pred.ndim < 3 or pred.shape[-3] != len(reflections):
+        raise ValueError(
+            f"Expected patterns (..., {len(reflections)}, D, D) for {len(reflections)} "
+            f"reflections, got {pred.shape}."
+        )
+    m = _peak(ref, (-3, -2, -1))
+    per_disc_lmse = np.mean(((pred - ref) / m) ** 2, axis=(-2, -1))
+    per_disc_mse = paper_mse(pred, ref)
+    per_disc_zmcc = zmcc(pred, ref)
+    out: dict[str, np.ndarray] = {}
+    for name, idx in disc_families(reflections).items():
+        out[f"lmse_{name}"] = per_disc_lmse[..., idx].mean(axis=-1)
+        out[f"paper_mse_{name}"] = per_disc_mse[..., idx].mean(axis=-1)
+        out[f"zmcc_{name}"] = per_disc_zmcc[..., idx].mean(axis=-1)
+    return out

@@ -88,6 +88,12 @@ def test_real_crystal_reproduces_card():
     np.testing.assert_allclose(
         row["inverse_origin_invariant"], inv["inverse_origin_invariant"], rtol=RTOL
     )
+    # the paper's metrics come with it: in range, and a perfect 8-bit match would be 0 / 1
+    for key in ("forward_paper_mse", "inverse_paper_mse"):
+        assert all(0 <= v <= 1 for v in row[key]), key
+    for key in ("forward_zmcc", "inverse_zmcc"):
+        assert all(0 <= v <= 1 for v in row[key]), key
+    assert set(row["forward_families"]) >= {"lmse_000", "paper_mse_200", "zmcc_220"}
 
 
 @pytest.mark.parametrize("direction", ["forward", "inverse"])
