@@ -40,7 +40,11 @@ _MD_BLOCK = re.compile(
     r"(?P<body>.*?)```",
     re.S,
 )
-_RST_BLOCK = re.compile(r"^\.\. code-block:: (\w+)\n((?:\n|   .*\n)+)", re.M)
+_RST_BLOCK = re.compile(
+    r"(?:^\.\. docs-test: (?P<mode>[\w-]+)\n\n)?^\.\. code-block:: (?P<lang>\w+)\n"
+    r"(?P<body>(?:\n|   .*\n)+)",
+    re.M,
+)
 #: Comments that state a value: a repr, a list, a tuple or a string.
 _VALUE_COMMENT = re.compile(r"#\s*(?P<claim>[<\[(\'\"].*)$")
 
@@ -51,10 +55,18 @@ def readme_blocks() -> list[tuple[str, str, str]]:
     return [(m["lang"], m["mode"] or "run", m["body"]) for m in _MD_BLOCK.finditer(text)]
 
 
-def rst_blocks(page: Path) -> list[tuple[str, str]]:
-    """(language, dedented body) of each code-block of a page."""
+def rst_blocks(page: Path) -> list[tuple[str, str, str]]:
+    """(language, mode, dedented body) of each code-block of a page.
+
+    An RST comment ``.. docs-test: parse-only`` before a block (hours of training) has
+    its commands' arguments parsed only, as ``<!-- readme-test: parse-only -->`` does in
+    the README.
+    """
     text = page.read_text(encoding="utf-8")
-    return [(m[1], textwrap.dedent(m[2]).strip("\n") + "\n") for m in _RST_BLOCK.finditer(text)]
+    return [
+        (m["lang"], m["mode"] or "run", textwrap.dedent(m["body"]).strip("\n") + "\n")
+        for m in _RST_BLOCK.finditer(text)
+    ]
 
 
 def _claim_matches(claim: str, value: object) -> bool:
@@ -109,7 +121,7 @@ def _parser_of(module: str):
 def run_shell(body: str, mode: str, cwd: Path) -> list[str]:
     """Run each command of a shell block as documented; returns what ran."""
     done = []
-    for line in body.splitlines():
+    for line in body.replace("\\\n", " ").splitlines():
         line = line.strip()
         if not line or line.startswith("#"):
             continue
@@ -286,7 +298,10 @@ def check_dataset_config(text: str) -> None:
 
     table = tomllib.loads(text)["dataset"]
     per_split = table.get("split_structures", {})
-    for split, n in table["splits"].items():
+    # A fragment may give only per-split structure tables: one draw of each then.
+    splits = table.get("splits", dict.fromkeys(per_split, 1))
+    assert splits, "a [dataset] fragment with neither splits nor split_structures"
+    for split, n in splits.items():
         recipe = DatasetRecipe(
             domain=Domain().to_dict(),
             n_structures=int(n),
@@ -316,9 +331,9 @@ def test_user_guide_snippets_run(page, user_files, si001):
     parser = doctest.DocTestParser()
     report: list[str] = []
     n_python = 0
-    for lang, body in rst_blocks(GUIDE / page):
+    for lang, mode, body in rst_blocks(GUIDE / page):
         if lang == "bash":
-            run_shell(body, "run", user_files)
+            run_shell(body, mode, user_files)
             continue
         if lang == "toml":
             check_dataset_config(body)
