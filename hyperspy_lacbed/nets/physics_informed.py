@@ -75,6 +75,7 @@ from hyperspy_lacbed.nets.normalisation import MAX_CANDIDATES, TIE_TOLERANCE
 from hyperspy_lacbed.units import electron_wavelength
 
 __all__ = [
+    "DomainConditioning",
     "FourierForwardGenerator",
     "FourierInverseGenerator",
     "SquareSymmetriser",
@@ -100,7 +101,7 @@ def geometry_reflections(g_max: float = 1.5) -> np.ndarray:
 def excitation_geometry(
     disc_pixels: int, disc_radius_g200: float, g_max: float = 1.5
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Dimensionless excitation errors σ_g = 2 u·ĝ + |ĝ|² over the tilt grid of a disc.
+    """Dimensionless excitation errors ``σ_g = 2 u·ĝ + |ĝ|²`` over the tilt grid of a disc.
 
     Parameters
     ----------
@@ -324,7 +325,7 @@ class _FiLMLayer(nn.Module):
         return F.leaky_relu(torch.baddbmm(bias[:, None, :], h, weight), 0.1)
 
 
-class _DomainMixin:
+class DomainConditioning:
     """Shared geometry and decoding of the conditioning of both generators."""
 
     def _setup_domain(
@@ -398,7 +399,7 @@ class _DomainMixin:
         return 2 + (g * (3 if self.phase_features else 1) if self.geometry else 0)
 
 
-class FourierForwardGenerator(_DomainMixin, nn.Module):
+class FourierForwardGenerator(DomainConditioning, nn.Module):
     """Potential → discs through fixed ZOLZ Fourier coefficients and fixed disc geometry.
 
     Input and output as :class:`~hyperspy_lacbed.nets.architectures.Pix2PixHDGenerator`
@@ -569,7 +570,7 @@ class FourierForwardGenerator(_DomainMixin, nn.Module):
         return out
 
 
-class FourierInverseGenerator(_DomainMixin, nn.Module):
+class FourierInverseGenerator(DomainConditioning, nn.Module):
     """Discs → ZOLZ coefficients (bounded) → fixed inverse FFT → potential.
 
     Input and output as :class:`~hyperspy_lacbed.nets.architectures.Pix2PixHDGenerator`

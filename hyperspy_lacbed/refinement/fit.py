@@ -249,7 +249,7 @@ def covariance(problem: Problem, x) -> tuple[np.ndarray, np.ndarray, float]:
     """Gauss–Newton covariance s² (JᵀJ)⁻¹ of the parameters at ``x``.
 
     J is the Jacobian of the residual vector by central differences (a tenth of each
-    parameter's typical step), s² = |r|² / (n − p) the residual variance.
+    parameter's typical step), ``s² = |r|² / (n − p)`` the residual variance.
 
     Returns
     -------
@@ -347,7 +347,7 @@ def refine_discs(
         value) on the first stage.
     orientation
         ``(k, transpose)`` with ``data ≈ orient(simulation, k, transpose)``
-        (:func:`hyperspy_lacbed.analysis.compare.orient`), or ``"auto"``: the best of the
+        (:func:`hyperspy_lacbed.analysis.square.orient`), or ``"auto"``: the best of the
         eight maps in the seed scan.
     blur
         Gaussian blur σ of the simulation in data pixels (start value when refined).

@@ -4,7 +4,7 @@ Both figures of merit are written as sums of squared residuals, so that one Gaus
 curvature serves the uncertainties of either:
 
 - ZNCC: each disc (over its valid pixels) is centred and scaled to unit norm; for unit
-  vectors |â − b̂|² = 2 − 2 â·b̂, so Σ_r |â_r − b̂_r|² = 2 R (1 − mean ZNCC). The figure of
+  vectors ``|â − b̂|² = 2 − 2 â·b̂``, so ``Σ_r |â_r − b̂_r|² = 2 R (1 − mean ZNCC)``. The figure of
   merit is Felix's 1 − mean ZNCC over the discs.
 - Least squares: the model is ``a (I_blurred + background)`` with the intensity scale a
   solved in closed form (profiled). For Poisson counts (the default) the objective is
@@ -47,7 +47,7 @@ def gaussian_blur(images, sigma):
 
 
 def orient(images, k: int, transpose: bool):
-    """The square-image map of :func:`hyperspy_lacbed.analysis.compare.orient`, in torch."""
+    """The square-image map of :func:`hyperspy_lacbed.analysis.square.orient`, in torch."""
     import torch
 
     if transpose:

@@ -236,7 +236,7 @@ class BlochModel:
 
     Notes
     -----
-    ``intensities(x)`` returns |ψ_g|² in the engine's frame, pixel ``[i, j]`` at
+    ``intensities(x)`` returns ``|ψ_g|²`` in the engine's frame, pixel ``[i, j]`` at
     k_x = scale (j − N + ½) dk + offset_x, k_y = scale (i − N + ½) dk + offset_y.
     """
 
@@ -492,7 +492,7 @@ class BlochModel:
         self.mean_beams = float(counts.mean())
 
     def intensities(self, x, index: np.ndarray | None = None):
-        """|ψ_g(t)|² of the discs at the pixels ``index`` (all by default), tensor (T, R)."""
+        """``|ψ_g(t)|²`` of the discs at the pixels ``index`` (all by default), tensor (T, R)."""
         import torch
 
         n_pix = self.pixels**2
@@ -582,7 +582,7 @@ class BlochModel:
         return pot, k0
 
     def intensity_series(self, x, thicknesses: Sequence[float]):
-        """|ψ_g|² at many thicknesses from one eigen-solve per tilt (no gradient), (n_t, T, R).
+        """``|ψ_g|²`` at many thicknesses from one eigen-solve per tilt (no gradient), (n_t, T, R).
 
         For the coarse thickness scan that seeds a fit; the eigen-decomposition serves every
         thickness, as in the engine.

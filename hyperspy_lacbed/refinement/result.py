@@ -46,7 +46,7 @@ class RefinementResult:
     covariance, correlation
         (p, p) matrices in the order of ``names``.
     residual_variance
-        s² = |r|² / (n − p) at the optimum.
+        ``s² = |r|² / (n − p)`` at the optimum.
     crystal
         The refined crystal (B, occupancies, positions applied); :meth:`to_cif` writes it.
     thickness

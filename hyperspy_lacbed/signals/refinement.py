@@ -159,7 +159,7 @@ def refine(
         default ``metadata.Sample.thickness`` or 100 nm.
     orientation
         ``(k, transpose)`` with experiment ≈ ``orient(simulation, k, transpose)``
-        (:func:`hyperspy_lacbed.analysis.compare.orient`), or ``"auto"``.
+        (:func:`hyperspy_lacbed.analysis.square.orient`), or ``"auto"``.
     blur
         Gaussian blur σ of the simulation in pixels (the start value when refined).
     fom

@@ -247,7 +247,7 @@ def disc_families(reflections: Sequence[Sequence[int]]) -> dict[str, list[int]]:
     """Channels of each family of reflections, e.g. ``{"000": [0], "200": [1, 2, 3, 4], ...}``.
 
     A family is named by the sorted absolute indices, largest first (``(-2, 2, 0)`` →
-    ``"220"``), and families are ordered by |g|² then name. Indices above 9 are written
+    ``"220"``), and families are ordered by ``|g|²`` then name. Indices above 9 are written
     with commas (``"10,2,0"``).
     """
     out: dict[str, list[int]] = {}
