@@ -294,6 +294,7 @@ def check_dataset_config(text: str) -> None:
     import tomllib
 
     from hyperspy_lacbed.nets.domain import Domain
+    from hyperspy_lacbed.train.__main__ import split_structures
     from hyperspy_lacbed.train.dataset import DatasetRecipe
 
     table = tomllib.loads(text)["dataset"]
@@ -307,7 +308,7 @@ def check_dataset_config(text: str) -> None:
             n_structures=int(n),
             seed=0,
             split=split,
-            structures={**table.get("structures", {}), **per_split.get(split, {})},
+            structures=split_structures(table.get("structures", {}), per_split.get(split, {})),
         )
         generator = recipe.structure_generator()
         a = generator.structure(0).lattice_parameter

@@ -62,7 +62,12 @@ class Domain:
         Projected potentials are ``potential_pixels`` × ``potential_pixels`` over one cell.
     lattice_parameter_range
         Range of lattice parameters a (Å) of the training crystals.
-    strong_beams, absorption, absorption_fraction, scattering_factors
+    strong_beams, weak_beams, tolerance
+        The beams of the training patterns: explicit counts (the v0 models: 60 strong
+        beams, no weak ones), or ``None`` counts and a ``tolerance`` for
+        :func:`~hyperspy_lacbed.simulate`'s converged choice (the v1 data: 1 % of each
+        image's maximum, see the convergence page of the user guide).
+    absorption, absorption_fraction, scattering_factors
         Bloch-wave settings of the training patterns.
     mean_absorption
         Whether the training patterns include the mean absorption i U'_0. It only
@@ -83,7 +88,9 @@ class Domain:
     disc_radius_g200: float = 0.75
     potential_pixels: int = 128
     lattice_parameter_range: tuple[float, float] = (3.0, 12.0)
-    strong_beams: int = 80
+    strong_beams: int | None = 80
+    weak_beams: int | None = None
+    tolerance: float | None = None
     absorption: str = "proportional"
     absorption_fraction: float = 0.1
     scattering_factors: str = "kirkland"
@@ -95,8 +102,11 @@ class Domain:
         return self.disc_radius_g200 * 2.0 / lattice_parameter
 
     def simulation_kwargs(self, lattice_parameter: float) -> dict[str, Any]:
-        """Keyword arguments of :func:`hyperspy_lacbed.simulate` for a crystal of this domain."""
-        return {
+        """Keyword arguments of :func:`hyperspy_lacbed.simulate` for a crystal of this domain.
+
+        Beam settings left at ``None`` are left out, so that ``simulate`` chooses them.
+        """
+        kw = {
             "zone_axis": self.zone_axis,
             "x_direction": self.x_direction,
             "voltage": self.voltage,
@@ -105,11 +115,14 @@ class Domain:
             "pixels": self.disc_pixels,
             "disc_radius": self.disc_radius(lattice_parameter),
             "strong_beams": self.strong_beams,
+            "weak_beams": self.weak_beams,
+            "tolerance": self.tolerance,
             "absorption": self.absorption,
             "absorption_fraction": self.absorption_fraction,
             "scattering_factors": self.scattering_factors,
             "mean_absorption": self.mean_absorption,
         }
+        return {k: v for k, v in kw.items() if v is not None}
 
     def simulation_settings(
         self,
@@ -234,10 +247,16 @@ class Domain:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Domain:
-        """Inverse of :meth:`to_dict`; unknown keys are an error (a newer card format)."""
+        """Inverse of :meth:`to_dict`; unknown keys are an error (a newer card format).
+
+        ``"auto"`` as ``strong_beams`` or ``weak_beams`` is ``None`` (TOML has no null):
+        the engine chooses them to the domain's ``tolerance``.
+        """
         d = dataclass_kwargs(cls, d, "domain fields", NEWER_CARD)
         kw: dict[str, Any] = {}
         for key, value in d.items():
+            if key in ("strong_beams", "weak_beams") and value == "auto":
+                value = None
             if isinstance(value, list):
                 value = tuple(tuple(v) if isinstance(v, list) else v for v in value)
             kw[key] = value

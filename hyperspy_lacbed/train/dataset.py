@@ -314,6 +314,10 @@ def _create_or_check(path: str | os.PathLike, recipe: DatasetRecipe, overwrite: 
     group.create("structure", shape=(n,), chunks=(1,), dtype=object, object_codec=VLenUTF8(), **kw)
     group.zeros("seconds", shape=(n,), chunks=(1,), dtype="f4", **kw)
     group.zeros("done", shape=(n,), chunks=(1,), dtype=bool, **kw)
+    # The engine's own convergence estimate of each sample (fraction of each image's
+    # maximum) and the beams it used, so that a card can state the data's error.
+    group.zeros("convergence", shape=(n,), chunks=(1,), dtype="f4", **kw)
+    group.zeros("beams", shape=(n, 2), chunks=(1, 2), dtype="i4", **kw)
     return group
 
 
@@ -354,6 +358,7 @@ def compute_sample(recipe: DatasetRecipe, index: int, device: str = "cpu") -> di
         "potential": potential.astype(np.float32),
         "discs": result.discs.astype(np.float32),
         "stats": gen.stats,
+        "convergence": result.convergence,
         "seconds": time.perf_counter() - t0,
     }
 
@@ -373,6 +378,10 @@ def _sample_task(path: str, recipe_json: str, index: int, device: str) -> dict[s
     group["n_atoms"][index] = len(synthetic.crystal)
     group["structure"][index] = json.dumps(synthetic.to_dict())
     group["seconds"][index] = out["seconds"]
+    report = out["convergence"]
+    if report is not None and "convergence" in group:  # stores from before v1 lack them
+        group["convergence"][index] = report.estimate
+        group["beams"][index] = (report.strong_beams, report.weak_beams)
     group["done"][index] = True  # last: a sample is complete only once this is written
     stats = out["stats"]
     return {
@@ -728,6 +737,8 @@ class LACBEDDataset:
 def dataset_summary(path: str | os.PathLike, split: str | None = None) -> dict[str, Any]:
     """Counts per space group (and per structure type), lattice-parameter range and timing.
 
+    ``convergence`` is the median and the largest convergence estimate of the samples
+    (fraction of each image's maximum, :mod:`hyperspy_lacbed.bloch.convergence`).
     ``per_prototype`` counts the samples of each structure type of a realistic dataset
     (``"random"`` for the random-Wyckoff ones); it is empty for a random dataset.
     """
@@ -737,6 +748,7 @@ def dataset_summary(path: str | os.PathLike, split: str | None = None) -> dict[s
     a = np.asarray(group["lattice_parameter"][:], float)[done]
     sec = np.asarray(group["seconds"][:], float)[done]
     groups, counts = np.unique(sg, return_counts=True)
+    err = np.asarray(group["convergence"][:], float)[done] if "convergence" in group else []
     prototypes: dict[str, int] = {}
     if dict(group.attrs["recipe"]).get("structures", {}).get("kind") == "realistic":
         for k in np.flatnonzero(done):
@@ -749,5 +761,7 @@ def dataset_summary(path: str | os.PathLike, split: str | None = None) -> dict[s
         "per_prototype": dict(sorted(prototypes.items(), key=lambda kv: -kv[1])),
         "lattice_parameter_range": [float(a.min()), float(a.max())] if a.size else None,
         "mean_seconds_per_sample": float(sec.mean()) if sec.size else math.nan,
+        # the engine's convergence estimate of the samples: median and largest
+        "convergence": [float(np.median(err)), float(np.max(err))] if len(err) else None,
         "recipe": dict(group.attrs["recipe"]),
     }

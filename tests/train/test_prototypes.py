@@ -473,3 +473,23 @@ def test_every_role_element_has_a_radius_in_its_variant():
                         q = v.charges[label]
                         q = USUAL_CHARGES[e] if q is None else q
                         assert (e, q) in IONIC_RADII, (proto.name, v.name, e, q)
+
+
+def test_converged_domain_stores_each_samples_convergence(tmp_path):
+    """A domain without beam counts simulates to its tolerance and records the estimate."""
+    from hyperspy_lacbed.nets.domain import Domain
+    from hyperspy_lacbed.train.dataset import dataset_summary, generate_dataset, open_dataset
+
+    tiny = Domain(
+        disc_pixels=8, potential_pixels=16, strong_beams=None, tolerance=0.02, thicknesses=(500.0,)
+    )
+    structures = {"kind": "realistic", "random_fraction": 0.0, "prototypes": ["rocksalt"]}
+    recipe = DatasetRecipe(domain=tiny.to_dict(), n_structures=2, seed=3, structures=structures)
+    assert generate_dataset(recipe, tmp_path / "c.zarr", show_progressbar=False).complete
+    group = open_dataset(tmp_path / "c.zarr", "train")
+    estimate = np.asarray(group["convergence"][:])
+    strong, weak = np.asarray(group["beams"][:]).T
+    assert np.all(estimate > 0) and np.all(estimate <= 0.02)
+    assert np.all(strong > 0) and np.all(weak > 0)  # chosen by the engine, Bethe beams included
+    median, worst = dataset_summary(tmp_path / "c.zarr", "train")["convergence"]
+    assert median <= worst == pytest.approx(estimate.max())
