@@ -77,6 +77,8 @@ _ARRAYS = (
     "seconds",
     "done",
 )
+#: Arrays that stores written before v1 lack: each sample's convergence estimate and beams.
+_SINCE_V1 = ("convergence", "beams")
 
 
 # ----------------------------------------------------------------------------------------
@@ -281,7 +283,7 @@ def _create_or_check(path: str | os.PathLike, recipe: DatasetRecipe, overwrite: 
                 "to read a subset."
             )
         if b_n > a_n:
-            for name in _ARRAYS:
+            for name in (*_ARRAYS, *(n for n in _SINCE_V1 if n in group)):
                 arr = group[name]
                 arr.resize((b_n, *arr.shape[1:]))
             group.attrs["recipe"] = recipe.to_dict()
@@ -379,7 +381,7 @@ def _sample_task(path: str, recipe_json: str, index: int, device: str) -> dict[s
     group["structure"][index] = json.dumps(synthetic.to_dict())
     group["seconds"][index] = out["seconds"]
     report = out["convergence"]
-    if report is not None and "convergence" in group:  # stores from before v1 lack them
+    if report is not None and "convergence" in group:  # not in stores from before v1
         group["convergence"][index] = report.estimate
         group["beams"][index] = (report.strong_beams, report.weak_beams)
     group["done"][index] = True  # last: a sample is complete only once this is written
