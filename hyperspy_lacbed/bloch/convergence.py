@@ -43,8 +43,7 @@ from hyperspy_lacbed.bloch.geometry import excitation_errors, incident_vectors
 from hyperspy_lacbed.bloch.solver import BeamPool, BeamRule, pool_reflections, solve_tilts
 from hyperspy_lacbed.crystal.structure import Crystal, ZoneFrame
 from hyperspy_lacbed.crystal.structure_factors import (
-    absorptive_structure_factors,
-    structure_factors,
+    optical_structure_factors,
 )
 
 #: Default tolerance of :func:`hyperspy_lacbed.simulate`: 1 % of each image's maximum.
@@ -277,16 +276,8 @@ def left_out_phase(
         (000 included), radians; non-increasing in n.
     """
     hkl = pool_reflections(crystal, frame.zone_axis, candidates, laue_zones)
-    u = structure_factors(crystal, hkl, voltage, scattering_factors, debye_waller)
-    u_abs = absorptive_structure_factors(
-        crystal,
-        hkl,
-        voltage,
-        absorption,
-        absorption_fraction,
-        scattering_factors,
-        debye_waller,
-        u_real=u,
+    u, u_abs = optical_structure_factors(
+        crystal, hkl, voltage, absorption, absorption_fraction, scattering_factors, debye_waller
     )
     coupling = np.abs(u + 1j * u_abs)
     g = crystal.g_vectors(hkl) @ frame.rotation.T

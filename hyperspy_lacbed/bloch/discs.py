@@ -36,7 +36,7 @@ from hyperspy_lacbed.crystal.structure import (
     zone_frame,
 )
 from hyperspy_lacbed.crystal.structure_factors import (
-    absorptive_structure_factors,
+    optical_structure_factors,
     structure_factors,
 )
 from hyperspy_lacbed.progress import ProgressBar, want_progress
@@ -407,17 +407,10 @@ def mean_absorption_factor(
     volts = to_magnitude(voltage, "V", "voltage")
     t = np.atleast_1d(to_magnitude(thickness, "angstrom", "thickness")).astype(float)
     zero = np.zeros((1, 3), int)
-    u0 = structure_factors(crystal, zero, volts, scattering_factors, debye_waller)
-    u0_abs = absorptive_structure_factors(
-        crystal,
-        zero,
-        volts,
-        absorption,
-        absorption_fraction,
-        scattering_factors,
-        debye_waller,
-        u_real=u0,
-    )[0].real
+    u0, u0_abs = optical_structure_factors(
+        crystal, zero, volts, absorption, absorption_fraction, scattering_factors, debye_waller
+    )
+    u0_abs = u0_abs[0].real
     k = math.sqrt((1.0 / electron_wavelength(volts)) ** 2 + u0[0].real)
     return np.exp(-2 * math.pi * u0_abs * t / k)
 

@@ -21,8 +21,7 @@ import numpy as np
 from hyperspy_lacbed.bloch.geometry import excitation_errors
 from hyperspy_lacbed.crystal.structure import Crystal, ZoneFrame, zolz_reflections
 from hyperspy_lacbed.crystal.structure_factors import (
-    absorptive_structure_factors,
-    structure_factors,
+    optical_structure_factors,
 )
 
 SOLVERS = ("exact", "fast")
@@ -124,16 +123,8 @@ def build_pool(
     key = ((diff[:, 0] - lo[0]) * span[1] + (diff[:, 1] - lo[1])) * span[2] + (diff[:, 2] - lo[2])
     _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
     uniq = diff[first]
-    u = structure_factors(crystal, uniq, voltage, scattering_factors, debye_waller)
-    u_abs = absorptive_structure_factors(
-        crystal,
-        uniq,
-        voltage,
-        absorption,
-        absorption_fraction,
-        scattering_factors,
-        debye_waller,
-        u_real=u,
+    u, u_abs = optical_structure_factors(
+        crystal, uniq, voltage, absorption, absorption_fraction, scattering_factors, debye_waller
     )
     full = (u + 1j * u_abs)[inverse.reshape(-1)].reshape(len(hkl), len(hkl))
     if diagonal == "none":  # Felix: no U_0, no U'_0

@@ -141,6 +141,41 @@ def absorptive_structure_factors(
     return _sum_atoms(crystal, hkl, atom_f, inverse, voltage)
 
 
+def optical_structure_factors(
+    crystal: Crystal,
+    hkl: np.ndarray,
+    voltage: float = 200e3,
+    absorption: AbsorptionModel = "proportional",
+    absorption_fraction: float = 0.1,
+    scattering_factors: str = "kirkland",
+    debye_waller: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Both parts of the optical potential, U_g and U'_g (Å⁻²), for the same reflections.
+
+    The Bloch-wave equations use ``U_g + i U'_g``; this computes U_g once and passes it on to
+    :func:`absorptive_structure_factors` (which reuses it for ``"proportional"``).
+
+    Parameters are as for :func:`absorptive_structure_factors`.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(u, u_abs)``, each complex of shape ``hkl.shape[:-1]``.
+    """
+    u = structure_factors(crystal, hkl, voltage, scattering_factors, debye_waller)
+    u_abs = absorptive_structure_factors(
+        crystal,
+        hkl,
+        voltage,
+        absorption,
+        absorption_fraction,
+        scattering_factors,
+        debye_waller,
+        u_real=u,
+    )
+    return u, u_abs
+
+
 def fourier_coefficients_volts(
     crystal: Crystal,
     hkl: np.ndarray,

@@ -20,6 +20,7 @@ from hyperspy_lacbed.crystal.structure import (
 from hyperspy_lacbed.crystal.structure_factors import (
     absorptive_structure_factors,
     fourier_coefficients_volts,
+    optical_structure_factors,
     structure_factors,
 )
 from hyperspy_lacbed.data import example_structures
@@ -118,6 +119,19 @@ def test_debye_waller_and_absorption():
     assert not np.any(none)
     with pytest.raises(ValueError, match="absorption model"):
         absorptive_structure_factors(si, hkl, absorption="ring")
+
+
+def test_optical_structure_factors_pair_both_parts():
+    # The pair the Bloch engine uses is U_g and U'_g as computed one by one, for a model
+    # that reuses U_g (proportional) and one that does not (Bird & King).
+    si = load_structure("Si")
+    hkl = np.array([[0, 0, 0], [2, 2, 0], [4, 0, 0]])
+    for model in ("proportional", "bird-king"):
+        u, u_abs = optical_structure_factors(si, hkl, 120e3, model, 0.05)
+        np.testing.assert_allclose(u, structure_factors(si, hkl, 120e3), rtol=1e-12)
+        expected = absorptive_structure_factors(si, hkl, 120e3, model, 0.05)
+        np.testing.assert_allclose(u_abs, expected, rtol=1e-12)
+        assert np.all(np.abs(u_abs) > 0)
 
 
 def test_zolz_enumeration_obeys_weiss_zone_law():
