@@ -46,27 +46,11 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
 def _fesi():
-    from hyperspy_lacbed.crystal.structure import Crystal
+    """FeSi (B20, P2_13, a = 4.489 Å): both sites are x,x,x."""
+    from hyperspy_lacbed.train.prototypes import build_prototype
 
-    pos, elements = [], []
-    for el, x in (("Fe", 0.1358), ("Si", 0.844)):
-        for p in (
-            (x, x, x),
-            (-x + 0.5, -x, x + 0.5),
-            (-x, x + 0.5, -x + 0.5),
-            (x + 0.5, -x + 0.5, -x),
-        ):
-            pos.append(np.mod(p, 1.0))
-            elements.append(el)
-    return Crystal.from_dict(
-        {
-            "name": "FeSi",
-            "lattice_parameters": [4.489] * 3 + [90] * 3,
-            "elements": elements,
-            "positions": pos,
-            "occupancies": [1.0] * 8,
-            "b_iso": [0.3] * 4 + [0.4] * 4,
-        }
+    return build_prototype(
+        "B20", params={"x": 0.1358, "u": 0.844}, b_iso={"M": 0.3, "X": 0.4}, name="FeSi"
     )
 
 

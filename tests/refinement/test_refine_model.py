@@ -17,6 +17,7 @@ from hyperspy_lacbed.refinement.parameters import (
     crystal_sites,
     resolve_parameters,
 )
+from hyperspy_lacbed.train.prototypes import build_prototype
 
 #: Closed under the [001] point group: the engine forces the symmetry images of the discs
 #: into every beam set, the model forces exactly the discs asked for.
@@ -28,26 +29,8 @@ SI_DISCS = [
 
 def fesi() -> Crystal:
     """FeSi (B20, P2_13): both sites are x,x,x (a free coordinate along [111])."""
-    pos = []
-    elements = []
-    for el, x in (("Fe", 0.1358), ("Si", 0.844)):
-        for p in (
-            (x, x, x),
-            (-x + 0.5, -x, x + 0.5),
-            (-x, x + 0.5, -x + 0.5),
-            (x + 0.5, -x + 0.5, -x),
-        ):
-            pos.append(np.mod(p, 1.0))
-            elements.append(el)
-    return Crystal.from_dict(
-        {
-            "name": "FeSi",
-            "lattice_parameters": [4.489, 4.489, 4.489, 90, 90, 90],
-            "elements": elements,
-            "positions": pos,
-            "occupancies": [1.0] * 8,
-            "b_iso": [0.3] * 4 + [0.4] * 4,
-        }
+    return build_prototype(
+        "B20", params={"x": 0.1358, "u": 0.844}, b_iso={"M": 0.3, "X": 0.4}, name="FeSi"
     )
 
 
