@@ -143,28 +143,40 @@ def error(discs: np.ndarray, ref: np.ndarray) -> float:
     return float((np.abs(discs - ref).max(axis=(-2, -1)) / scale).max())
 
 
+def reference_discs(structure, **kw) -> tuple:
+    """The converged reference: REFERENCE beams with the exact solver (discs, seconds, report)."""
+    return _discs(
+        structure,
+        strong_beams=REFERENCE[0],
+        weak_beams=REFERENCE[1],
+        solver="exact",
+        tolerance=math.inf,
+        **kw,
+    )
+
+
+def strong_only_count(structure, ref: np.ndarray, **kw) -> tuple[int, float] | None:
+    """Felix's way: the first strong-only count of LADDER within TOLERANCE of ``ref``.
+
+    Returns (count, seconds of that calculation), or None when no count of LADDER gets there.
+    """
+    for n in LADDER:
+        d, t_n, _ = _discs(structure, strong_beams=n, weak_beams=0, tolerance=math.inf, **kw)
+        if error(d, ref) <= TOLERANCE:
+            return n, t_n
+    return None
+
+
 def table(pixels: int, names: list[str] | None) -> list[dict]:
     rows = []
     for name, (structure, extra) in cases().items():
         if names and not any(n.lower() in name.lower() for n in names):
             continue
         kw = {"thickness": THICKNESS, "pixels": pixels, **extra}
-        ref, t_ref, _ = _discs(
-            structure,
-            strong_beams=REFERENCE[0],
-            weak_beams=REFERENCE[1],
-            solver="exact",
-            tolerance=math.inf,
-            **kw,
-        )
+        ref, t_ref, _ = reference_discs(structure, **kw)
         auto, t_auto, rep = _discs(structure, tolerance=TOLERANCE, **kw)
         old, t_old, _ = _discs(structure, strong_beams=100, weak_beams=0, tolerance=math.inf, **kw)
-        ladder = None
-        for n in LADDER:
-            d, t_n, _ = _discs(structure, strong_beams=n, weak_beams=0, tolerance=math.inf, **kw)
-            if error(d, ref) <= TOLERANCE:
-                ladder = (n, t_n)
-                break
+        ladder = strong_only_count(structure, ref, **kw)
         row = {
             "case": name,
             "strong": rep.strong_beams,
@@ -193,20 +205,9 @@ def speed(pixels: int, names: list[str]) -> list[dict]:
         kw = {"thickness": THICKNESS, "pixels": pixels, **extra}
         # Felix's way needs its own count for 1 %: the ladder on a coarse grid (8 × 8).
         coarse = {**kw, "pixels": 8}
-        ref, _, _ = _discs(
-            structure,
-            strong_beams=REFERENCE[0],
-            weak_beams=REFERENCE[1],
-            solver="exact",
-            tolerance=math.inf,
-            **coarse,
-        )
-        n_felix = LADDER[-1]
-        for n in LADDER:
-            d, _, _ = _discs(structure, strong_beams=n, weak_beams=0, tolerance=math.inf, **coarse)
-            if error(d, ref) <= TOLERANCE:
-                n_felix = n
-                break
+        ref, _, _ = reference_discs(structure, **coarse)
+        ladder = strong_only_count(structure, ref, **coarse)
+        n_felix = ladder[0] if ladder else LADDER[-1]
         auto, t_auto, rep = _discs(structure, tolerance=TOLERANCE, **kw)
         felix, t_felix, _ = _discs(
             structure,
