@@ -29,6 +29,7 @@ __all__ = [
     "as_int_vector",
     "as_reflections",
     "as_thickness",
+    "as_thickness_axis",
     "dataclass_kwargs",
     "default_x_direction",
     "finite_positive",
@@ -213,6 +214,21 @@ def as_thickness(value: Any) -> list[float]:
             "(and the data along the thickness axis) first."
         )
     return mag.tolist()
+
+
+def as_thickness_axis(value: Any) -> tuple[list[float], bool]:
+    """Thicknesses in Å as :func:`as_thickness`, and whether ``value`` asks for a thickness axis.
+
+    A string or a scalar (number or quantity) is one thickness without an axis; a sequence
+    or an array quantity, even of one value, asks for an axis.
+    """
+    if isinstance(value, str):
+        multiple = False
+    elif isinstance(value, pint.Quantity):
+        multiple = np.ndim(value.magnitude) > 0
+    else:
+        multiple = np.ndim(value) > 0
+    return as_thickness(value), multiple
 
 
 def parse_angle_mrad(value: Any, name: str, beam_energy_kev: float | None) -> float:

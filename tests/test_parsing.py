@@ -10,6 +10,7 @@ import pytest
 from hyperspy_lacbed.parsing import (
     as_direction,
     as_thickness,
+    as_thickness_axis,
     dataclass_kwargs,
     parse_beam_energy,
     parse_memory,
@@ -76,3 +77,15 @@ def test_progress_bar_follows_the_argument_and_hyperspy_preference():
     with ProgressBar(3, show=False) as bar:
         bar.update(3)
         assert not bar.active
+
+
+def test_thickness_axis_only_for_sequences():
+    from hyperspy_lacbed.units import ureg
+
+    assert as_thickness_axis("100 nm") == ([1000.0], False)
+    assert as_thickness_axis(500) == ([500.0], False)
+    assert as_thickness_axis([500]) == ([500.0], True)  # a list of one keeps its axis
+    assert as_thickness_axis(ureg().Quantity([50, 100], "nm")) == ([500.0, 1000.0], True)
+    assert as_thickness_axis(ureg().Quantity(50, "nm")) == ([500.0], False)
+    with pytest.raises(ValueError, match="increasing"):
+        as_thickness_axis([900, 500])

@@ -28,7 +28,14 @@ from hyperspy_lacbed.bloch.geometry import (
     tilt_grid,
 )
 from hyperspy_lacbed.bloch.settings import SimulationSettings
-from hyperspy_lacbed.bloch.solver import BeamPool, BeamRule, SolveStats, build_pool, solve_tilts
+from hyperspy_lacbed.bloch.solver import (
+    BeamPool,
+    BeamRule,
+    SolveStats,
+    build_pool,
+    refracted_wavenumber,
+    solve_tilts,
+)
 from hyperspy_lacbed.crystal.structure import (
     Crystal,
     load_structure,
@@ -312,14 +319,10 @@ def _prepare_pool(
     )
     if settings.mean_inner_potential:
         # Inside the crystal K² = K_vac² + U_0 (refraction by the mean inner potential).
-        u0 = structure_factors(
-            crystal,
-            np.zeros((1, 3), int),
-            settings.voltage,
-            settings.scattering_factors,
-            settings.debye_waller,
-        )[0].real
-        pool = replace(pool, k0=math.sqrt(k_vac**2 + u0))
+        k_in = refracted_wavenumber(
+            crystal, k_vac, settings.voltage, settings.scattering_factors, settings.debye_waller
+        )
+        pool = replace(pool, k0=k_in)
     return pool, _beam_rule(settings)
 
 
@@ -407,11 +410,13 @@ def mean_absorption_factor(
     volts = to_magnitude(voltage, "V", "voltage")
     t = np.atleast_1d(to_magnitude(thickness, "angstrom", "thickness")).astype(float)
     zero = np.zeros((1, 3), int)
-    u0, u0_abs = optical_structure_factors(
+    _, u0_abs = optical_structure_factors(
         crystal, zero, volts, absorption, absorption_fraction, scattering_factors, debye_waller
     )
     u0_abs = u0_abs[0].real
-    k = math.sqrt((1.0 / electron_wavelength(volts)) ** 2 + u0[0].real)
+    k = refracted_wavenumber(
+        crystal, 1.0 / electron_wavelength(volts), volts, scattering_factors, debye_waller
+    )
     return np.exp(-2 * math.pi * u0_abs * t / k)
 
 

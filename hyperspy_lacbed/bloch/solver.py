@@ -22,6 +22,7 @@ from hyperspy_lacbed.bloch.geometry import excitation_errors
 from hyperspy_lacbed.crystal.structure import Crystal, ZoneFrame, zolz_reflections
 from hyperspy_lacbed.crystal.structure_factors import (
     optical_structure_factors,
+    structure_factors,
 )
 
 SOLVERS = ("exact", "fast")
@@ -138,6 +139,33 @@ def build_pool(
     coupled = _connected_to_origin(np.abs(full) > 1e-10 * scale)
     n = np.array([0.0, 0.0, 1.0]) if normal is None else np.asarray(normal, float)
     return BeamPool(hkl, g, full, coupled, np.abs(full[:, 0]), k0, n / np.linalg.norm(n))
+
+
+def refracted_wavenumber(
+    crystal: Crystal,
+    k_vac: float,
+    voltage: float,
+    scattering_factors: str = "kirkland",
+    debye_waller: bool = True,
+) -> float:
+    """Wave number inside the crystal, ``K = sqrt(K_vac² + U_0)`` (1/Å).
+
+    The mean inner potential U_0 refracts the incident wave: ``K² = K_vac² + U_0``.
+
+    Parameters
+    ----------
+    crystal
+        The crystal.
+    k_vac
+        Wave number in vacuum, 1/Å.
+    voltage
+        Accelerating voltage in V.
+    scattering_factors, debye_waller
+        As for :func:`~hyperspy_lacbed.crystal.structure_factors.structure_factors`.
+    """
+    zero = np.zeros((1, 3), int)
+    u0 = structure_factors(crystal, zero, voltage, scattering_factors, debye_waller)[0].real
+    return math.sqrt(k_vac**2 + u0)
 
 
 def pool_reflections(

@@ -15,10 +15,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-import pint
 
 from hyperspy_lacbed.bloch.settings import SimulationSettings
-from hyperspy_lacbed.parsing import as_thickness, dataclass_kwargs
+from hyperspy_lacbed.parsing import as_thickness_axis, dataclass_kwargs
 
 #: How to read a card with fields this version does not know.
 NEWER_CARD = "this card was written by a newer hyperspy-lacbed. Upgrade the package to use it."
@@ -149,13 +148,7 @@ class Domain:
         """
         if thickness is None:
             return [float(t) for t in self.thicknesses], True
-        if isinstance(thickness, str):
-            multi = False
-        elif isinstance(thickness, pint.Quantity):
-            multi = np.ndim(thickness.magnitude) > 0
-        else:
-            multi = np.ndim(thickness) > 0
-        return as_thickness(thickness), multi
+        return as_thickness_axis(thickness)
 
     # ------------------------------------------------------------- checks
     def check_crystal(self, crystal: Any, model: str = "the model") -> None:

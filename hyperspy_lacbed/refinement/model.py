@@ -31,10 +31,15 @@ from typing import Any
 import numpy as np
 
 from hyperspy_lacbed.bloch.geometry import excitation_errors, incident_vectors
-from hyperspy_lacbed.bloch.solver import BeamRule, build_pool, map_per_core, select_beams
+from hyperspy_lacbed.bloch.solver import (
+    BeamRule,
+    build_pool,
+    map_per_core,
+    refracted_wavenumber,
+    select_beams,
+)
 from hyperspy_lacbed.crystal.scattering import absorptive_scattering_factor, scattering_factor
 from hyperspy_lacbed.crystal.structure import Crystal, zone_frame
-from hyperspy_lacbed.crystal.structure_factors import structure_factors
 from hyperspy_lacbed.refinement.parameters import Parameter
 from hyperspy_lacbed.units import electron_wavelength, relativistic_gamma, to_magnitude
 
@@ -304,14 +309,10 @@ class BlochModel:
             required=required,
         )
         if physics.mean_inner_potential:
-            u0 = structure_factors(
-                crystal,
-                np.zeros((1, 3), int),
-                voltage,
-                physics.scattering_factors,
-                physics.debye_waller,
-            )[0].real
-            pool = replace(pool, k0=math.sqrt(self.k_vac**2 + u0))
+            k_in = refracted_wavenumber(
+                crystal, self.k_vac, voltage, physics.scattering_factors, physics.debye_waller
+            )
+            pool = replace(pool, k0=k_in)
         self.pool = pool
         self.out_idx = np.array(
             [int(np.flatnonzero((pool.hkl == h).all(1))[0]) for h in reflections]

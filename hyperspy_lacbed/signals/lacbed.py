@@ -39,7 +39,6 @@ from typing import Any
 
 import dask.array as da
 import numpy as np
-import pint
 from hyperspy.docstrings.signal import LAZYSIGNAL_DOC
 from hyperspy.signals import LazySignal2D, Signal2D
 
@@ -59,6 +58,7 @@ from hyperspy_lacbed.parsing import (
     as_int_vector,
     as_reflections,
     as_thickness,
+    as_thickness_axis,
     default_x_direction,
     finite_positive,
     is_angle,
@@ -187,13 +187,7 @@ class LACBED(Signal2D):
         data = discs if is_dask else np.asarray(discs)
         refl = as_reflections(reflections)
         g = as_g_vectors(g_vectors)
-        if isinstance(thickness, str):
-            multi_t = False
-        elif isinstance(thickness, pint.Quantity):
-            multi_t = np.ndim(thickness.magnitude) > 0
-        else:
-            multi_t = np.ndim(thickness) > 0
-        t_list = as_thickness(thickness)
+        t_list, multi_t = as_thickness_axis(thickness)
         if multi_t and len(t_list) == 1 and not (data.ndim >= 4 and data.shape[-4] == 1):
             multi_t = False  # [t] for data without a thickness axis: same as t
         voltage = finite_positive(to_magnitude(voltage, "V", "voltage"), "voltage (V)")

@@ -397,3 +397,20 @@ def test_degenerate_tilts_are_finite_unitary_and_symmetric(solver, absorption):
     np.testing.assert_allclose(beam(2, (4, 0, 0)), beam(2, (0, 4, 0)), atol=tol)
     # A tilt of 1e-9 1/Å is the zone axis to within rounding.
     np.testing.assert_allclose(intensities[3], intensities[0], atol=max(tol, 1e-7))
+
+
+def test_refracted_wavenumber_adds_mean_inner_potential():
+    """K² − K_vac² = U_0 = 2 m0 γ e V_0 / h², with V_0 the mean inner potential (Si: ~11 V)."""
+    from hyperspy_lacbed.bloch.solver import refracted_wavenumber
+    from hyperspy_lacbed.crystal.structure import load_structure
+    from hyperspy_lacbed.crystal.structure_factors import fourier_coefficients_volts
+    from hyperspy_lacbed.units import electron_wavelength, relativistic_gamma, u_to_volts
+
+    si = load_structure("Si")
+    k_vac = 1.0 / electron_wavelength(200e3)
+    k_in = refracted_wavenumber(si, k_vac, 200e3, debye_waller=False)
+    assert k_in > k_vac
+    v0 = fourier_coefficients_volts(si, [[0, 0, 0]], debye_waller=False)[0].real
+    assert 8 < v0 < 16
+    u0 = k_in**2 - k_vac**2  # Å⁻², at the relativistic mass of 200 kV
+    assert u0 * u_to_volts(relativistic_gamma(200e3)) == pytest.approx(v0, rel=1e-9)
