@@ -71,7 +71,9 @@ def zolz_indices(h_max: int) -> np.ndarray:
     return np.stack([h, k, np.zeros_like(h)], axis=-1)
 
 
-def _check(h_max: int, pixels: int) -> None:
+def _check(h_max: int, pixels: int, units: str) -> None:
+    if units not in UNITS:
+        raise ValueError(f"Unknown units {units!r}; choose one of {', '.join(UNITS)}.")
     if int(h_max) < 0:
         raise ValueError(f"h_max must be non-negative, got {h_max}.")
     if not 2 * int(h_max) < int(pixels):
@@ -141,11 +143,9 @@ class FourierCoefficients(nn.Module):
         voltage: float = 200e3,
     ):
         super().__init__()
-        _check(h_max, pixels)
         if origin not in ORIGINS:
             raise ValueError(f"Unknown origin {origin!r}; choose one of {', '.join(ORIGINS)}.")
-        if units not in UNITS:
-            raise ValueError(f"Unknown units {units!r}; choose one of {', '.join(UNITS)}.")
+        _check(h_max, pixels, units)
         self.h_max, self.pixels, self.origin, self.units = int(h_max), int(pixels), origin, units
         self.voltage = float(voltage)
         r = torch.arange(-self.h_max, self.h_max + 1)
@@ -230,9 +230,7 @@ class InverseFourier(nn.Module):
         voltage: float = 200e3,
     ):
         super().__init__()
-        _check(h_max, pixels)
-        if units not in UNITS:
-            raise ValueError(f"Unknown units {units!r}; choose one of {', '.join(UNITS)}.")
+        _check(h_max, pixels, units)
         self.h_max, self.pixels, self.units, self.voltage = int(h_max), int(pixels), units, voltage
         r = torch.arange(-self.h_max, self.h_max + 1)
         self.register_buffer("index", r % self.pixels, persistent=False)
