@@ -251,8 +251,20 @@ def select_beams(
     return strong, weak
 
 
-def _pad_indices(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of True entries per row, padded with -1 to equal length; and the counts."""
+def padded_indices(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the True entries of each row, padded with -1 to equal length.
+
+    Parameters
+    ----------
+    mask
+        Boolean (T, N), e.g. the strong or weak beams of each tilt.
+
+    Returns
+    -------
+    indices, counts
+        (T, M) indices in ascending order, M the largest count, -1 past each row's count;
+        and the count of each row, (T,).
+    """
     counts = mask.sum(1)
     m = int(counts.max()) if len(counts) else 0
     order = np.argsort(~mask, axis=1, kind="stable")[:, :m]
@@ -382,7 +394,7 @@ def _solve_chunk(pool, k, s, strong, weak, outputs, thick, potential, solver, de
 
     import torch
 
-    idx, _ = _pad_indices(strong)  # (T, M)
+    idx, _ = padded_indices(strong)  # (T, M)
     t, m = idx.shape
     pad = idx < 0
     safe = np.where(pad, 0, idx)
@@ -444,7 +456,7 @@ def _bethe(a, potential, diag, ti, weak, strong, dev):
     """
     import torch
 
-    widx, _ = _pad_indices(weak)
+    widx, _ = padded_indices(weak)
     wpad = torch.as_tensor(widx < 0, device=dev)
     wi = torch.as_tensor(np.where(widx < 0, 0, widx), device=dev)
     rows = torch.arange(a.shape[0], device=dev)[:, None]

@@ -35,6 +35,7 @@ from hyperspy_lacbed.bloch.solver import (
     BeamRule,
     build_pool,
     map_per_core,
+    padded_indices,
     refracted_wavenumber,
     select_beams,
 )
@@ -472,16 +473,12 @@ class BlochModel:
         strong, weak = select_beams(s, self.pool, self.rule, self.out_idx)
         self._widx = None
         if weak.any():
-            wcounts = weak.sum(1)
-            w = int(wcounts.max())
-            worder = np.argsort(~weak, axis=1, kind="stable")[:, :w]
-            wvalid = np.arange(w)[None, :] < wcounts[:, None]
-            self._widx = np.where(wvalid, worder, 0)
-            self._wpad = ~wvalid
-        counts = strong.sum(1)
-        m = int(counts.max())
-        order = np.argsort(~strong, axis=1, kind="stable")[:, :m]
-        valid = np.arange(m)[None, :] < counts[:, None]
+            widx, _ = padded_indices(weak)
+            self._wpad = widx < 0
+            self._widx = np.where(self._wpad, 0, widx)  # 0: safe to gather, masked later
+        order, counts = padded_indices(strong)
+        valid = order >= 0
+        m = order.shape[1]
         self._idx = np.where(valid, order, 0)
         self._pad = ~valid
         pos = np.full((len(t), len(self.out_idx)), -1)
