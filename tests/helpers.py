@@ -35,6 +35,42 @@ TINY_G = {
 TINY_D = {"ndf": 8, "n_layers": 2}
 
 
+#: Diamond Si as the eight atoms of its cubic cell, (element, x, y, z).
+SI_DIAMOND_ATOMS = [
+    ("Si", 0, 0, 0), ("Si", 0, 0.5, 0.5), ("Si", 0.5, 0, 0.5), ("Si", 0.5, 0.5, 0),
+    ("Si", 0.25, 0.25, 0.25), ("Si", 0.25, 0.75, 0.75), ("Si", 0.75, 0.25, 0.75),
+    ("Si", 0.75, 0.75, 0.25),
+]  # fmt: skip
+
+
+def p1_cif(
+    rows: list[str] | None,
+    a: float,
+    b: float | None = None,
+    c: float | None = None,
+    angles: tuple[float, float, float] = (90, 90, 90),
+    columns: tuple[str, ...] = (),
+    header: tuple[str, ...] = (),
+    name: str = "p1",
+) -> str:
+    """CIF text of a P1 cell: no symmetry loop, every atom listed.
+
+    ``rows`` are the atom-site lines (label, element, x, y, z, then one value per name in
+    ``columns``, e.g. ``"occupancy"``); None leaves the atom loop out. ``header`` lines go
+    between the cell and the loop.
+    """
+    b = a if b is None else b
+    c = a if c is None else c
+    lines = [f"data_{name}", f"_cell_length_a {a}", f"_cell_length_b {b}", f"_cell_length_c {c}"]
+    lines += [f"_cell_angle_{n} {v}" for n, v in zip(("alpha", "beta", "gamma"), angles)]
+    lines += list(header)
+    if rows is not None:
+        lines += ["loop_", "_atom_site_label", "_atom_site_type_symbol"]
+        lines += [f"_atom_site_fract_{x}" for x in "xyz"]
+        lines += [f"_atom_site_{col}" for col in columns] + list(rows)
+    return "\n".join(lines) + "\n"
+
+
 def tiny_dataset(names=("Si", "Al", "NaCl", "GaAs"), domain: Domain = DOMAIN):
     """Bloch-wave discs and potentials of example crystals on the tiny domain."""
     from hyperspy_lacbed.bloch.discs import compute_discs

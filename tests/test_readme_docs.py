@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import SI_DIAMOND_ATOMS, p1_cif
 
 import hyperspy_lacbed
 
@@ -187,28 +188,11 @@ def user_files(tmp_path, monkeypatch):
 
 
 #: Diamond-cubic Si written as a P1 cell: no space group, every atom listed.
-P1_SI_CIF = """data_si_p1
-_cell_length_a 5.4307
-_cell_length_b 5.4307
-_cell_length_c 5.4307
-_cell_angle_alpha 90
-_cell_angle_beta 90
-_cell_angle_gamma 90
-loop_
-_atom_site_label
-_atom_site_type_symbol
-_atom_site_fract_x
-_atom_site_fract_y
-_atom_site_fract_z
-Si1 Si 0 0 0
-Si2 Si 0 0.5 0.5
-Si3 Si 0.5 0 0.5
-Si4 Si 0.5 0.5 0
-Si5 Si 0.25 0.25 0.25
-Si6 Si 0.25 0.75 0.75
-Si7 Si 0.75 0.25 0.75
-Si8 Si 0.75 0.75 0.25
-"""
+P1_SI_CIF = p1_cif(
+    [f"Si{i} Si {x} {y} {z}" for i, (_, x, y, z) in enumerate(SI_DIAMOND_ATOMS, 1)],
+    5.4307,
+    name="si_p1",
+)
 
 
 # ----------------------------------------------------------------------------- README

@@ -25,6 +25,7 @@ from pathlib import Path
 import hyperspy.api as hs
 import numpy as np
 import pytest
+from helpers import p1_cif
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -60,21 +61,6 @@ BASE_CIFS = {
     "NaCl": Path(hl.__file__).parent / "data" / "structures" / "NaCl.cif",
     "SrTiO3": Path(hl.__file__).parent / "data" / "structures" / "SrTiO3.cif",
 }
-P1_HEADER = """data_p1
-_cell_length_a {a}
-_cell_length_b {b}
-_cell_length_c {c}
-_cell_angle_alpha {al}
-_cell_angle_beta {be}
-_cell_angle_gamma {ga}
-loop_
-_atom_site_label
-_atom_site_type_symbol
-_atom_site_fract_x
-_atom_site_fract_y
-_atom_site_fract_z
-_atom_site_occupancy
-"""
 ELEMENTS = ["Si", "O", "Ga", "As", "Sr", "Ti", "Cu", "Na", "Cl", "Au", "C", "Fe", "Xx", "si"]
 NUMBER = st.one_of(
     st.floats(-2, 15, allow_nan=False).map(lambda v: f"{v:.4f}"),
@@ -87,13 +73,13 @@ def p1_cifs(draw) -> str:
     """A P1 cell: odd settings (any angles), partial occupancies, shared sites."""
     a, b, c = (draw(st.floats(2.5, 9.0)) for _ in range(3))
     angles = [draw(st.sampled_from([90, 90, 60, 120, 100.5, 75])) for _ in range(3)]
-    text = P1_HEADER.format(a=a, b=b, c=c, al=angles[0], be=angles[1], ga=angles[2])
+    rows = []
     for i in range(draw(st.integers(1, 4))):
         el = draw(st.sampled_from(ELEMENTS[:12]))
         xyz = [draw(st.sampled_from([0, 0.25, 0.5, 0.75]) | st.floats(0, 1)) for _ in range(3)]
         occ = draw(st.sampled_from([1.0, 0.5, 0.3]) | st.floats(0.01, 1.0))
-        text += f"{el}{i} {el} {xyz[0]} {xyz[1]} {xyz[2]} {occ}\n"
-    return text
+        rows.append(f"{el}{i} {el} {xyz[0]} {xyz[1]} {xyz[2]} {occ}")
+    return p1_cif(rows, a, b, c, tuple(angles), columns=("occupancy",))
 
 
 @st.composite

@@ -14,7 +14,7 @@ import json
 import hyperspy.api as hs
 import numpy as np
 import pytest
-from helpers import REFERENCE, needs_shared
+from helpers import REFERENCE, SI_DIAMOND_ATOMS, needs_shared, p1_cif
 
 import hyperspy_lacbed as hl
 from hyperspy_lacbed.cli import main
@@ -24,46 +24,18 @@ CU_POOL = [[0, 0, 0], [2, 0, 0], [-2, 0, 0], [0, 2, 0], [0, -2, 0]]
 CU_POOL += [[2, 2, 0], [2, -2, 0], [-2, 2, 0], [-2, -2, 0]]
 
 
-def p1_cif(
+def si_p1_cif(
     atoms: list[tuple[str, float, float, float]], a: float = 5.4307, c: float | None = None
 ):
-    """A CIF with a cell and every atom listed, and no space group or symmetry loop."""
-    c = a if c is None else c
-    lines = [
-        "data_p1_cell",
-        f"_cell_length_a {a}",
-        f"_cell_length_b {a}",
-        f"_cell_length_c {c}",
-        "_cell_angle_alpha 90",
-        "_cell_angle_beta 90",
-        "_cell_angle_gamma 90",
-        "loop_",
-        "_atom_site_label",
-        "_atom_site_type_symbol",
-        "_atom_site_fract_x",
-        "_atom_site_fract_y",
-        "_atom_site_fract_z",
-        "_atom_site_B_iso_or_equiv",
-    ]
-    lines += [f"{el}{i} {el} {x} {y} {z} 0.46" for i, (el, x, y, z) in enumerate(atoms)]
-    return "\n".join(lines) + "\n"
+    """A CIF with a cell and every atom listed (B of the shipped Si.cif), no symmetry."""
+    rows = [f"{el}{i} {el} {x} {y} {z} 0.46" for i, (el, x, y, z) in enumerate(atoms)]
+    return p1_cif(rows, a, c=c, columns=("B_iso_or_equiv",), name="p1_cell")
 
 
 #: Diamond Si as a P1 cell, with the B of the shipped Si.cif.
-SI_P1 = p1_cif(
-    [
-        ("Si", 0, 0, 0),
-        ("Si", 0, 0.5, 0.5),
-        ("Si", 0.5, 0, 0.5),
-        ("Si", 0.5, 0.5, 0),
-        ("Si", 0.25, 0.25, 0.25),
-        ("Si", 0.25, 0.75, 0.75),
-        ("Si", 0.75, 0.25, 0.75),
-        ("Si", 0.75, 0.75, 0.25),
-    ]
-)
+SI_P1 = si_p1_cif(SI_DIAMOND_ATOMS)
 #: Two atoms in a square prism: tetragonal, P4/mmm, whatever the cell lengths.
-TETRAGONAL_P1 = p1_cif([("Si", 0, 0, 0), ("Si", 0.5, 0.5, 0)], a=4.0)
+TETRAGONAL_P1 = si_p1_cif([("Si", 0, 0, 0), ("Si", 0.5, 0.5, 0)], a=4.0)
 
 
 def _normalised(s, absorbing: bool) -> None:

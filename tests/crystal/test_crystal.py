@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from helpers import REFERENCE, SHARED, STRUCTURES, needs_shared
+from helpers import REFERENCE, SHARED, STRUCTURES, needs_shared, p1_cif
 
 from hyperspy_lacbed.crystal.potential import projected_potential_array
 from hyperspy_lacbed.crystal.structure import (
@@ -196,29 +196,16 @@ def test_projected_potential_other_zone_is_periodic_rectangle():
     assert np.isfinite(image).all() and image.std() > 0
 
 
-CIF_HEAD = """data_test
-_cell_length_a {a}
-_cell_length_b {a}
-_cell_length_c {a}
-_cell_angle_alpha 90
-_cell_angle_beta 90
-_cell_angle_gamma 90
-_symmetry_space_group_name_H-M 'P 1'
-"""
-ATOMS = """loop_
-_atom_site_label
-_atom_site_type_symbol
-_atom_site_fract_x
-_atom_site_fract_y
-_atom_site_fract_z
-_atom_site_occupancy
-{rows}
-"""
-
-
 def _cif(tmp_path, a=4.0, rows="Si1 Si 0 0 0 1.0", atoms=True):
     path = tmp_path / "x.cif"
-    path.write_text(CIF_HEAD.format(a=a) + (ATOMS.format(rows=rows) if atoms else ""))
+    text = p1_cif(
+        rows.splitlines() if atoms else None,
+        a,
+        columns=("occupancy",),
+        header=("_symmetry_space_group_name_H-M 'P 1'",),
+        name="test",
+    )
+    path.write_text(text)
     return path
 
 
