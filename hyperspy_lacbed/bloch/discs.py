@@ -194,17 +194,8 @@ def compute_discs(
         device = _auto_device()
     stats = SolveStats()
     with ProgressBar(len(reps), show_progressbar, "Bloch-wave tilts", "tilt") as bar:
-        intens = solve_tilts(
-            pool,
-            k_all[reps],
-            np.asarray(settings.thickness),
-            out_idx,
-            rule,
-            solver=_solver_for(settings),
-            device=device,
-            max_memory=max_memory,
-            progress=bar.update,
-            stats=stats,
+        intens = _solve(
+            pool, k_all[reps], out_idx, rule, settings, device, max_memory, bar.update, stats
         )
     discs = _unfold(intens, reps, fold, crystal, frame, orbit, requested, kx.shape)
     if report is not None:
@@ -373,16 +364,7 @@ def beam_intensities(
     t = np.atleast_2d(np.asarray(tilts, float))
     k = incident_vectors(t[:, 0], t[:, 1], pool.k0)
     out_idx = np.array([_index_of(pool.hkl, h) for h in requested])
-    return solve_tilts(
-        pool,
-        k,
-        np.asarray(settings.thickness),
-        out_idx,
-        rule,
-        solver=_solver_for(settings),
-        device=device,
-        max_memory=max_memory,
-    )
+    return _solve(pool, k, out_idx, rule, settings, device, max_memory)
 
 
 def mean_absorption_factor(
@@ -418,6 +400,32 @@ def mean_absorption_factor(
         crystal, 1.0 / electron_wavelength(volts), volts, scattering_factors, debye_waller
     )
     return np.exp(-2 * math.pi * u0_abs * t / k)
+
+
+def _solve(
+    pool: BeamPool,
+    k: np.ndarray,
+    out_idx: np.ndarray,
+    rule: BeamRule,
+    settings: SimulationSettings,
+    device: Any,
+    max_memory: float,
+    progress: Any = None,
+    stats: SolveStats | None = None,
+) -> np.ndarray:
+    """:func:`solve_tilts` at the settings' thicknesses with the settings' solver."""
+    return solve_tilts(
+        pool,
+        k,
+        np.asarray(settings.thickness),
+        out_idx,
+        rule,
+        solver=_solver_for(settings),
+        device=device,
+        max_memory=max_memory,
+        progress=progress,
+        stats=stats,
+    )
 
 
 def _diagonal_mode(settings: SimulationSettings) -> str:
