@@ -446,18 +446,6 @@ def _refine(
             plan.dk, float(plan.thickness[idx]), **opts,
         )  # fmt: skip
         out[idx] = r["potential"]
-        records.append(
-            {
-                k: r[k]
-                for k in (
-                    "fom",
-                    "fom_before",
-                    "fom_after",
-                    "gain",
-                    "factors",
-                    "thickness",
-                    "iterations",
-                )
-            }  # fmt: skip
-        )
+        keys = ("fom", "fom_before", "fom_after", "gain", "factors", "thickness", "iterations")
+        records.append({k: r[k] for k in keys})
     return out.astype(potentials.dtype), records
