@@ -249,6 +249,8 @@ def refine_potential(
     fom: str = "lsq",
     coupling_threshold: float = 1e-2,
     gains: Any = None,
+    class_sweeps: int = 1,
+    class_grid: Any = (0.0, 0.25, 0.5, 0.75, 1.5, 2.0, 3.0),
     **physics: Any,
 ) -> dict[str, Any]:
     """Refine the low-order ZOLZ coefficients of a projected potential against its discs.
@@ -276,6 +278,9 @@ def refine_potential(
         Common factors of all coefficients (g ≠ 0) scanned before the fit (the best is
         the start of the fit); default 13 values from 0.5 to 4 (geometric); ``()`` skips
         the scan.
+    class_sweeps, class_grid
+        Sweeps of a coarse scan of each class factor ``1 + f`` over ``class_grid`` in turn
+        (after the gain scan, before L-BFGS-B; 0 skips it).
     h_max
         Band of coefficients taken from the image into the structure matrix.
     refine_thickness
@@ -360,13 +365,36 @@ def refine_potential(
             val = float(figure_of_merit(fom, model.discs(x), data_t, mask, inv_sigma))
             best = min(best, (val, float(gain)))
     model.gain = best[1]
+    # then each class's factor in turn by a coarse scan (a greedy coordinate search): the
+    # landscape has local minima and the network's errors per class are large
+    start = u0.copy()
+    for _ in range(int(class_sweeps)):
+        for i in range(len(classes)):
+            for f in class_grid:
+                trial = start.copy()
+                trial[1 + i] = f - 1.0
+                with torch.no_grad():
+                    val = float(
+                        figure_of_merit(
+                            fom, model.discs(torch.as_tensor(trial * xscale)), data_t, mask,
+                            inv_sigma,
+                        )
+                    )  # fmt: skip
+                if val < best[0]:
+                    best = (val, best[1])
+                    start = trial
     tb = (0.8, 1.2) if refine_thickness else (1.0, 1.0)
     bounds = [tb] + [(-1.0, max_change)] * len(classes)
-    res = minimize(
-        f_and_g, u0, jac=True, method="L-BFGS-B", bounds=bounds,
-        options={"maxiter": int(max_iter), "ftol": 1e-10, "gtol": 1e-8},
-    )  # fmt: skip
-    u = res.x if res.fun <= best[0] else u0
+    # L-BFGS-B from the scanned start and from the gain-only start (the scan can lead into
+    # a worse basin); the lower figure of merit wins
+    starts = [start] if np.array_equal(start, u0) else [start, u0]
+    options = {"maxiter": int(max_iter), "ftol": 1e-10, "gtol": 1e-8}
+    runs = [
+        minimize(f_and_g, s0, jac=True, method="L-BFGS-B", bounds=bounds, options=options)
+        for s0 in starts
+    ]
+    res = min(runs, key=lambda r: r.fun)
+    u = res.x if res.fun <= best[0] else start
     x = u * xscale
     after = min(float(res.fun), best[0])
     c_ref = model.refined_coefficients(x)
@@ -386,6 +414,6 @@ def refine_potential(
         "fom_before": float(before),
         "fom_after": float(after),
         "gain": float(model.gain),
-        "iterations": int(res.nit),
+        "iterations": int(sum(r.nit for r in runs)),
         "message": str(res.message),
     }
