@@ -180,7 +180,10 @@ class PotentialBlochModel(BlochModel):
         k0 = math.sqrt(self.k_vac**2 + max(u[self._zero].real, 0.0))
         self.pool = replace(self.pool, coupled=coupled, u_zero=np.abs(ug), k0=k0)
         self._member = torch.as_tensor(member)
-        self.names = ["thickness"] + [f"V{tuple(k[0].tolist())}" for k in self._classes]
+        # each class named by its member with h ≥ k ≥ 0, e.g. "U(2,2,0)"
+        self.names = ["thickness"] + [
+            "U({},{},{})".format(*max(map(tuple, k.tolist()))) for k in self._classes
+        ]
         self._ready = True
         self.choose_beams(self.start_vector())
 

@@ -85,3 +85,17 @@ def test_refine_refuses_a_lazy_pattern(si_pattern):
     s, _ = si_pattern
     with pytest.raises(ValueError, match="in memory"):
         s.as_lazy().retrieve_potential(show_progressbar=False, refine=True)
+
+
+def test_refine_potential_bad_input():
+    img = np.ones((32, 32))
+    discs = np.ones((9, 64, 64))
+    refl = hl.model_settings("Si")["reflections"]
+    with pytest.raises(ValueError, match="NaN"):
+        bad = discs.copy()
+        bad[0, 0, 0] = np.nan
+        refine_potential(img, 5.4, bad, refl, 0.01, 1000.0)
+    with pytest.raises(ValueError, match="binning"):
+        refine_potential(img, 5.4, discs, refl, 0.01, 1000.0, binning=5)
+    with pytest.raises(ValueError, match=r"\(R, D, D\)"):
+        refine_potential(img, 5.4, discs[0], refl, 0.01, 1000.0)
