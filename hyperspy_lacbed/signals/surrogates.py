@@ -323,6 +323,8 @@ def retrieve_potential(
     device: Any = None,
     show_progressbar: bool | None = None,
     models_dir: str | os.PathLike | None = None,
+    refine: bool = False,
+    refine_options: dict[str, Any] | None = None,
 ):
     """The projected potential behind a LACBED pattern, by the inverse cGAN surrogate.
 
@@ -347,6 +349,18 @@ def retrieve_potential(
         Needed when the metadata has none (``"200 kV"`` or keV).
     batch_size, device, show_progressbar, models_dir
         As for :func:`hyperspy_lacbed.generate`.
+    refine
+        Refine the network's potential against the pattern with the Bloch-wave engine
+        (:func:`hyperspy_lacbed.refinement.potential.refine_potential`): a common scale
+        and the lowest-order symmetry classes of its ZOLZ Fourier coefficients (4mm and
+        Friedel tied) are fitted to the discs (binned, few beams), and the image is
+        rebuilt with them. Seconds per pattern; each pattern of a stack is refined in
+        turn. Needs an in-memory signal. The figures of merit before and after and the
+        refined factors are in ``metadata.ProjectedPotential.settings.refinement`` (one
+        entry per pattern).
+    refine_options
+        Keywords of :func:`~hyperspy_lacbed.refinement.potential.refine_potential`
+        (``n_classes``, ``max_iter``, ``binning``, ``strong_beams``, ``fom``, ...).
 
     Returns
     -------
@@ -369,7 +383,15 @@ def retrieve_potential(
         signal, dom, f"model {sur.name!r}", lattice_parameter, thickness, beam_energy
     )
     a = plan.lattice_parameter
+    if refine and isinstance(plan.data, da.Array):
+        raise ValueError(
+            "refine=True needs the pattern in memory (the Bloch refinement is not lazy); call "
+            "s.compute() first, or refine a few patterns of the stack: s.inav[...]."
+        )
     out = run_inverse(sur, plan, batch_size, show_progressbar)
+    refinement = _refine(out, plan, dom, refine_options) if refine else None
+    if refine:
+        out = refinement[0]
     settings = {
         "source": "cgan",
         "model": sur.info(),
@@ -378,6 +400,8 @@ def retrieve_potential(
         "beam_energy": plan.beam_energy,
         "thickness": np.unique(plan.thickness).tolist(),
     }
+    if refine:
+        settings["refinement"] = refinement[1]
     p = signal_class("ProjectedPotential").from_array(
         out,
         extent=a,
@@ -387,5 +411,41 @@ def retrieve_potential(
         settings=settings,
     )
     copy_axes(array_order_axes(p)[: len(lead_axes)], lead_axes)
-    p.metadata.General.title = "Projected potential (cGAN)"
+    p.metadata.General.title = (
+        "Projected potential (cGAN, Bloch-refined)" if refine else "Projected potential (cGAN)"
+    )
     return p
+
+
+def _refine(
+    potentials: np.ndarray, plan: InversePlan, dom: Domain, options: dict[str, Any] | None
+) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    """Bloch-refine each network potential of a stack against its pattern (in memory)."""
+    from hyperspy_lacbed.refinement.potential import refine_potential
+
+    opts = {
+        "voltage": dom.voltage,
+        "zone_axis": tuple(dom.zone_axis),
+        "x_direction": tuple(dom.x_direction),
+        "strong_beams": 30,
+        # a potential-only model has proportional absorption (the training default)
+        "absorption": dom.absorption
+        if dom.absorption in ("proportional", "none")
+        else "proportional",
+        "absorption_fraction": dom.absorption_fraction if dom.absorption_fraction else 0.1,
+        **(options or {}),
+    }
+    data = np.asarray(plan.data)
+    lead = data.shape[:-3]
+    out = np.array(potentials, dtype=float, copy=True)
+    records = []
+    for idx in np.ndindex(*lead):
+        discs = plan.model_discs(data[idx][None], dom.disc_pixels)[0]
+        r = refine_potential(
+            out[idx], plan.lattice_parameter, discs, np.asarray(dom.reflections, int),
+            plan.dk, float(plan.thickness[idx]), **opts,
+        )  # fmt: skip
+        out[idx] = r["potential"]
+        keys = ("fom", "fom_before", "fom_after", "gain", "factors", "thickness", "iterations")
+        records.append({k: r[k] for k in keys})
+    return out.astype(potentials.dtype), records
