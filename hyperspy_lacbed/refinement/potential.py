@@ -36,10 +36,10 @@ __all__ = ["PotentialBlochModel", "refine_potential", "zolz_classes"]
 
 
 def zolz_classes(h_max: int) -> list[np.ndarray]:
-    """Symmetry classes of the ZOLZ reflections (h, k, 0), 0 < max(|h|, |k|) ≤ h_max.
+    """Symmetry classes of the ZOLZ reflections (h, k, 0), ``0 < max(|h|, |k|) ≤ h_max``.
 
     Classes are the orbits of 4mm (signed permutations of h and k), which include each
-    Friedel mate; sorted by |g| (then by h, k), so the first classes are the lowest
+    Friedel mate; sorted by ``|g|`` (then by h, k), so the first classes are the lowest
     orders. Each class is an (m, 3) array of Miller indices.
     """
     seen: set[tuple[int, int]] = set()
@@ -60,7 +60,7 @@ def zolz_classes(h_max: int) -> list[np.ndarray]:
 
 
 def potential_coefficients(potential: np.ndarray, h_max: int) -> np.ndarray:
-    """``c V_g`` (V·Å, complex) of a cell image for |h|, |k| ≤ h_max, ``[k + h_max, h + h_max]``."""
+    """``c V_g`` (V·Å, complex) of a cell image for ``|h|, |k| ≤ h_max``, ``[k + h_max, h + h_max]``."""
     p = np.asarray(potential, float)
     n = p.shape[-1]
     if p.ndim != 2 or p.shape[0] != n:
@@ -98,7 +98,7 @@ def _carrier_crystal(a: float) -> Crystal:
 
 
 class PotentialBlochModel(BlochModel):
-    """A :class:`BlochModel` whose structure factors come from ZOLZ coefficients, not atoms.
+    """A :class:`~hyperspy_lacbed.refinement.model.BlochModel` whose structure factors come from ZOLZ coefficients, not atoms.
 
     Parameters
     ----------
@@ -113,9 +113,9 @@ class PotentialBlochModel(BlochModel):
         parameter vector is ``[thickness, f_1, ..., f_n]`` and class i's coefficients are
         multiplied by ``1 + f_i``.
     coupling_threshold
-        Beams whose |U_g| is below this fraction of the largest (g ≠ 0) are left uncoupled.
+        Beams whose ``|U_g|`` is below this fraction of the largest (g ≠ 0) are left uncoupled.
     physics, reflections, pixels, dk, thickness
-        As for :class:`BlochModel` (the physics' absorption must be ``"proportional"``
+        As for :class:`~hyperspy_lacbed.refinement.model.BlochModel` (the physics' absorption must be ``"proportional"``
         or ``"none"``).
     """
 
@@ -273,7 +273,7 @@ def refine_potential(
         Start thickness (Å).
     n_classes
         Number of lowest-order symmetry classes refined (:func:`zolz_classes`), counting
-        only classes whose largest |coefficient| exceeds ``coupling_threshold`` of the
+        only classes whose largest ``|coefficient|`` exceeds ``coupling_threshold`` of the
         largest (g ≠ 0) one: (nearly) forbidden reflections are left alone.
     coupling_threshold
         That fraction; beams below it are also left uncoupled in the Bloch model.
