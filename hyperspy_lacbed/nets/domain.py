@@ -66,6 +66,10 @@ class Domain:
         beams, no weak ones), or ``None`` counts and a ``tolerance`` for
         :func:`~hyperspy_lacbed.simulate`'s converged choice (the v1 data: 1 % of each
         image's maximum, see the convergence page of the user guide).
+    max_beams
+        The beam budget (strong + weak) of the converged choice; ``None`` is
+        :func:`~hyperspy_lacbed.simulate`'s. A sample that misses the tolerance at the
+        budget keeps its measured error in the store, and the card states their share.
     absorption, absorption_fraction, scattering_factors
         Bloch-wave settings of the training patterns.
     mean_absorption
@@ -90,6 +94,7 @@ class Domain:
     strong_beams: int | None = 80
     weak_beams: int | None = None
     tolerance: float | None = None
+    max_beams: int | None = None
     absorption: str = "proportional"
     absorption_fraction: float = 0.1
     scattering_factors: str = "kirkland"
@@ -116,6 +121,7 @@ class Domain:
             "strong_beams": self.strong_beams,
             "weak_beams": self.weak_beams,
             "tolerance": self.tolerance,
+            "max_beams": self.max_beams,
             "absorption": self.absorption,
             "absorption_fraction": self.absorption_fraction,
             "scattering_factors": self.scattering_factors,

@@ -147,11 +147,41 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def fit_table(config: str | None, direction: str | None) -> dict[str, Any]:
+    """The ``fit`` settings of a config file for one direction.
+
+    ``[fit]`` holds the settings common to both directions and ``[fit.forward]`` /
+    ``[fit.inverse]`` each direction's own (they win); the store defaults to
+    ``[dataset]``'s, so one file describes the data and both trainings.
+
+    Parameters
+    ----------
+    config
+        The TOML file (None: no settings).
+    direction
+        ``"forward"`` or ``"inverse"``; None: ``[fit]``'s ``direction``, else forward.
+    """
+    table = _config(config, "fit")
+    direction = direction or table.get("direction", "forward")
+    own = table.get(direction, {})
+    table = {k: v for k, v in table.items() if k not in ("forward", "inverse")}
+    table.update(own)
+    table["direction"] = direction
+    for key in _FOLDERS:
+        if isinstance(table.get(key), str):
+            table[key] = os.path.expanduser(os.path.expandvars(table[key]))
+    if "store" not in table:
+        store = _config(config, "dataset").get("store")
+        if store:
+            table["store"] = store
+    return table
+
+
 def _fit(args: argparse.Namespace) -> int:
     from hyperspy_lacbed.train.dataset import LACBEDDataset
     from hyperspy_lacbed.train.loop import TrainConfig, fit
 
-    opts = _merge(args, _config(args.config, "fit"), {"direction": "forward"})
+    opts = _merge(args, fit_table(args.config, args.direction), {"direction": "forward"})
     if opts.get("threads"):
         import torch
 
