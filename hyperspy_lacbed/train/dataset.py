@@ -740,7 +740,12 @@ def dataset_summary(path: str | os.PathLike, split: str | None = None) -> dict[s
     """Counts per space group (and per structure type), lattice-parameter range and timing.
 
     ``convergence`` is the median and the largest convergence estimate of the samples
-    (fraction of each image's maximum, :mod:`hyperspy_lacbed.bloch.convergence`).
+    (fraction of each image's maximum, :mod:`hyperspy_lacbed.bloch.convergence`),
+    ``tolerance`` the domain's convergence tolerance (None for fixed beam counts),
+    ``above_tolerance`` the share of samples whose estimate exceeds it (those that hit
+    the domain's beam budget first) and ``beams`` the median and largest number of
+    strong and of weak beams of the samples' solves (``{"strong": [median, max],
+    "weak": [median, max]}``); the three are None for stores from before v1.
     ``per_prototype`` counts the samples of each structure type of a realistic dataset
     (``"random"`` for the random-Wyckoff ones); it is empty for a random dataset.
     """
@@ -751,6 +756,17 @@ def dataset_summary(path: str | os.PathLike, split: str | None = None) -> dict[s
     sec = np.asarray(group["seconds"][:], float)[done]
     groups, counts = np.unique(sg, return_counts=True)
     err = np.asarray(group["convergence"][:], float)[done] if "convergence" in group else []
+    tolerance = dict(group.attrs["recipe"]).get("domain", {}).get("tolerance")
+    above = None
+    if len(err) and tolerance is not None:
+        above = float(np.mean(err > float(tolerance)))
+    beams = None
+    if "beams" in group and done.any():
+        b = np.asarray(group["beams"][:], int)[done]
+        beams = {
+            kind: [float(np.median(b[:, k])), int(b[:, k].max())]
+            for k, kind in enumerate(("strong", "weak"))
+        }
     prototypes: dict[str, int] = {}
     if dict(group.attrs["recipe"]).get("structures", {}).get("kind") == "realistic":
         for k in np.flatnonzero(done):
@@ -765,5 +781,8 @@ def dataset_summary(path: str | os.PathLike, split: str | None = None) -> dict[s
         "mean_seconds_per_sample": float(sec.mean()) if sec.size else math.nan,
         # the engine's convergence estimate of the samples: median and largest
         "convergence": [float(np.median(err)), float(np.max(err))] if len(err) else None,
+        "tolerance": None if tolerance is None else float(tolerance),
+        "above_tolerance": above,
+        "beams": beams,
         "recipe": dict(group.attrs["recipe"]),
     }

@@ -162,9 +162,10 @@ class EvaluationResult:
     def by_family(self) -> list[dict[str, Any]]:
         """Rows (thickness, family) with our ℓMSE and the paper's MSE and ZMCC.
 
-        Each row: ``thickness`` (Å), ``family``, ``n``, ``lmse_mean``, ``lmse_median``,
-        ``paper_mse_mean``, ``paper_mse_median``, ``zmcc_median``; family ``"all"`` is the
-        whole pattern (ℓMSE over the pattern, paper's values averaged over the discs).
+        Each row: ``thickness`` (Å), ``family``, ``n`` and the median and mean of ``lmse``,
+        ``paper_mse`` and ``zmcc`` (``lmse_median``, ``lmse_mean``, ...) and, for an
+        inverse model, of ``lmse_origin_invariant``; family ``"all"`` is the whole pattern
+        (ℓMSE over the pattern, paper's values averaged over the discs) or potential.
         """
         rows = []
         for i, t in enumerate(self.thicknesses):
@@ -173,15 +174,14 @@ class EvaluationResult:
                 if f"lmse{tail}" not in self.metrics:
                     continue
                 row: dict[str, Any] = {"thickness": float(t), "family": fam}
-                for name in ("lmse", "paper_mse", "zmcc"):
+                for name in ("lmse", "lmse_origin_invariant", "paper_mse", "zmcc"):
                     v = self.metrics.get(f"{name}{tail}")
                     if v is None:
                         continue
                     col = np.asarray(v, float)[:, i]
                     row["n"] = int(np.isfinite(col).sum())
                     row[f"{name}_median"] = float(np.nanmedian(col))
-                    if name != "zmcc":
-                        row[f"{name}_mean"] = float(np.nanmean(col))
+                    row[f"{name}_mean"] = float(np.nanmean(col))
                 rows.append(row)
         return rows
 

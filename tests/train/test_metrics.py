@@ -85,4 +85,10 @@ def test_evaluation_reports_carry_the_paper_metrics():
     inv = evaluate_inverse(pots, discs, [500.0, 1000.0], np.full(n, 5.0), predictions=moved)
     assert np.all(inv.metrics["paper_mse"] < 1e-12) and np.allclose(inv.metrics["zmcc"], 1)
     assert np.all(inv.metrics["lmse"] > 1e-3)
-    assert inv.to_dict()["by_family"][0]["family"] == "all"
+    fam = inv.to_dict()["by_family"]
+    assert [r["family"] for r in fam] == ["all", "all"] and fam[0]["thickness"] == 500.0
+    # the inverse rows carry the origin-invariant ℓMSE: zero here, unlike the plain one
+    assert fam[0]["lmse_origin_invariant_median"] < 1e-12 < fam[0]["lmse_median"]
+    assert fam[1]["zmcc_mean"] == pytest.approx(1.0)
+    want = np.mean(inv.metrics["lmse"][:, 1])
+    assert fam[1]["lmse_mean"] == pytest.approx(want, rel=1e-12)

@@ -491,5 +491,12 @@ def test_converged_domain_stores_each_samples_convergence(tmp_path):
     strong, weak = np.asarray(group["beams"][:]).T
     assert np.all(estimate > 0) and np.all(estimate <= 0.02)
     assert np.all(strong > 0) and np.all(weak > 0)  # chosen by the engine, Bethe beams included
-    median, worst = dataset_summary(tmp_path / "c.zarr", "train")["convergence"]
+    summary = dataset_summary(tmp_path / "c.zarr", "train")
+    median, worst = summary["convergence"]
     assert median <= worst == pytest.approx(estimate.max())
+    assert summary["tolerance"] == 0.02 and summary["above_tolerance"] == 0.0
+    assert summary["beams"]["strong"] == [float(np.median(strong)), int(strong.max())]
+    assert summary["beams"]["weak"][1] == int(weak.max())
+    # a sample that stopped at the beam budget above the tolerance counts in the share
+    open_dataset(tmp_path / "c.zarr", "train", mode="r+")["convergence"][0] = 0.05
+    assert dataset_summary(tmp_path / "c.zarr", "train")["above_tolerance"] == 0.5
