@@ -16,6 +16,14 @@ symmetry test depend on the potential. Parameter counts and the size of the weig
 written to ``model.safetensors`` are listed too. With ``--simulate`` the Bloch-wave engine
 (``hyperspy_lacbed.simulate`` at the domain's settings, its four thicknesses) is timed in
 the same process, for the ratio the issue's speed target is about.
+
+``--domain-from FOLDER`` times at another domain: that of an exported model (its
+``card.json``) or of a training run (its ``config.json``), e.g. the v1 runs' 32-px discs
+and converged Bloch-wave settings. The JSON (``--json``) is what
+``tools/finalise_models.py --speed`` puts in the model cards::
+
+    python benchmarks/bench_generators.py --domain-from runs/v1-forward --simulate \
+        --threads 2 --json out/speed.json
 """
 
 from __future__ import annotations
@@ -39,6 +47,11 @@ def main() -> None:
     parser.add_argument("--simulate", action="store_true", help="also time simulate()")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument(
+        "--domain-from",
+        type=Path,
+        help="a model folder (card.json) or run folder (config.json) whose domain to use",
+    )
+    parser.add_argument(
         "--kwargs",
         default="{}",
         help='JSON generator overrides per architecture, e.g. \'{"fourier-forward": {"width": 48}}\'',
@@ -61,6 +74,16 @@ def main() -> None:
     from hyperspy_lacbed.nets.normalisation import Encoding
 
     dom, dev = Domain(), torch.device(args.device)
+    if args.domain_from is not None:
+        for name in ("card.json", "config.json"):
+            if (args.domain_from / name).is_file():
+                dom = Domain.from_dict(json.loads((args.domain_from / name).read_text())["domain"])
+                break
+        else:
+            raise FileNotFoundError(
+                f"{args.domain_from} holds neither card.json (an exported model) nor "
+                "config.json (a training run); give one of those folders to --domain-from."
+            )
     enc = Encoding.for_domain(dom)
     crystal = load_structure(args.structure)
     a = float(crystal.lattice_parameters[0])
@@ -123,7 +146,8 @@ def main() -> None:
             sim_walls.append((time.perf_counter() - t0) / s.data.shape[0])
 
     print(
-        f"generators at the default domain ({p}² potentials, {len(dom.reflections)} discs of "
+        f"generators at {'the default' if args.domain_from is None else 'the given'} domain "
+        f"({p}² potentials, {len(dom.reflections)} discs of "
         f"{dom.disc_pixels}²), {args.structure} inputs, batch {b}, {args.device}, "
         f"{args.threads} torch thread(s), median of {args.repeats}; torch {torch.__version__}"
     )
@@ -158,8 +182,14 @@ def main() -> None:
         args.json.write_text(
             json.dumps(
                 {
+                    "benchmark": "benchmarks/bench_generators.py",
                     "threads": args.threads,
+                    "device": args.device,
                     "batch": b,
+                    "repeats": args.repeats,
+                    "structure": args.structure,
+                    "domain": dom.to_dict(),
+                    "torch": torch.__version__,
                     "rows": results,
                     "simulate_patterns_per_s": sim_rate,
                 },
