@@ -723,7 +723,8 @@ def evaluate_structures(
         paper's MSE and ZMCC per thickness), ``inverse`` and ``inverse_origin_invariant``
         (ℓMSE per thickness), ``inverse_paper_mse`` and ``inverse_zmcc`` (of the aligned
         potential), ``bloch_s`` and ``cgan_s`` (wall times of the four-thickness pattern by
-        each path).
+        each path) and ``reference_convergence`` (the engine's convergence estimate of the
+        reference discs, a fraction of each image's maximum; None when not reported).
     """
     import time
     from pathlib import Path
@@ -751,6 +752,10 @@ def evaluate_structures(
         t0 = time.perf_counter()
         ref = hl.simulate(**gen.metadata.LACBED.settings.as_dictionary(), show_progressbar=False)
         row["bloch_s"] = time.perf_counter() - t0
+        # how converged the reference itself is (the network is scored against it)
+        report = ref.metadata.LACBED.as_dictionary().get("convergence") or {}
+        estimate = report.get("estimate")
+        row["reference_convergence"] = None if estimate is None else float(estimate)
         pred_d, ref_d = np.asarray(gen.data), np.asarray(ref.data)
         row["forward"] = lmse(pred_d, ref_d, (-3, -2, -1)).tolist()
         # the paper's metrics and the per-family values, per thickness

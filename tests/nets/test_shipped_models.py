@@ -94,6 +94,8 @@ def test_real_crystal_reproduces_card():
     for key in ("forward_zmcc", "inverse_zmcc"):
         assert all(0 <= v <= 1 for v in row[key]), key
     assert set(row["forward_families"]) >= {"lmse_000", "paper_mse_200", "zmcc_220"}
+    # the reference's own convergence estimate: a fraction of the image maximum
+    assert 0 < row["reference_convergence"] < 1
 
 
 @pytest.mark.parametrize("direction", ["forward", "inverse"])
