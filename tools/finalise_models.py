@@ -121,12 +121,12 @@ def _hardware() -> dict:
     return {"cpu": cpu, "cores": os.cpu_count(), "gpu": None, "torch": torch.__version__}
 
 
-def _no_machine_paths(obj: Any) -> Any:
+def no_machine_paths(obj: Any) -> Any:
     """Absolute paths in a card made relative to the repository (or reduced to a name)."""
     if isinstance(obj, dict):
-        return {k: _no_machine_paths(v) for k, v in obj.items()}
+        return {k: no_machine_paths(v) for k, v in obj.items()}
     if isinstance(obj, list):
-        return [_no_machine_paths(v) for v in obj]
+        return [no_machine_paths(v) for v in obj]
     if isinstance(obj, str) and os.path.isabs(obj) and "\n" not in obj:
         p = Path(obj)
         try:
@@ -619,7 +619,7 @@ def main() -> None:
         card.pop("speed", None)
         if speed:
             card["speed"] = card_speed[direction] = speed_block(speed, direction, card)
-        write_card(folder, _no_machine_paths(card))
+        write_card(folder, no_machine_paths(card))
 
     text = tables(results, real, card_targets, card_speed)
     args.tables.parent.mkdir(parents=True, exist_ok=True)
