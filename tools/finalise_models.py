@@ -350,7 +350,7 @@ def tables(
         "and ZMCC = 0.5 + 0.5 r: the method paper's (each image min–max stretched, 8-bit).",
         "",
     ]
-    rows = [["model", "target", "set", "target value", "measured", "met", "× target"]]
+    rows = [["model", "target", "set", "target value", "measured", "met", "factor (>1: missed)"]]
     for direction, tgs in card_targets.items():
         for t in tgs:
             rows.append(
