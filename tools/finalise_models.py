@@ -552,6 +552,16 @@ def main() -> None:
     _curves(runs, args.figures / "learning_curves.png")
     speed = json.loads(args.speed.read_text()) if args.speed else None
 
+    from hyperspy_lacbed.train.dataset import open_dataset
+
+    split_recipes = {
+        split: {
+            k: v
+            for k, v in dict(open_dataset(args.store, split).attrs["recipe"]).items()
+            if k not in ("domain", "path")  # the domain is the card's
+        }
+        for split in splits
+    }
     card_targets, card_speed = {}, {}
     for direction, folder in folders.items():
         card = read_card(folder)
@@ -579,16 +589,19 @@ def main() -> None:
         metrics: dict[str, Any] = {}
         for split, res in results[direction].items():
             d = res.to_dict()
+            main = res.main_metrics  # the per-family values are in by_family
             metrics[split] = {
                 "split": split,
                 "description": SETS.get(split, split),
+                # the split's own recipe (its structure settings differ from training's)
+                "recipe": split_recipes[split],
                 "n": d["n"],
                 "limit": args.limit,
                 "thicknesses": d["thicknesses"],
                 "summary": d["summary"],
-                "by_thickness": d["by_thickness"],
+                "by_thickness": {k: v for k, v in d["by_thickness"].items() if k in main},
                 "by_family": d["by_family"],
-                "by_space_group": d["by_space_group"],
+                "by_space_group": {k: v for k, v in d["by_space_group"].items() if k in main},
                 "per_sample": d["per_sample"],
                 "command": (
                     f"python -m hyperspy_lacbed.train evaluate --model default --direction "
