@@ -502,12 +502,30 @@ def main() -> None:
     t_start = time.perf_counter()
 
     from hyperspy_lacbed.nets.registry import read_card, write_card
-    from hyperspy_lacbed.train.dataset import LACBEDDataset
+    from hyperspy_lacbed.train.dataset import LACBEDDataset, open_dataset
     from hyperspy_lacbed.train.evaluate import evaluate_model, evaluate_structures
     from hyperspy_lacbed.train.loop import export, load_checkpoint
 
     runs = {"forward": args.forward, "inverse": args.inverse}
     splits = [s.strip() for s in args.splits.split(",") if s.strip()]
+    # Fail before the long work: every split to evaluate and the training split must exist.
+    train_splits = {
+        json.loads(load_checkpoint(run).get("recipe", "{}")).get("split", "train")
+        for run in runs.values()
+    }
+    for split in [*splits, *sorted(train_splits)]:
+        try:
+            open_dataset(args.store, split)
+        except Exception as exc:
+            parser.error(
+                f"the store {args.store} has no usable split {split!r} ({exc}); generate it, "
+                "or leave it out of --splits."
+            )
+    crystals = None
+    if not args.no_real:
+        crystals = real_crystals(args.real.split(",") if args.real else None)
+        if not crystals:
+            parser.error(f"--real {args.real!r} matches no real crystal.")
     args.figures.mkdir(parents=True, exist_ok=True)
     folders = {}
     for direction, run in runs.items():
@@ -536,8 +554,7 @@ def main() -> None:
             print(f"{direction} on {split}: {time.perf_counter() - t0:.0f} s", flush=True)
 
     real = None
-    if not args.no_real:
-        crystals = real_crystals(args.real.split(",") if args.real else None)
+    if crystals is not None:
         t0 = time.perf_counter()
         real = evaluate_structures(
             [c["path"] for c in crystals], folders["forward"], folders["inverse"]
@@ -551,8 +568,6 @@ def main() -> None:
         print(f"real crystals ({len(real)}): {time.perf_counter() - t0:.0f} s", flush=True)
     _curves(runs, args.figures / "learning_curves.png")
     speed = json.loads(args.speed.read_text()) if args.speed else None
-
-    from hyperspy_lacbed.train.dataset import open_dataset
 
     split_recipes = {
         split: {
