@@ -272,12 +272,21 @@ class EvaluationResult:
         out += [f"### {self.direction}: per space group", "", markdown_table(rows, cols), ""]
         return "\n".join(out)
 
-    def cases(self, thickness_index: int | None = None) -> dict[str, int]:
-        """Positions (rows) of the best, median and worst samples by ℓMSE.
+    def cases(
+        self, thickness_index: int | None = None, metric: str | None = None
+    ) -> dict[str, int]:
+        """Positions (rows) of the best, median and worst samples by a metric.
 
-        By the mean over thicknesses, or at one thickness.
+        By the mean over thicknesses, or at one thickness. ``metric`` defaults to the
+        origin-invariant ℓMSE for an inverse model (a potential has no preferred origin)
+        and to the ℓMSE otherwise.
         """
-        v = self.lmse.mean(axis=1) if thickness_index is None else self.lmse[:, thickness_index]
+        if metric is None:
+            metric = "lmse_origin_invariant" if "lmse_origin_invariant" in self.metrics else "lmse"
+        if metric not in self.metrics:
+            raise ValueError(f"No metric {metric!r}; this result has {sorted(self.metrics)}.")
+        values = np.asarray(self.metrics[metric], float)
+        v = values.mean(axis=1) if thickness_index is None else values[:, thickness_index]
         order = np.argsort(v, kind="stable")
         return {
             "best": int(order[0]),

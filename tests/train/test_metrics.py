@@ -92,3 +92,18 @@ def test_evaluation_reports_carry_the_paper_metrics():
     assert fam[1]["zmcc_mean"] == pytest.approx(1.0)
     want = np.mean(inv.metrics["lmse"][:, 1])
     assert fam[1]["lmse_mean"] == pytest.approx(want, rel=1e-12)
+
+
+def test_inverse_cases_are_ranked_by_the_origin_invariant_lmse():
+    rng = np.random.default_rng(3)
+    pots = rng.random((3, 16, 16))
+    discs = rng.random((3, 1, 9, 8, 8))
+    pred = pots.copy()
+    pred[0] = np.roll(pots[0], 5, axis=-1)  # shifted only: worst plain, perfect invariant
+    pred[1] = pots[1] + 0.05 * rng.standard_normal((16, 16))
+    pred[2] = pots[2] + 0.01 * rng.standard_normal((16, 16))
+    inv = evaluate_inverse(pots, discs, [500.0], np.full(3, 5.0), predictions=pred[:, None])
+    assert inv.cases(0) == {"best": 0, "median": 2, "worst": 1}
+    assert inv.cases(0, metric="lmse") == {"best": 2, "median": 1, "worst": 0}
+    with pytest.raises(ValueError, match="No metric"):
+        inv.cases(0, metric="zmcc_000")
