@@ -477,6 +477,15 @@ def tables(
 
 
 # --------------------------------------------------------------------------------- main
+def _seconds(store: str, split: str, result) -> list[float]:
+    """Simulation time (s) of each evaluated sample, read from the store."""
+    from hyperspy_lacbed.train.dataset import open_dataset
+
+    group = open_dataset(store, split)
+    seconds = np.asarray(group["seconds"][:], float)
+    return [round(float(seconds[i]), 2) for i in result.indices]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--forward", type=Path, required=True, help="forward run folder")
@@ -617,7 +626,8 @@ def main() -> None:
                 "by_thickness": {k: v for k, v in d["by_thickness"].items() if k in main},
                 "by_family": d["by_family"],
                 "by_space_group": {k: v for k, v in d["by_space_group"].items() if k in main},
-                "per_sample": d["per_sample"],
+                # with each sample's simulation time, so a test can regenerate cheap ones
+                "per_sample": {**d["per_sample"], "seconds": _seconds(args.store, split, res)},
                 "command": (
                     f"python -m hyperspy_lacbed.train evaluate --model default --direction "
                     f"{direction} --split {split} --store data/{Path(args.store).name}"
