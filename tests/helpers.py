@@ -15,7 +15,8 @@ import pytest
 from hyperspy_lacbed.nets.domain import Domain
 
 #: ``../shared`` relative to the repository root.
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
 REFERENCE = SHARED / "reference"
 STRUCTURES = SHARED / "structures"
 EXPERIMENTAL = SHARED / "experimental"

@@ -597,7 +597,9 @@ def main() -> None:
         n_fit = int(load_checkpoint(runs[direction]).get("dataset_size", 0))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a part-generated train split is the point here
-            indices = LACBEDDataset(args.store, train_split).indices.tolist()
+            indices = LACBEDDataset(
+                args.store, train_split, max_convergence=card["dataset"].get("max_convergence")
+            ).indices.tolist()
         card["dataset"]["n_train"] = n_fit
         if len(indices) == n_fit:
             card["dataset"]["train_indices"] = indices

@@ -189,7 +189,12 @@ def _fit(args: argparse.Namespace) -> int:
     for key in ("store", "out"):
         if key not in opts:
             raise ValueError(f"Give --{key} (or {key} = ... in [fit]).")
-    train = LACBEDDataset(opts["store"], split=opts.get("split", "train"), augment=True)
+    train = LACBEDDataset(
+        opts["store"],
+        split=opts.get("split", "train"),
+        augment=True,
+        max_convergence=opts.get("max_convergence"),
+    )
     val = LACBEDDataset(opts["store"], split=opts["val_split"]) if opts.get("val_split") else None
     fields = set(TrainConfig.__dataclass_fields__)
     config = TrainConfig(

@@ -595,6 +595,10 @@ class LACBEDDataset:
         Read only these sample indices (default every done sample).
     in_memory
         Load the arrays into memory at once (faster epochs for small datasets).
+    max_convergence
+        Leave out the samples whose stored convergence estimate (fraction of each image's
+        maximum) exceeds this: crystals the engine could not converge within the domain's
+        beam budget. None (default) keeps every sample.
 
     Attributes
     ----------
@@ -616,6 +620,7 @@ class LACBEDDataset:
         seed: int | None = None,
         indices: Any = None,
         in_memory: bool = False,
+        max_convergence: float | None = None,
     ):
         self.path = str(path)
         self.split = split
@@ -637,6 +642,17 @@ class LACBEDDataset:
             self.indices = np.asarray(indices, int).ravel()
             if not done[self.indices].all():
                 raise ValueError("Some requested samples are not done yet.")
+        self.n_unconverged = 0
+        if max_convergence is not None:
+            if "convergence" not in group:
+                raise ValueError(
+                    f"{self.path} stores no convergence estimates (a store from before v1); "
+                    "drop max_convergence or regenerate the store."
+                )
+            estimate = np.asarray(group["convergence"][:], float)[self.indices]
+            keep = estimate <= float(max_convergence)
+            self.n_unconverged = int((~keep).sum())
+            self.indices = self.indices[keep]
         if thickness_index is not None:
             nt = len(self.thicknesses)
             if not -nt <= int(thickness_index) < nt:
@@ -648,6 +664,9 @@ class LACBEDDataset:
         self.epoch = 0
         self.operations = zone_axis_operations(self.domain) if augment else []
         self.recipe = {**stored, "n_samples": len(self.indices), "path": self.path}
+        if max_convergence is not None:
+            self.recipe["max_convergence"] = float(max_convergence)
+            self.recipe["n_unconverged_left_out"] = self.n_unconverged
         if stored.get("split") == "train":
             self.recipe["n_train"] = len(self.indices)
         self._memory: dict[str, np.ndarray] | None = None

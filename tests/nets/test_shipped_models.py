@@ -9,13 +9,14 @@ from the card's recipe, which is deterministic) and a real crystal never trained
 from __future__ import annotations
 
 import json
+import tomllib
 
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 
-from helpers import SHARED, needs_shared  # noqa: E402
+from helpers import ROOT, SHARED, needs_shared  # noqa: E402
 
 import hyperspy_lacbed as hl  # noqa: E402
 from hyperspy_lacbed.nets import registry  # noqa: E402
@@ -38,6 +39,10 @@ def _two_threads():
     torch.set_num_threads(n)
 
 
+#: The recipe of the shipped v1 models.
+V1 = ROOT / "configs" / "v1.toml"
+
+
 @pytest.mark.parametrize("direction", ["forward", "inverse"])
 def test_card_is_complete_and_weights_verified(direction):
     card = _card(direction)
@@ -45,34 +50,41 @@ def test_card_is_complete_and_weights_verified(direction):
     weights = folder / registry.MODEL_FILE
     assert card["default"] is True and card["direction"] == direction
     assert registry.sha256_file(weights) == card["sha256"]
-    assert weights.stat().st_size < 50 * 2**20, "a package-sized file"
-    # The domain of docs/user_guide/conventions.rst (surrogates).
+    assert weights.stat().st_size < 20 * 2**20, "issue 13: at most 20 MB of weights"
+    # The domain of configs/v1.toml, which the card's recipe reproduces.
+    recipe = tomllib.loads(V1.read_text())["dataset"]
     dom = Domain.from_dict(card["domain"])
+    assert dom == Domain.from_dict({**Domain().to_dict(), **recipe["domain"]})
     assert dom.crystal_system == "cubic" and dom.zone_axis == (0, 0, 1)
     assert dom.voltage == 200e3 and dom.thicknesses == (500.0, 1000.0, 1500.0, 2000.0)
     assert dom.reflections == DEFAULT_REFLECTIONS
-    assert (dom.disc_pixels, dom.potential_pixels, dom.disc_radius_g200) == (64, 128, 0.75)
+    assert card["dataset"]["seed"] == recipe["seed"] and card["dataset"]["n_train"] > 0
     # What the card must say about its making.
     training = card["training"]
     for key in ("steps_done", "wall_time_s", "hardware", "batch_size", "seed", "lr"):
         assert key in training, key
     assert training["steps_done"] > 0 and training["wall_time_s"] > 0
-    assert card["dataset"]["seed"] == 0 and card["dataset"]["n_train"] > 0
-    test = card["metrics"]["test"]
-    assert test["n"] == len(test["per_sample"]["indices"])
-    assert len(test["by_space_group"]["lmse"]) == 36, "every cubic space group is tested"
+    # Issue 13's four evaluation sets, the data's own convergence and the targets.
+    for split in ("test", "heldout", "random"):
+        entry = card["metrics"][split]
+        assert entry["n"] == len(entry["per_sample"]["indices"]) > 0, split
+        assert {row["family"] for row in entry["by_family"]} >= {"000", "200", "220"}
     names = {r["name"] for r in card["metrics"]["real_crystals"]}
-    assert {"Si", "GaAs", "NaCl"} <= names
+    assert {"Si", "GaAs", "NaCl", "Fe_bcc"} <= names
+    assert 0 <= card["data_convergence"]["median"] <= card["data_convergence"]["max"]
+    assert card["targets"] and all(isinstance(t["met"], bool) for t in card["targets"])
 
 
 def test_generate_si_with_shipped_weights():
     s = hl.generate("Si", thickness="100 nm", show_progressbar=False)
+    d = Domain.from_dict(_card("forward")["domain"]).disc_pixels
     assert s.metadata.LACBED.source == "cgan"
     assert s.metadata.LACBED.model.name == "default-forward"
-    assert s.data.shape == (9, 64, 64)
+    assert s.data.shape == (9, d, d)
     assert np.all(np.isfinite(s.data)) and s.data.min() >= 0
-    # A pattern, not noise: 000 is the brightest disc at 100 nm, as in the engine.
-    assert int(np.argmax(s.data.sum(axis=(1, 2)))) == 0
+    # A pattern with Si's 4mm symmetry: the four 220 discs carry the same intensity.
+    i220 = s.data[5:9].sum(axis=(1, 2))
+    np.testing.assert_allclose(i220, i220.mean(), rtol=1e-3)
 
 
 @needs_shared
@@ -99,26 +111,32 @@ def test_real_crystal_reproduces_card():
 
 
 @pytest.mark.parametrize("direction", ["forward", "inverse"])
-def test_test_split_reproduces_card(direction, tmp_path):
-    """The first test structures, regenerated from the card's recipe, score as recorded."""
-    from hyperspy_lacbed.train.dataset import DatasetRecipe, generate_dataset
-    from hyperspy_lacbed.train.evaluate import evaluate_model
+def test_test_split_reproduces_card(direction):
+    """The two cheapest test structures, regenerated from the card's recipe, score as recorded."""
+    from hyperspy_lacbed.nets.surrogate import load_surrogate
+    from hyperspy_lacbed.train.dataset import DatasetRecipe, compute_sample
+    from hyperspy_lacbed.train.evaluate import (
+        evaluate_forward,
+        evaluate_inverse,
+        surrogate_predictor,
+    )
 
     card = _card(direction)
     test = card["metrics"]["test"]
-    recipe = DatasetRecipe(
-        domain=card["domain"],
-        n_structures=test["n"],
-        seed=card["dataset"]["seed"],
-        structures=card["dataset"].get("structures", {}),
-        split="test",
+    recipe = DatasetRecipe.from_dict(test["recipe"])
+    per = test["per_sample"]
+    rows = np.argsort(per["seconds"])[:2]
+    samples = [compute_sample(recipe, int(per["indices"][r])) for r in rows]
+    dom = Domain.from_dict(card["domain"])
+    evaluate = evaluate_forward if direction == "forward" else evaluate_inverse
+    result = evaluate(
+        np.stack([s["potential"] for s in samples]),
+        np.stack([s["discs"] for s in samples]),
+        dom.thicknesses,
+        [s["structure"].lattice_parameter for s in samples],
+        predict=surrogate_predictor(load_surrogate("default", direction)),
     )
-    n = 2
-    generate_dataset(recipe, tmp_path / "store", limit=n, show_progressbar=False)
-    with pytest.warns(UserWarning, match="not done yet"):
-        result = evaluate_model("default", tmp_path / "store", "test", direction=direction)
-    recorded = np.asarray(test["per_sample"]["lmse"])[:n]
-    assert list(result.indices) == test["per_sample"]["indices"][:n]
+    recorded = np.asarray(per["lmse"])[rows]
     np.testing.assert_allclose(result.lmse, recorded, rtol=RTOL)
     json.dumps(result.to_dict())  # what the CLI writes with --json
 

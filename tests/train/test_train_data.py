@@ -381,3 +381,23 @@ def test_evaluation_tables_and_figure(full_store, tmp_path):
         path=tmp_path / "cases.png",
     )
     assert (tmp_path / "cases.png").stat().st_size > 0 and len(fig.axes) >= 12
+
+
+def test_max_convergence_leaves_out_unconverged_samples(full_store, tmp_path):
+    """Samples above the convergence bound are left out of training, and counted."""
+    import shutil
+
+    from hyperspy_lacbed.train.dataset import LACBEDDataset, open_dataset
+
+    store = tmp_path / "copy.zarr"
+    shutil.copytree(full_store, store)
+    group = open_dataset(store, "train", mode="r+")
+    n = int(np.count_nonzero(group["done"][:]))
+    estimates = np.linspace(0.001, 0.1, n).astype("f4")
+    group["convergence"][:n] = estimates
+    everything = LACBEDDataset(store, "train")
+    kept = LACBEDDataset(store, "train", max_convergence=0.05)
+    assert len(everything) == n
+    assert len(kept) == int((estimates <= 0.05).sum()) < n
+    assert kept.recipe["n_unconverged_left_out"] == n - len(kept)
+    assert kept.recipe["n_train"] == len(kept)
