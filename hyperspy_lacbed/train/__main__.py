@@ -281,7 +281,9 @@ def _ablation(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(int(opts["threads"]))
     store = opts["store"]
-    train = LACBEDDataset(store, split=opts["split"], augment=True)
+    train = LACBEDDataset(
+        store, split=opts["split"], augment=True, max_convergence=opts.get("max_convergence")
+    )
     random_train = (
         LACBEDDataset(store, split=opts["random_split"], augment=True)
         if opts.get("random_split")
@@ -430,6 +432,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     b.add_argument("--minutes", type=float, help="training wall-clock budget per variant")
     b.add_argument("--out", help="folder of the runs, ablation.json and ablation.rst")
+    b.add_argument(
+        "--max-convergence",
+        type=float,
+        dest="max_convergence",
+        help="leave out training samples whose convergence estimate exceeds this",
+    )
     b.add_argument("--test-limit", type=int, dest="test_limit", help="score the first N only")
     b.add_argument("--batch-size", type=int, dest="batch_size", help="batch size (default 8)")
     b.add_argument("--seed", type=int, help="training seed (the same for every variant)")
