@@ -126,6 +126,11 @@ def _generate(args: argparse.Namespace) -> int:
     # structures = {kind = "realistic", ...} for all splits; split_structures = {name = {...}}
     # adds per-split settings (e.g. a split of held-out structure types).
     per_split = dict(opts.get("split_structures", {}))
+    workers = int(opts["workers"])
+    if workers > 1:  # one sample per core rather than every solve on every core
+        import torch
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
     for split, n in _parse_splits(opts.get("splits")).items():
         structures = split_structures(opts.get("structures", {}), per_split.get(split, {}))
         recipe = DatasetRecipe(
@@ -138,7 +143,7 @@ def _generate(args: argparse.Namespace) -> int:
         report = generate_dataset(
             recipe,
             opts["store"],
-            num_workers=int(opts["workers"]),
+            num_workers=workers,
             limit=opts.get("limit"),
             device=opts["device"],
             show_progressbar=not opts.get("quiet", False),
@@ -340,7 +345,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="strong beams of the Bloch-wave solves (default: the domain's)",
     )
     g.add_argument("--limit", type=int, help="stop after this many new samples per split")
-    g.add_argument("--workers", type=int, help="local dask threads (default 1 on 2 cores)")
+    g.add_argument(
+        "--workers", type=int, help="samples computed at once, one core each (default 1)"
+    )
     g.add_argument("--device", help="cpu, cuda or auto (default cpu)")
     g.add_argument("--quiet", action="store_true", default=None, help="no progress bar")
     g.set_defaults(func=_generate)

@@ -418,8 +418,11 @@ def generate_dataset(
         A ``dask.distributed.Client``: the tasks run on its workers (which must see
         ``path``, e.g. a shared file system). Default: dask's local threaded scheduler.
     num_workers
-        Threads of the local scheduler. Each Bloch-wave solve already uses two torch
-        threads, so 1 (the default) avoids oversubscribing a 2-core machine.
+        Samples computed at once, one per thread. Each solve also uses torch's own
+        threads: with several workers give each one core
+        (``torch.set_num_threads(cores // num_workers)``, as the ``generate`` command
+        does), since one sample at a time leaves cores idle in the many small solves of
+        light crystals.
     limit
         Compute at most this many of the missing samples (lowest indices first) and
         stop, e.g. to spread a large dataset over several sessions.
@@ -469,15 +472,22 @@ def generate_dataset(
                 results.append(fut.result())
                 bar.update(1)
         else:
-            # In waves of one task per thread, lowest indices first: dask orders independent
-            # tasks its own way, and a run stopped part-way should hold a prefix of the
-            # recipe (a training run started on it then reads samples 0..n-1).
-            wave = max(1, num_workers)
-            with _TqdmCallback(bar if bar.active else None):
-                for start in range(0, len(tasks), wave):
-                    results += dask.compute(
-                        *tasks[start : start + wave], scheduler="threads", num_workers=wave
-                    )
+            # A pool of threads (the solves release the GIL) that takes the samples in index
+            # order, so a run stopped part-way holds a prefix of the recipe but for the few
+            # in flight; no thread waits for a slower one (sample times span 100×).
+            from concurrent.futures import ThreadPoolExecutor, as_completed
+
+            pool = ThreadPoolExecutor(max_workers=max(1, int(num_workers)))
+            try:
+                futures = [
+                    pool.submit(_sample_task, str(path), recipe_json, int(i), device)
+                    for i in pending
+                ]
+                for fut in as_completed(futures):
+                    results.append(fut.result())
+                    bar.update(1)
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
     finally:
         bar.close()
     stats = GenerationStats()
@@ -496,33 +506,6 @@ def generate_dataset(
         sample_seconds=[float(r["seconds"]) for r in sorted(results, key=lambda r: r["index"])],
         structure_stats=stats,
     )
-
-
-class _TqdmCallback:
-    """Advance a tqdm bar when a sample task of the local scheduler finishes."""
-
-    def __init__(self, bar: Any):
-        self.bar = bar
-        self._cb = None
-
-    def __enter__(self) -> _TqdmCallback:
-        if self.bar is not None:
-            from dask.callbacks import Callback
-
-            bar = self.bar
-
-            class _CB(Callback):
-                def _posttask(self, key, result, dsk, state, worker_id):
-                    if isinstance(result, dict) and "attempts" in result:
-                        bar.update(1)
-
-            self._cb = _CB()
-            self._cb.__enter__()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._cb is not None:
-            self._cb.__exit__(*exc)
 
 
 def open_dataset(path: str | os.PathLike, split: str | None = None, mode: str = "r"):

@@ -401,3 +401,11 @@ def test_max_convergence_leaves_out_unconverged_samples(full_store, tmp_path):
     assert len(kept) == int((estimates <= 0.05).sum()) < n
     assert kept.recipe["n_unconverged_left_out"] == n - len(kept)
     assert kept.recipe["n_train"] == len(kept)
+
+
+def test_two_workers_write_the_same_store(full_store, tmp_path):
+    """Samples computed two at a time (thread pool) equal the one-at-a-time store."""
+    path = tmp_path / "two.zarr"
+    report = generate_dataset(_recipe(), path, num_workers=2, show_progressbar=False)
+    assert report.complete and report.n_new == 6
+    _assert_same_content(full_store, path)
