@@ -17,12 +17,12 @@ written to ``model.safetensors`` are listed too. With ``--simulate`` the Bloch-w
 (``hyperspy_lacbed.simulate`` at the domain's settings, its four thicknesses) is timed in
 the same process, for the ratio the issue's speed target is about.
 
-``--domain-from FOLDER`` times at another domain: that of an exported model (its
+``--domain-from FOLDER [FOLDER]`` times at another domain: that of an exported model (its
 ``card.json``) or of a training run (its ``config.json``), e.g. the v1 runs' 32-px discs
 and converged Bloch-wave settings. The JSON (``--json``) is what
 ``tools/finalise_models.py --speed`` puts in the model cards::
 
-    python benchmarks/bench_generators.py --domain-from runs/v1-forward --simulate \
+    python benchmarks/bench_generators.py --domain-from runs/v1-forward runs/v1-inverse --simulate \
         --threads 2 --json out/speed.json
 """
 
@@ -49,7 +49,9 @@ def main() -> None:
     parser.add_argument(
         "--domain-from",
         type=Path,
-        help="a model folder (card.json) or run folder (config.json) whose domain to use",
+        nargs="+",
+        help="model folders (card.json) or run folders (config.json): the first one's domain, "
+        "and each one's generator settings for its architecture",
     )
     parser.add_argument(
         "--kwargs",
@@ -74,16 +76,26 @@ def main() -> None:
     from hyperspy_lacbed.nets.normalisation import Encoding
 
     dom, dev = Domain(), torch.device(args.device)
-    if args.domain_from is not None:
+    for k, folder in enumerate(args.domain_from or []):
         for name in ("card.json", "config.json"):
-            if (args.domain_from / name).is_file():
-                dom = Domain.from_dict(json.loads((args.domain_from / name).read_text())["domain"])
+            if (folder / name).is_file():
+                source = json.loads((folder / name).read_text())
                 break
         else:
             raise FileNotFoundError(
-                f"{args.domain_from} holds neither card.json (an exported model) nor "
-                "config.json (a training run); give one of those folders to --domain-from."
+                f"{folder} holds neither card.json (an exported model) nor config.json (a "
+                "training run); give one of those folders to --domain-from."
             )
+        if k == 0:
+            dom = Domain.from_dict(source["domain"])
+        # the generator as trained: a card keeps its full kwargs, a run its overrides
+        arch = source.get("architecture")
+        if isinstance(arch, dict):
+            arch, settings = arch["name"], arch.get("kwargs", {})
+        else:
+            settings = source.get("generator", {})
+        if arch:
+            overrides[arch] = {**settings, **overrides.get(arch, {})}
     enc = Encoding.for_domain(dom)
     crystal = load_structure(args.structure)
     a = float(crystal.lattice_parameters[0])

@@ -3,7 +3,7 @@
 Run (after ``python -m hyperspy_lacbed.train --config configs/v1.toml fit`` of both
 directions)::
 
-    python benchmarks/bench_generators.py --domain-from runs/v1-forward --simulate \\
+    python benchmarks/bench_generators.py --domain-from runs/v1-forward runs/v1-inverse --simulate \\
         --threads 2 --json out/speed.json
     python tools/finalise_models.py --forward runs/v1-forward --inverse runs/v1-inverse \\
         --store data/lacbed-v1 --speed out/speed.json

@@ -64,7 +64,7 @@ class Domain:
     strong_beams, weak_beams, tolerance
         The beams of the training patterns: explicit counts (the v0 models: 60 strong
         beams, no weak ones), or ``None`` counts and a ``tolerance`` for
-        :func:`~hyperspy_lacbed.simulate`'s converged choice (the v1 data: 1 % of each
+        :func:`~hyperspy_lacbed.simulate`'s converged choice (the v1 data: 2 % of each
         image's maximum, see the convergence page of the user guide).
     max_beams
         The beam budget (strong + weak) of the converged choice; ``None`` is
