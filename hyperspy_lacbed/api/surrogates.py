@@ -92,7 +92,7 @@ def generate(
     >>> import hyperspy_lacbed as hl
     >>> s = hl.generate("Si", thickness="100 nm", show_progressbar=False)
     >>> s
-    <LACBED, title: LACBED (cgan), dimensions: (9|64, 64)>
+    <LACBED, title: LACBED (cgan), dimensions: (9|32, 32)>
     >>> s.metadata.LACBED.model.name, s.reflections[:3]
     ('default-forward', [(0, 0, 0), (2, 0, 0), (-2, 0, 0)])
     """

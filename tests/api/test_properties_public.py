@@ -41,6 +41,18 @@ EXAMPLES = N_CIF + N_SIM + N_UNITARY + N_SIGNAL + N_CLI
 FAST = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow], "derandomize": True}
 
 
+def _shipped_domain():
+    from hyperspy_lacbed.nets import registry
+    from hyperspy_lacbed.nets.domain import Domain
+
+    card = registry.read_card(registry.resolve_model("default", "forward"))
+    return Domain.from_dict(card["domain"])
+
+
+#: The shipped forward model's domain (the surrogate paths take exactly its crystals).
+_MODEL_DOMAIN = _shipped_domain()
+
+
 def documented(fn, *args, **kwargs):
     """``fn(*args, **kwargs)``, or None when it raised a documented, explained exception."""
     try:
@@ -149,8 +161,9 @@ def test_load_structure_of_mutated_cifs(text):
             return
         _crystal_is_physical(c)
         # what load_structure returns, every entry point takes (and is refused cleanly)
-        if c.is_cubic and 3 <= c.lattice_parameters[0] <= 12:
-            assert hl.model_settings(c)["pixels"] == 64
+        lo, hi = _MODEL_DOMAIN.lattice_parameter_range
+        if c.is_cubic and lo <= c.lattice_parameters[0] <= hi:
+            assert hl.model_settings(c)["pixels"] == _MODEL_DOMAIN.disc_pixels
         else:
             with pytest.raises(ValueError, match="not cubic|outside"):
                 hl.model_settings(c)
