@@ -62,11 +62,15 @@ def _config(path: str | None, table: str) -> dict[str, Any]:
     if not path:
         return {}
     data = tomllib.loads(Path(path).read_text())
-    out = dict(data.get(table, {}))
+    return _expand_folders(dict(data.get(table, {})))
+
+
+def _expand_folders(table: dict[str, Any]) -> dict[str, Any]:
+    """``~`` and ``$VARIABLES`` expanded in a table's folder settings (in place)."""
     for key in _FOLDERS:
-        if isinstance(out.get(key), str):
-            out[key] = os.path.expanduser(os.path.expandvars(out[key]))
-    return out
+        if isinstance(table.get(key), str):
+            table[key] = os.path.expanduser(os.path.expandvars(table[key]))
+    return table
 
 
 def _merge(args: argparse.Namespace, table: dict[str, Any], defaults: dict[str, Any]) -> dict:
@@ -172,9 +176,7 @@ def fit_table(config: str | None, direction: str | None) -> dict[str, Any]:
     table = {k: v for k, v in table.items() if k not in ("forward", "inverse")}
     table.update(own)
     table["direction"] = direction
-    for key in _FOLDERS:
-        if isinstance(table.get(key), str):
-            table[key] = os.path.expanduser(os.path.expandvars(table[key]))
+    _expand_folders(table)
     if "store" not in table:
         store = _config(config, "dataset").get("store")
         if store:
