@@ -444,8 +444,6 @@ def generate_dataset(
         The store holds a dataset of another recipe (other than a larger
         ``n_structures``, which extends it).
     """
-    import dask
-
     from hyperspy_lacbed.progress import ProgressBar
 
     t0 = time.perf_counter()
@@ -455,18 +453,19 @@ def generate_dataset(
     if limit is not None:
         pending = pending[: max(int(limit), 0)]
     recipe_json = json.dumps(recipe.to_dict())
-    tasks = [
-        dask.delayed(_sample_task, pure=False)(str(path), recipe_json, int(i), device)
-        for i in pending
-    ]
     results: list[dict[str, Any]] = []
-    bar = ProgressBar(len(tasks), show_progressbar, f"LACBED dataset [{recipe.split}]", "sample")
+    bar = ProgressBar(len(pending), show_progressbar, f"LACBED dataset [{recipe.split}]", "sample")
     try:
-        if not tasks:
+        if not len(pending):
             pass
         elif client is not None:
+            import dask
             from distributed import as_completed
 
+            tasks = [
+                dask.delayed(_sample_task, pure=False)(str(path), recipe_json, int(i), device)
+                for i in pending
+            ]
             futures = client.compute(tasks)
             for fut in as_completed(futures):
                 results.append(fut.result())
