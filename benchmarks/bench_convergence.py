@@ -39,6 +39,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _results import add_results_argument, write_results
 
 from hyperspy_lacbed.bloch.convergence import image_scale
 
@@ -354,7 +355,7 @@ def main() -> None:
     parser.add_argument("--section", choices=("table", "speed", "domain"), default="table")
     parser.add_argument("--pixels", type=int, default=None, help="tilt grid 2N (default 8/16/8)")
     parser.add_argument("--only", action="append", help="cases whose name contains this")
-    parser.add_argument("--out", type=Path, default=None, help="write the rows as JSON")
+    add_results_argument(parser)
     args = parser.parse_args()
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import warnings
@@ -369,10 +370,10 @@ def main() -> None:
         rows = speed(args.pixels or 16, args.only or ["GaAs", "SrTiO3"])
     else:
         rows = domain(args.pixels or 8, args.only)
-    print(f"# {args.section}: {time.perf_counter() - t0:.0f} s", flush=True)
+    wall = time.perf_counter() - t0
+    print(f"# {args.section}: {wall:.0f} s", flush=True)
     print(rst_table(args.section, rows))
-    if args.out:
-        args.out.write_text(json.dumps(rows, indent=1))
+    write_results(args, f"bench_convergence-{args.section}", rows, wall_s=wall)
 
 
 if __name__ == "__main__":

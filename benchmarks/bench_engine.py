@@ -1,10 +1,12 @@
 """Speed, memory and accuracy of the Bloch-wave engine on the Felix Si [001] case.
 
-Run: ``python benchmarks/bench_engine.py`` (add ``--quick`` for N = 32 only).
+Run: ``python benchmarks/bench_engine.py`` (add ``--quick`` for N = 32 only). It writes
+``benchmarks/results/bench_engine.json`` (``--results PATH``; ``--no-results``), which the
+README's engine rows are read from.
 
 Each configuration runs in a fresh process so that its peak resident memory is its own.
-Felix's wall times on 2 cores of this machine kind (26.2 s at N = 32, 103.5 s at N = 64,
-from ``shared/reference/felix_si001/case.json``) are the baseline; the table gives the
+Felix's wall times on 2 cores of this machine kind (``timing`` of
+``../shared/reference/felix_si001/case.json``) are the baseline; the table gives the
 speed-up over them, the share of time spent in the eigen-solver, and the error of each
 solver against the exact one and against Felix's images.
 """
@@ -19,9 +21,18 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _results import add_results_argument, write_results
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 CASE = SHARED / "reference" / "felix_si001"
+
+
+def felix_wall_times() -> dict[int, float]:
+    """Felix's wall time (s) per N on 2 cores: ``timing.wall_s_N<N>`` of the reference case."""
+    timing = json.loads((CASE / "case.json").read_text())["timing"]
+    return {
+        int(k[len("wall_s_N") :]): float(v) for k, v in timing.items() if k.startswith("wall_s_N")
+    }
 
 
 def _felix_inputs(n_half: int) -> dict:
@@ -97,8 +108,9 @@ def rel_error(a: np.ndarray, b: np.ndarray) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="N = 32 only")
+    add_results_argument(parser)
     args = parser.parse_args()
-    felix_wall = {32: 26.2, 64: 103.5}
+    felix_wall = felix_wall_times()
     sizes = [32] if args.quick else [32, 64]
     rows = []
     print("Felix Si [001] case, ~100 strong beams (Felix's count), 4 thicknesses, 2 cores")
@@ -152,6 +164,7 @@ def main() -> None:
         )
 
     print("\nFast vs exact on other crystals (default physics, N = 16, 100 strong beams)")
+    others = []
     for name, zone in (
         ("GaAs", (0, 0, 1)),
         ("SrTiO3", (0, 1, 1)),
@@ -161,10 +174,42 @@ def main() -> None:
         extra = {"zone_axis": zone}
         e = run_isolated("exact", name, 8, {**extra, "solver": "exact"}, kind="default")
         f = run_isolated("fast", name, 8, {**extra, "solver": "fast"}, kind="default")
+        err = rel_error(f[4], e[4])
+        others.append(
+            {"structure": name, "zone_axis": zone, "exact_s": e[1], "fast_s": f[1], "error": err}
+        )
         print(
             f"  {name:7} {zone!s:10} exact {e[1]:5.2f} s  fast {f[1]:5.2f} s  "
-            f"max error {rel_error(f[4], e[4]):.2e} of the image maximum"
+            f"max error {err:.2e} of the image maximum"
         )
+    table = [
+        {
+            "N": n,
+            "configuration": label,
+            "wall_s": wall,
+            "speedup_over_felix": speedup,
+            "peak_mb": peak,
+            "tilts_per_s": stats.tilts / wall,
+            "eig_share": stats.eig_seconds / wall,
+            "max_beams": stats.max_beams,
+            "error_vs_exact": err,
+            "error_vs_felix": ferr,
+        }
+        for n, label, wall, peak, stats, _, speedup, err, ferr in rows
+    ]
+    fast_errors = [r["error_vs_exact"] for r in table if "fast" in r["configuration"]]
+    write_results(
+        args,
+        "bench_engine-quick" if args.quick else "bench_engine",
+        {
+            "engine": table,
+            "fast_vs_exact": others,
+            # the fast solver's worst error over every crystal above, Si [001] included
+            "fast_vs_exact_worst": max(fast_errors + [r["error"] for r in others]),
+        },
+        felix_wall_s={str(n): felix_wall[n] for n in sizes},
+        threads=2,
+    )
 
 
 if __name__ == "__main__":

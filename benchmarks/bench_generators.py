@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _results import add_results_argument, write_results
 
 
 def main() -> None:
@@ -45,7 +46,10 @@ def main() -> None:
     parser.add_argument("--structure", default="Si", help="example name or CIF (default Si)")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     parser.add_argument("--simulate", action="store_true", help="also time simulate()")
-    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--json", type=Path, help="also write the rows here (the finaliser's --speed input)"
+    )
+    add_results_argument(parser)
     parser.add_argument(
         "--domain-from",
         type=Path,
@@ -190,24 +194,23 @@ def main() -> None:
         results.append(row)
     if sim_rate:
         print(f"simulate: {sim_rate:.3g} patterns/s (four thicknesses per solve, per pattern)")
+    report = {
+        "benchmark": "benchmarks/bench_generators.py",
+        "threads": args.threads,
+        "device": args.device,
+        "batch": b,
+        "repeats": args.repeats,
+        "structure": args.structure,
+        "domain": dom.to_dict(),
+        "torch": torch.__version__,
+        "rows": results,
+        "simulate_patterns_per_s": sim_rate,
+    }
     if args.json:
-        args.json.write_text(
-            json.dumps(
-                {
-                    "benchmark": "benchmarks/bench_generators.py",
-                    "threads": args.threads,
-                    "device": args.device,
-                    "batch": b,
-                    "repeats": args.repeats,
-                    "structure": args.structure,
-                    "domain": dom.to_dict(),
-                    "torch": torch.__version__,
-                    "rows": results,
-                    "simulate_patterns_per_s": sim_rate,
-                },
-                indent=1,
-            )
-        )
+        args.json.write_text(json.dumps(report, indent=1))
+    # benchmarks/results/bench_generators[-domain]-<structure>.json
+    name = "bench_generators" + ("-domain" if args.domain_from else "")
+    write_results(args, f"{name}-{Path(args.structure).stem}", report)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """The Bloch-wave engine against 27 recorded GeSn [1-10] LACBED discs (a real experiment).
 
 Run: ``python benchmarks/bench_gesn.py`` (all beam settings; ``--quick`` for the recommended
-one only). Needs ``../shared/experimental/GeSn_1-10`` next to the repository.
+one only). Needs ``../shared/experimental/GeSn_1-10`` next to the repository. Writes
+``benchmarks/results/bench_gesn.json`` (``bench_gesn-quick.json`` with ``--quick``;
+``--results PATH``, ``--no-results``).
 
 The recorded discs are loaded as a user would (``hs.load`` → ``set_signal_type("LACBED")``
 → ``hs.stack`` → ``set_experimental_parameters`` → ``calibrate``), every setting of the table
@@ -36,6 +38,7 @@ from pathlib import Path
 from queue import Empty
 
 import numpy as np
+from _results import add_results_argument, write_results
 
 from hyperspy_lacbed.analysis import compare
 
@@ -239,6 +242,7 @@ def main() -> None:
         metavar="STRONG,WEAK,SOLVER",
         help="run these settings instead (repeatable), e.g. --config 120,60,fast",
     )
+    add_results_argument(parser)
     args = parser.parse_args()
     if not DATA.is_dir():
         raise SystemExit(f"The recorded data are missing: {DATA}")
@@ -261,12 +265,32 @@ def main() -> None:
     print(header)
     print("-" * len(header))
     results = {}
+    rows = []
     for config in configs:
         wall, cpu, rss0, peak, timing, fits, best, fixed = run_isolated(
             config, measured, reflections, threads=args.threads
         )
         results[config] = (wall, peak, fits, best, fixed)
         f1, f0 = fits[1], fits[0]
+        rows.append(
+            {
+                "strong": config[0],
+                "weak": config[1],
+                "solver": config[2],
+                "recommended": config == RECOMMENDED,
+                "threads": threads_for(config[0], args.threads),
+                "wall_s": wall,
+                "cpu_s": cpu,
+                "peak_mb": peak,
+                "max_beams": timing["max_beams"],
+                "eig_share": timing["eig_seconds"] / wall,
+                "thickness_nm_blur1": f1.thickness / 10,
+                "mean_ncc_blur1": f1.mean_ncc,
+                "thickness_nm_blur0": f0.thickness / 10,
+                "mean_ncc_blur0": f0.mean_ncc,
+                "per_disc_ncc_blur1": list(f1.per_disc),
+            }
+        )
         print(
             f"{config[0]:>6} {config[1]:>5} {config[2]:>6} "
             f"{threads_for(config[0], args.threads):>3} {wall:7.1f} {cpu:7.1f} "
@@ -302,6 +326,15 @@ def main() -> None:
         row = " ".join(f"{results[c][2][1].per_disc[i]:10.3f}" for c in configs)
         print(f"{'{:+d}{:+d}{:+d}'.format(*h):>10} {row}")
 
+    write_results(
+        args,
+        "bench_gesn-quick" if args.quick else "bench_gesn",
+        rows,
+        # Felix's figures for this data set, from the data's README (not measured here)
+        felix=FELIX,
+        reflections=[list(map(int, h)) for h in reflections],
+        threads=args.threads,
+    )
     if not args.no_figure:
         _, _, fits, best, _ = results[RECOMMENDED if RECOMMENDED in results else configs[0]]
         label = "{} strong + {} weak beams, {}".format(*RECOMMENDED)

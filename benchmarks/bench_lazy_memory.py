@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from _fresh_process import run_in_fresh_process
+from _results import add_results_argument, write_results
 
 
 def _rss_mb() -> float:
@@ -87,6 +88,7 @@ def main() -> None:
     parser.add_argument("--budget-mb", type=float, default=256.0, help="the memory budget")
     parser.add_argument("--model", default="default")
     parser.add_argument("--threads", type=int, default=2)
+    add_results_argument(parser)
     args = parser.parse_args()
     r = run_in_fresh_process(_worker, vars(args))
     print(
@@ -106,6 +108,19 @@ def main() -> None:
     ]
     for what, value in rows:
         print(f"  {what:<30}{value:>22}")
+    settings = {
+        k: getattr(args, k) for k in ("patterns", "batch", "budget_mb", "model", "threads")
+    }
+    write_results(
+        args,
+        "bench_lazy_memory",
+        {
+            **r,
+            "rise_mb": r["peak_mb"] - r["base_mb"],
+            "size_over_budget": (r["stack_mb"] + r["result_mb"]) / args.budget_mb,
+        },
+        settings=settings,
+    )
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+from _results import add_results_argument, write_results
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "structures"
 
@@ -24,6 +25,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--forward", default="default")
     parser.add_argument("--inverse", default="default")
+    add_results_argument(parser)
     args = parser.parse_args()
 
     from hyperspy_lacbed.nets.surrogate import load_surrogate
@@ -46,6 +48,13 @@ def main() -> None:
         inv = np.mean([r["inverse"] for r in done])
         oi = np.mean([r["inverse_origin_invariant"] for r in done])
         print("mean | | " + " | ".join(f"{x:.2e}" for x in fwd) + f" | {inv:.2e} | {oi:.2e}")
+    write_results(
+        args,
+        "eval_real_crystals",
+        rows,
+        models={"forward": args.forward, "inverse": args.inverse},
+        thicknesses_A=list(thick),
+    )
 
 
 if __name__ == "__main__":

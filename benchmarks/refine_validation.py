@@ -40,6 +40,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+from _results import add_results_argument, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -101,6 +102,7 @@ def synthetic(pixels=16, strong_beams=30, counts=1e4, seed=0, thickness=800.0):
         f"{'case':<8}{'parameter':<14}{'truth':>11}{'start':>11}{'refined':>11}{'σ':>10}{'|err|/σ':>9}"
     )
     all_ok = True
+    rows = []
     for name, (structure, hkls, _) in CASES.items():
         crystal = _fesi() if structure == "FeSi" else load_structure(structure)
         discs = np.array(_closed(crystal, hkls))
@@ -151,6 +153,17 @@ def synthetic(pixels=16, strong_beams=30, counts=1e4, seed=0, thickness=800.0):
             ratio = abs(err) / sig if sig > 0 else math.inf
             all_ok &= ratio <= 3
             start = res.start[n]
+            rows.append(
+                {
+                    "case": name,
+                    "parameter": n,
+                    "truth": want,
+                    "start": start,
+                    "refined": res.values[n],
+                    "sigma": sig,
+                    "error_over_sigma": ratio,
+                }
+            )
             print(
                 f"{name:<8}{n:<14}{want:>11.5g}{start:>11.5g}{res.values[n]:>11.5g}"
                 f"{sig:>10.2g}{ratio:>9.2f}"
@@ -160,7 +173,15 @@ def synthetic(pixels=16, strong_beams=30, counts=1e4, seed=0, thickness=800.0):
             f"{wall:.1f} s, {res.message}"
         )
     print("all |error| ≤ 3σ:", all_ok)
-    return all_ok
+    ratios = [r["error_over_sigma"] for r in rows]
+    return {
+        "settings": {"pixels": pixels, "strong_beams": strong_beams, "counts": counts,
+                     "seed": seed, "thickness_A": thickness, "perturbation": PERTURB},
+        "rows": rows,
+        "all_within_3_sigma": all_ok,
+        "n_beyond_3_sigma": sum(r > 3 for r in ratios),
+        "max_error_over_sigma": max(ratios),
+    }  # fmt: skip
 
 
 def _refine_with_start(
@@ -338,7 +359,20 @@ def gesn(threads: int, figure: Path | None, params=GESN_PARAMETERS, start=True, 
         figure.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(figure, dpi=100)
         print("Figure:", figure)
-    return res
+    return {
+        "parameters": list(params),
+        "start_mean_zncc": start_mean if start else None,
+        "start_best": list(start_fit) if start else None,
+        "refined_mean_zncc": end_mean,
+        "refined_best": list(end_fit),
+        "values": dict(v),
+        "uncertainties": dict(res.uncertainties),
+        "fit_s": t_fit,
+        "fit_cpu_s": c_fit,
+        "check_s": t3 - t2,
+        "felix_mean_zncc": FELIX["ncc_blur1"],
+        "supersample": supersample,
+    }
 
 
 def main() -> None:
@@ -354,23 +388,29 @@ def main() -> None:
     parser.add_argument(
         "--figure", type=Path, default=ROOT / "docs" / "figures" / "refine_gesn.png"
     )
+    add_results_argument(parser)
     args = parser.parse_args()
     if not (args.synthetic or args.gesn):
         args.synthetic = args.gesn = True
+    if args.synthetic and args.gesn and args.results:
+        parser.error("--results names one file: give --synthetic or --gesn with it")
     if args.synthetic:
         import torch
 
         torch.set_num_threads(args.threads)
-        synthetic()
+        write_results(args, "refine_validation-synthetic", synthetic())
     if args.gesn:
         params = GESN_PARAMETERS + (GESN_EXTRA if args.extra else ())
-        gesn(
+        out = gesn(
             args.threads,
             args.figure,
             params,
             start=not args.no_start,
             supersample=args.supersample,
         )
+        name = "refine_validation-gesn" + ("-extra" if args.extra else "")
+        name += f"-supersample{args.supersample}" if args.supersample > 1 else ""
+        write_results(args, name, out)
 
 
 if __name__ == "__main__":
