@@ -3,8 +3,12 @@
 Run: ``python benchmarks/bench_surrogate.py`` (``--structure GaAs``, ``--threads 2``,
 ``--device cuda``, ``--repeats 5``).
 
-The default architecture with random weights (timing does not depend on the weights)
-at the shipped model's domain (docs/user_guide/conventions.rst: 128² potentials, 9 discs of 64², 4 thicknesses):
+The shipped default models (``models/default-forward`` and ``models/default-inverse``:
+the v1 recipe's fourier-forward and fourier-inverse generators) at their domain (128²
+potentials, 9 discs of 32², 4 thicknesses; docs/user_guide/conventions.rst). Where no
+model ships, the recipe's architectures (:class:`hyperspy_lacbed.train.loop.TrainConfig`
+defaults) with random weights at ``Domain()``, the same shapes: timing does not depend on
+the weights.
 
 * network throughput, forward (potential → 9 discs) and inverse (discs → potential),
   at batch 1 and batch 32, in patterns (one thickness, nine discs) per second;
@@ -36,18 +40,36 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _model_folder(root: Path, direction: str, domain) -> Path:
-    """A registry folder holding the default architecture with random weights."""
+def _model(root: Path, direction: str):
+    """The shipped default of a direction, else the recipe's architecture, random weights.
+
+    Returns what ``model=`` of the registry takes: ``"default"`` or a model folder.
+    """
+    from hyperspy_lacbed.nets.registry import resolve_model
+
+    try:
+        resolve_model("default", direction)
+        return "default"
+    except FileNotFoundError:
+        return _random_model_folder(root, direction)
+
+
+def _random_model_folder(root: Path, direction: str) -> Path:
+    """A registry folder holding the recipe's generator of a direction with random weights."""
     import safetensors.torch
     import torch
 
-    from hyperspy_lacbed.nets.architectures import Pix2PixHDGenerator, generator_kwargs
+    from hyperspy_lacbed.nets.architectures import build_generator, generator_kwargs
+    from hyperspy_lacbed.nets.domain import Domain
     from hyperspy_lacbed.nets.normalisation import Encoding
     from hyperspy_lacbed.nets.registry import MODEL_FILE, write_card
+    from hyperspy_lacbed.train.loop import TrainConfig
 
     torch.manual_seed(0)
-    kw = generator_kwargs(direction, domain)
-    g = Pix2PixHDGenerator(**kw)
+    domain, cfg = Domain(), TrainConfig(direction=direction)
+    enc = Encoding.for_domain(domain)
+    kw = generator_kwargs(direction, domain, cfg.generator, cfg.architecture, enc)
+    g = build_generator(cfg.architecture, kw)
     folder = root / f"bench-{direction}"
     folder.mkdir(parents=True, exist_ok=True)
     safetensors.torch.save_file(
@@ -58,22 +80,13 @@ def _model_folder(root: Path, direction: str, domain) -> Path:
         {
             "name": folder.name,
             "direction": direction,
-            "architecture": {"name": "pix2pixhd", "kwargs": kw},
+            "architecture": {"name": cfg.architecture, "kwargs": kw},
             "domain": domain.to_dict(),
-            "normalisation": Encoding.for_domain(domain).to_dict(),
+            "normalisation": enc.to_dict(),
             "metrics": {},
         },
     )
     return folder
-
-
-def _domain(domain_class, load_surrogate):
-    """The shipped forward model's domain (its Bloch-wave settings are those of the
-    training data), or the default ``Domain()`` where no model ships."""
-    try:
-        return load_surrogate("default", "forward", "cpu").domain
-    except FileNotFoundError:
-        return domain_class()
 
 
 def _worker(job: dict, queue) -> None:
@@ -85,24 +98,24 @@ def _worker(job: dict, queue) -> None:
     hs.preferences.General.show_progressbar = False
     import hyperspy_lacbed as hl
     from hyperspy_lacbed.crystal.structure import load_structure
-    from hyperspy_lacbed.nets.domain import Domain
     from hyperspy_lacbed.nets.surrogate import load_surrogate
 
-    domain = _domain(Domain, load_surrogate)
     crystal = load_structure(job["structure"])
     base = _rss_mb()  # after the imports, before any model or work
     a = float(crystal.lattice_parameters[0])
     out: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         if job["kind"] == "simulate":
-            kw = domain.simulation_kwargs(a)
+            # the Bloch-wave settings of the forward model's training data
+            folder = _model(Path(tmp), "forward")
+            kw = load_surrogate(folder, "forward", "cpu").domain.simulation_kwargs(a)
             hl.simulate(crystal, **{**kw, "pixels": 4}, device=job["device"])  # warm-up
             t0 = time.perf_counter()
             s = hl.simulate(crystal, **kw, device=job["device"])
             wall = time.perf_counter() - t0
             out = {"patterns": int(s.data.shape[0]), "wall_s": wall}
         elif job["kind"] == "generate":
-            folder = _model_folder(Path(tmp), "forward", domain)
+            folder = _model(Path(tmp), "forward")
             hl.generate(crystal, model=folder, device=job["device"])  # warm-up, loads model
             walls = []
             for _ in range(job["repeats"]):
@@ -112,7 +125,7 @@ def _worker(job: dict, queue) -> None:
             out = {"patterns": int(s.data.shape[0]), "wall_s": float(np.median(walls))}
         else:
             direction, batch = job["kind"], job["batch"]
-            folder = _model_folder(Path(tmp), direction, domain)
+            folder = _model(Path(tmp), direction)
             sur = load_surrogate(folder, direction, job["device"])
             kw = sur.card["architecture"]["kwargs"]
             rng = np.random.default_rng(0)
@@ -157,23 +170,30 @@ def main() -> None:
 
     import torch
 
-    from hyperspy_lacbed.nets.architectures import (
-        Pix2PixHDGenerator,
-        count_parameters,
-        generator_kwargs,
-    )
-    from hyperspy_lacbed.nets.domain import Domain
+    from hyperspy_lacbed.nets.architectures import count_parameters
     from hyperspy_lacbed.nets.surrogate import load_surrogate
 
-    domain = _domain(Domain, load_surrogate)
+    with tempfile.TemporaryDirectory() as tmp:
+        models = {
+            d: load_surrogate(_model(Path(tmp), d), d, "cpu") for d in ("forward", "inverse")
+        }
+    domain = models["forward"].domain
+    beams = (
+        f"{domain.strong_beams} strong beams"
+        if domain.strong_beams is not None
+        else f"beams converged to {domain.tolerance:.0%} (at most {domain.max_beams})"
+    )
     print(
         f"hyperspy-lacbed surrogate benchmark: {args.structure}, {args.device}, "
-        f"{args.threads} torch threads, torch {torch.__version__}; simulate with "
-        f"{domain.strong_beams} strong beams (the shipped model's training data)"
+        f"{args.threads} torch threads, torch {torch.__version__}; simulate with {beams} "
+        "(the forward model's training data)"
     )
-    for direction in ("forward", "inverse"):
-        n = count_parameters(Pix2PixHDGenerator(**generator_kwargs(direction, domain)))
-        print(f"  {direction} generator: {n / 1e6:.2f} M parameters, {4 * n / 2**20:.1f} MiB")
+    for direction, sur in models.items():
+        n = count_parameters(sur.module)
+        print(
+            f"  {direction} generator: {sur.name} ({sur.card['architecture']['name']}), "
+            f"{n / 1e6:.2f} M parameters, {4 * n / 2**20:.1f} MiB"
+        )
 
     rows = []
     for direction in ("forward", "inverse"):

@@ -35,10 +35,17 @@ DEFAULT_REFLECTIONS: tuple[tuple[int, int, int], ...] = (
     (-2, -2, 0),
 )
 
+#: Beam settings that ``"auto"`` (TOML's stand-in for None) leaves to the engine.
+_AUTO_BEAM_SETTINGS = ("strong_beams", "weak_beams", "tolerance", "max_beams")
+
 
 @dataclass(frozen=True)
 class Domain:
     """What a surrogate model covers and how its training patterns are simulated.
+
+    The defaults are the domain of the shipped models, the v1 recipe
+    (``configs/v1.toml``, :data:`hyperspy_lacbed.train.recipe.DATASET`): 32-pixel discs,
+    beams chosen to 2 % within a budget of 750, a = 2.8–8.1 Å.
 
     Attributes
     ----------
@@ -64,8 +71,9 @@ class Domain:
     strong_beams, weak_beams, tolerance
         The beams of the training patterns: explicit counts (the v0 models: 60 strong
         beams, no weak ones), or ``None`` counts and a ``tolerance`` for
-        :func:`~hyperspy_lacbed.simulate`'s converged choice (the v1 data: 2 % of each
-        image's maximum, see the convergence page of the user guide).
+        :func:`~hyperspy_lacbed.simulate`'s converged choice (the v1 data and the
+        default: 2 % of each image's maximum, see the convergence page of the user
+        guide). A ``None`` tolerance is :func:`~hyperspy_lacbed.simulate`'s own.
     max_beams
         The beam budget (strong + weak) of the converged choice; ``None`` is
         :func:`~hyperspy_lacbed.simulate`'s. A sample that misses the tolerance at the
@@ -87,14 +95,14 @@ class Domain:
     voltage: float = 200e3
     thicknesses: tuple[float, ...] = (500.0, 1000.0, 1500.0, 2000.0)
     reflections: tuple[tuple[int, int, int], ...] = DEFAULT_REFLECTIONS
-    disc_pixels: int = 64
+    disc_pixels: int = 32
     disc_radius_g200: float = 0.75
     potential_pixels: int = 128
-    lattice_parameter_range: tuple[float, float] = (3.0, 12.0)
-    strong_beams: int | None = 80
+    lattice_parameter_range: tuple[float, float] = (2.8, 8.1)
+    strong_beams: int | None = None
     weak_beams: int | None = None
-    tolerance: float | None = None
-    max_beams: int | None = None
+    tolerance: float | None = 0.02
+    max_beams: int | None = 750
     absorption: str = "proportional"
     absorption_fraction: float = 0.1
     scattering_factors: str = "kirkland"
@@ -248,13 +256,14 @@ class Domain:
     def from_dict(cls, d: dict[str, Any]) -> Domain:
         """Inverse of :meth:`to_dict`; unknown keys are an error (a newer card format).
 
-        ``"auto"`` as ``strong_beams`` or ``weak_beams`` is ``None`` (TOML has no null):
-        the engine chooses them to the domain's ``tolerance``.
+        ``"auto"`` as ``strong_beams``, ``weak_beams``, ``tolerance`` or ``max_beams`` is
+        ``None`` (TOML has no null): the engine chooses the beams to the domain's
+        ``tolerance``, and an ``"auto"`` tolerance or budget is the engine's own.
         """
         d = dataclass_kwargs(cls, d, "domain fields", NEWER_CARD)
         kw: dict[str, Any] = {}
         for key, value in d.items():
-            if key in ("strong_beams", "weak_beams") and value == "auto":
+            if key in _AUTO_BEAM_SETTINGS and value == "auto":
                 value = None
             if isinstance(value, list):
                 value = tuple(tuple(v) if isinstance(v, list) else v for v in value)

@@ -3,7 +3,9 @@
 Commands: ``generate``, ``fit``, ``evaluate``, ``export`` and ``ablation``. Every run can
 be reproduced from one TOML file (``--config run.toml``) whose tables ``[dataset]``,
 ``[fit]``, ``[evaluate]``, ``[export]`` and ``[ablation]`` hold the same options as the
-command line (command-line options win). Example::
+command line (command-line options win). Without ``--config`` the settings are the
+recipe of the shipped models (``configs/v1.toml``, :mod:`hyperspy_lacbed.train.recipe`)
+but for the folders, cores and hours, which the command line gives. Example::
 
     [dataset]
     store = "data/lacbed-v1"
@@ -27,7 +29,7 @@ command line (command-line options win). Example::
     out = "runs/forward"
     hours = 1.0
     batch_size = 8
-    architecture = "fourier-forward"   # or "pix2pixhd" (default), "fourier-inverse"
+    architecture = "fourier-forward"   # (default) or "pix2pixhd" (the paper's)
 
     [ablation]                        # python -m hyperspy_lacbed.train ablation
     store = "data/lacbed-v1"
@@ -54,15 +56,31 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from hyperspy_lacbed.train import recipe
+
 #: Config keys that name folders: ``$VARIABLES`` and ``~`` in them are expanded.
 _FOLDERS = ("store", "out", "models_dir")
 
 
 def _config(path: str | None, table: str) -> dict[str, Any]:
+    """A table of the config file; without one, the shipped models' recipe's.
+
+    The recipe (:mod:`hyperspy_lacbed.train.recipe`, ``configs/v1.toml``) leaves out the
+    settings of one machine (folders, cores, hours), which the command line then gives.
+    """
     if not path:
-        return {}
+        return _without_machine_keys(recipe.table(table))
     data = tomllib.loads(Path(path).read_text())
     return _expand_folders(dict(data.get(table, {})))
+
+
+def _without_machine_keys(table: dict[str, Any]) -> dict[str, Any]:
+    """``table`` without :data:`~hyperspy_lacbed.train.recipe.MACHINE_KEYS`, at every level."""
+    return {
+        k: _without_machine_keys(v) if isinstance(v, dict) else v
+        for k, v in table.items()
+        if k not in recipe.MACHINE_KEYS
+    }
 
 
 def _expand_folders(table: dict[str, Any]) -> dict[str, Any]:
@@ -339,7 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--store", help="dataset folder (zarr), e.g. data/lacbed-v1")
     g.add_argument("--splits", help="name=count pairs, e.g. train=2000,val=32,test=64")
-    g.add_argument("--seed", type=int, help="seed of the synthetic structures (default 0)")
+    g.add_argument("--seed", type=int, help="seed of the synthetic structures")
     g.add_argument(
         "--strong-beams",
         type=int,
@@ -366,13 +384,13 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument(
         "--architecture",
         choices=["pix2pixhd", "fourier-forward", "fourier-inverse"],
-        help="generator (default pix2pixhd, the paper's; fourier-*: physics-informed)",
+        help="generator (default fourier-<direction>: physics-informed; or the paper's)",
     )
     f.add_argument(
         "--lambda-amplitude",
         type=float,
         dest="lambda_amplitude",
-        help="inverse: weight of the origin-invariant Fourier-amplitude loss (default 0)",
+        help="inverse: weight of the origin-invariant Fourier-amplitude loss (0: off)",
     )
     f.add_argument("--out", help="checkpoint folder; an existing one is resumed")
     f.add_argument("--steps", type=int, help="total optimiser steps")
@@ -383,7 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="lr_decay_after",
         help="step after which the learning rate decays linearly to 0 at --steps",
     )
-    f.add_argument("--batch-size", type=int, dest="batch_size", help="batch size (default 8)")
+    f.add_argument("--batch-size", type=int, dest="batch_size", help="samples per step")
     f.add_argument(
         "--checkpoint-every", type=int, dest="checkpoint_every", help="steps between checkpoints"
     )
@@ -448,7 +466,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="leave out training samples whose convergence estimate exceeds this",
     )
     b.add_argument("--test-limit", type=int, dest="test_limit", help="score the first N only")
-    b.add_argument("--batch-size", type=int, dest="batch_size", help="batch size (default 8)")
+    b.add_argument("--batch-size", type=int, dest="batch_size", help="samples per step")
     b.add_argument("--seed", type=int, help="training seed (the same for every variant)")
     b.add_argument("--threads", type=int, help="CPU threads")
     b.add_argument(

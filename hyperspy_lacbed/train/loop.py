@@ -48,6 +48,7 @@ import numpy as np
 from hyperspy_lacbed.nets.domain import Domain
 from hyperspy_lacbed.nets.normalisation import Encoding
 from hyperspy_lacbed.parsing import dataclass_kwargs
+from hyperspy_lacbed.train.recipe import fit_defaults
 
 __all__ = [
     "ArrayDataset",
@@ -67,20 +68,28 @@ CONFIG = "config.json"
 class TrainConfig:
     """Settings of one training run.
 
+    The settings left at ``None`` take the value of the shipped models' recipe for the
+    run's direction (:func:`hyperspy_lacbed.train.recipe.fit_defaults`, the ``[fit]``
+    tables of ``configs/v1.toml``): ``TrainConfig(direction="inverse")`` trains the
+    shipped inverse model's architecture with its settings.
+
     Attributes
     ----------
     direction
         ``"forward"`` (potential → discs) or ``"inverse"`` (discs → potential).
     architecture
         A generator of :data:`~hyperspy_lacbed.nets.architectures.ARCHITECTURES`:
-        ``"pix2pixhd"`` (default, both directions), ``"fourier-forward"`` or
-        ``"fourier-inverse"``.
+        ``"pix2pixhd"`` (the paper's, both directions), ``"fourier-forward"`` or
+        ``"fourier-inverse"``; None: the recipe's (``fourier-<direction>``).
     generator
         Keyword arguments of the generator that override the defaults (for pix2pixhd
         ``ngf``, ``n_downsampling``, ``n_blocks_global``, ``n_blocks_local``,
-        ``max_channels``, ``norm``); shapes come from the domain.
+        ``max_channels``, ``norm``); shapes come from the domain. None: the recipe's
+        when the architecture is the recipe's (its keywords belong to that generator),
+        else none.
     discriminator
-        Overrides of the discriminator's (``ndf``, ``n_layers``, ``num_d``, ``norm``).
+        Overrides of the discriminator's (``ndf``, ``n_layers``, ``num_d``, ``norm``);
+        None: the recipe's.
     domain
         ``Domain.to_dict()``; default the training dataset's (its ``recipe["domain"]`` or
         ``domain`` attribute), else :class:`~hyperspy_lacbed.nets.domain.Domain` ().
@@ -89,11 +98,13 @@ class TrainConfig:
     lr, betas
         Adam settings of both networks (pix2pixHD: 2e-4, (0.5, 0.999)).
     lr_decay_after
-        Step after which the learning rate decays linearly to 0 at ``steps`` (None: never).
+        Step after which the learning rate decays linearly to 0 at ``steps``; ``steps``
+        or more: never. None: the recipe's.
     batch_size
-        Samples per step.
+        Samples per step; None: the recipe's.
     steps
-        Total number of optimisation steps (a resumed run continues to it).
+        Total number of optimisation steps (a resumed run continues to it); None: the
+        recipe's.
     checkpoint_every
         Steps between checkpoints (also written at the end and when ``hours`` runs out).
     hours
@@ -104,11 +115,12 @@ class TrainConfig:
     lambda_feat, lambda_l1
         Weights of the feature-matching and L1 losses (the LSGAN loss has weight 1).
     lambda_amplitude
-        Weight of an origin-invariant loss of the inverse direction (0, the default: off):
-        the L1 distance between the Fourier amplitudes of the predicted and target
-        potentials (decoded to V·Å), divided by the target's mean potential. Amplitudes do
-        not change when the crystal is translated, so this term does not depend on the
-        origin the generator gives its crystal.
+        Weight of an origin-invariant loss of the inverse direction (0: off): the L1
+        distance between the Fourier amplitudes of the predicted and target potentials
+        (decoded to V·Å), divided by the target's mean potential. Amplitudes do not
+        change when the crystal is translated, so this term does not depend on the
+        origin the generator gives its crystal. None: the recipe's (10 for the inverse
+        direction, 0 for the forward one).
     amp
         Mixed precision; None: on for CUDA, off on CPU.
     device
@@ -122,22 +134,22 @@ class TrainConfig:
     """
 
     direction: str = "forward"
-    architecture: str = "pix2pixhd"
-    generator: dict[str, Any] = field(default_factory=dict)
-    discriminator: dict[str, Any] = field(default_factory=dict)
+    architecture: str | None = None
+    generator: dict[str, Any] | None = None
+    discriminator: dict[str, Any] | None = None
     domain: dict[str, Any] | None = None
     normalisation: dict[str, Any] = field(default_factory=dict)
     lr: float = 2e-4
     betas: tuple[float, float] = (0.5, 0.999)
     lr_decay_after: int | None = None
-    batch_size: int = 8
-    steps: int = 10000
+    batch_size: int | None = None
+    steps: int | None = None
     checkpoint_every: int = 500
     hours: float | None = None
     seed: int = 0
     lambda_feat: float = 10.0
     lambda_l1: float = 100.0
-    lambda_amplitude: float = 0.0
+    lambda_amplitude: float | None = None
     amp: bool | None = None
     device: str | None = None
     out_dir: str = "runs/cgan"
@@ -147,6 +159,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.direction not in ("forward", "inverse"):
             raise ValueError(f"direction must be 'forward' or 'inverse', not {self.direction!r}.")
+        self._fill_from_recipe()
         from hyperspy_lacbed.nets.architectures import ARCHITECTURE_DIRECTION, ARCHITECTURES
 
         if self.architecture not in ARCHITECTURES:
@@ -170,6 +183,22 @@ class TrainConfig:
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}.")
         self.betas = tuple(float(b) for b in self.betas)  # type: ignore[assignment]
+
+    def _fill_from_recipe(self) -> None:
+        """Give the settings left at None the recipe's values for the direction."""
+        recipe = fit_defaults(self.direction)
+        if self.architecture is None:
+            self.architecture = recipe["architecture"]
+        if self.generator is None:
+            own = self.architecture == recipe["architecture"]
+            self.generator = dict(recipe.get("generator", {})) if own else {}
+        if self.discriminator is None:
+            self.discriminator = dict(recipe.get("discriminator", {}))
+        if self.lambda_amplitude is None:
+            self.lambda_amplitude = float(recipe.get("lambda_amplitude", 0.0))
+        for name in ("batch_size", "steps", "lr_decay_after"):
+            if getattr(self, name) is None:
+                setattr(self, name, int(recipe[name]))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON values."""

@@ -49,6 +49,8 @@ def models(tmp_path_factory, tiny_arrays):
     for direction in ("forward", "inverse"):
         cfg = TrainConfig(
             direction=direction,
+            architecture="pix2pixhd",  # the tiny pix2pixHD: seconds on a CPU
+            lambda_amplitude=0.0,
             generator=TINY_G,
             discriminator=TINY_D,
             batch_size=4,

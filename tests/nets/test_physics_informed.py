@@ -205,7 +205,7 @@ def test_default_sizes_fit_in_20_MB():
         arch = f"fourier-{direction}"
         g = build_generator(arch, generator_kwargs(direction, dom, None, arch))
         assert count_parameters(g) * 4 <= 20e6
-        assert g.out_size == (64 if direction == "forward" else 128)
+        assert g.out_size == (dom.disc_pixels if direction == "forward" else 128)
 
 
 def test_architecture_must_match_direction():
