@@ -11,10 +11,12 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import re
+
 import hyperspy.api as hs
 import numpy as np
 import pytest
-from helpers import SHARED, tiny_dataset
+from helpers import IN_CI, SHARED, require_shared, tiny_dataset
 
 hs.preferences.General.show_progressbar = False
 
@@ -84,10 +86,43 @@ def one_torch_thread():
 
 @pytest.fixture(scope="session")
 def shared_dir():
-    """The ``../shared`` folder beside the checkout; skips the test when it is absent."""
-    if not SHARED.is_dir():
-        pytest.skip("../shared is not beside the checkout")
-    return SHARED
+    """The ``../shared`` folder beside the checkout; skips the test when it is absent (in CI:
+    fails it)."""
+    return require_shared(SHARED)
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "needs_shared(*parts): the test needs ../shared (or those paths in it); it skips "
+        "without them, and fails in CI (CI=true)",
+    )
+
+
+def pytest_runtest_setup(item):
+    marker = item.get_closest_marker("needs_shared")
+    if marker is not None:
+        for part in marker.args or ("",):
+            require_shared(SHARED / part)
+
+
+#: Skip reasons that mean "the shared data are not there" in tests that check for them
+#: themselves (tests/refinement, tests/train); in CI such a skip is a failure.
+_SHARED_SKIP = re.compile(r"shared|GeSn", re.IGNORECASE)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if IN_CI and report.skipped and isinstance(report.longrepr, tuple):
+        reason = str(report.longrepr[2])
+        if _SHARED_SKIP.search(reason):
+            report.outcome = "failed"
+            report.longrepr = (
+                f"CI=true: skipped for missing shared data ({reason}); ../shared must be "
+                "beside the checkout in CI"
+            )
 
 
 @pytest.fixture(scope="module")

@@ -1,12 +1,16 @@
 """Constants and builders shared by the tests (imported as ``helpers``; fixtures are in conftest).
 
 ``SHARED`` is the ``../shared`` folder beside the checkout (reference cases, structures,
-recorded patterns); tests that need it are marked with :data:`needs_shared`. The tiny
-model domain and network sizes make the surrogate tests run in seconds on a CPU.
+recorded patterns; ``HYPERSPY_LACBED_SHARED`` names another place); tests that need it
+are marked with :data:`needs_shared` or call :func:`require_shared`. Without it they skip,
+except in CI (``CI=true``), where a missing ``../shared`` fails them: the reference tests
+are what CI is for. The tiny model domain and network sizes make the surrogate tests run in
+seconds on a CPU.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -14,16 +18,36 @@ import pytest
 
 from hyperspy_lacbed.nets.domain import Domain
 
-#: ``../shared`` relative to the repository root.
+#: ``../shared`` relative to the repository root (or ``$HYPERSPY_LACBED_SHARED``).
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
+SHARED = Path(os.environ.get("HYPERSPY_LACBED_SHARED") or ROOT.parent / "shared")
 REFERENCE = SHARED / "reference"
 STRUCTURES = SHARED / "structures"
 EXPERIMENTAL = SHARED / "experimental"
 
-needs_shared = pytest.mark.skipif(
-    not SHARED.is_dir(), reason="../shared is not beside the checkout"
-)
+#: In CI (``CI=true``, as GitHub Actions and most CI services set it) shared data must be there.
+IN_CI = os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}
+
+
+def require_shared(path: Path | str = SHARED) -> Path:
+    """``path`` (under ``../shared``) if it exists; else skip the test, or fail it in CI."""
+    path = Path(path)
+    if path.exists():
+        return path
+    message = f"{path} is missing: ../shared (reference data, structures, recorded patterns)"
+    message += " is not beside the checkout"
+    if IN_CI:
+        pytest.fail(
+            f"CI=true: {message}. The reference tests must run in CI, not skip: put the shared "
+            "folder beside the checkout or set HYPERSPY_LACBED_SHARED.",
+            pytrace=False,
+        )
+    pytest.skip(message)
+
+
+#: A test that needs ``../shared`` (``tests/conftest.py`` calls :func:`require_shared` before
+#: it runs); ``needs_shared("structures")`` names a part of it.
+needs_shared = pytest.mark.needs_shared
 
 DOMAIN = Domain(thicknesses=(500.0, 1000.0), disc_pixels=16, potential_pixels=32, strong_beams=20)
 TINY_G = {

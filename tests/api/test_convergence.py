@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import STRUCTURES
+from helpers import STRUCTURES, needs_shared
 
 import hyperspy_lacbed as hl
 from hyperspy_lacbed.bloch import convergence as conv
@@ -17,9 +17,7 @@ from hyperspy_lacbed.crystal.structure import load_structure, zone_frame
 from hyperspy_lacbed.units import electron_wavelength
 
 DATA = Path(__file__).resolve().parents[1] / "data"
-needs_structures = pytest.mark.skipif(
-    not STRUCTURES.is_dir(), reason="needs ../shared/structures next to the repository"
-)
+needs_structures = needs_shared("structures")
 #: As in tests/data/make_convergence_reference.py.
 SETTINGS = {"thickness": ["50 nm", "200 nm"], "pixels": 6}
 

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from helpers import REFERENCE, SHARED, STRUCTURES, needs_shared, p1_cif
+from helpers import REFERENCE, SHARED, STRUCTURES, needs_shared, p1_cif, require_shared
 
 from hyperspy_lacbed.crystal.potential import projected_potential_array
 from hyperspy_lacbed.crystal.structure import (
@@ -58,9 +58,7 @@ def test_example_structures_are_valid_cubic_crystals(name):
 
 
 def test_mixed_occupancy_site_is_one_site():
-    path = SHARED / "experimental" / "GeSn_1-10" / "GeSn.cif"
-    if not path.is_file():
-        pytest.skip("GeSn data not available")
+    path = require_shared(SHARED / "experimental" / "GeSn_1-10" / "GeSn.cif")
     crystal = load_structure(path)
     assert len(crystal) == 16  # 8 Ge + 8 Sn sharing the diamond sites
     assert crystal.space_group_number == 227
