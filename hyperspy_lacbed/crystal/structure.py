@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
     from diffpy.structure import Structure
 
+    from hyperspy_lacbed.crystal.cif import ExpandedCell
+
 #: Isotropic Debye–Waller factor B (Å²) used for atoms whose CIF gives neither B nor U.
 #: 0.5 Å² is typical of inorganic crystals at room temperature.
 DEFAULT_B_ISO = 0.5
@@ -32,8 +34,14 @@ DEFAULT_B_ISO = 0.5
 #: Atoms closer than this (Å) are one shared site (mixed occupancy), not two atoms.
 SHARED_SITE_TOLERANCE = 0.01
 
-#: Distinct atoms closer than this (Å) are physically impossible and rejected.
+#: Atoms closer than this (Å) cannot both be present: they are alternatives (a split or
+#: disordered site), so the occupancies of each atom and its neighbours within this distance
+#: must sum to at most 1.
 MIN_INTERATOMIC_DISTANCE = 0.5
+
+#: Rounding allowed per additional atom when the occupancies of close atoms are summed
+#: (CIFs give occupancies to about three decimals, e.g. 3 × 0.334 = 1.002).
+OCCUPANCY_TOLERANCE = 1e-3
 
 
 class StructureError(ValueError):
@@ -55,9 +63,17 @@ class Crystal:
     occupancies
         Site occupancy of each atom, in (0, 1].
     b_iso
-        Isotropic Debye–Waller factor B of each atom in Å².
+        Isotropic Debye–Waller factor B of each atom in Å²; for an atom with an anisotropic
+        tensor, B_eq = 8π² tr(U)/3.
     name
         A label for the crystal (the CIF data block or the example name).
+    source
+        Where the crystal came from (a path, ``"dict"``, ``"diffpy"``).
+    u_aniso
+        Anisotropic displacement tensors U of each atom, shape (n, 3, 3), in Å² in the
+        Cartesian frame of :attr:`direct_basis`; atoms that are isotropic have U = B/(8π²)·I.
+        None (the default) when the crystal is isotropic: the structure factors then use
+        ``b_iso`` alone.
     """
 
     lattice_parameters: tuple[float, float, float, float, float, float]
@@ -67,6 +83,7 @@ class Crystal:
     b_iso: np.ndarray
     name: str = ""
     source: str = ""
+    u_aniso: np.ndarray | None = None
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __len__(self) -> int:
@@ -165,11 +182,15 @@ class Crystal:
             self.b_iso,
             self.name,
             self.source,
+            self.u_aniso,
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """A plain, JSON-friendly description (for metadata and dataset recipes)."""
-        return {
+        """A plain, JSON-friendly description (for metadata and dataset recipes).
+
+        ``"u_aniso"`` (Cartesian U tensors, Å²) is present only for an anisotropic crystal.
+        """
+        d = {
             "name": self.name,
             "lattice_parameters": list(self.lattice_parameters),
             "elements": list(self.elements),
@@ -178,6 +199,9 @@ class Crystal:
             "b_iso": self.b_iso.tolist(),
             "space_group": self.space_group_number,
         }
+        if self.u_aniso is not None:
+            d["u_aniso"] = self.u_aniso.tolist()
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Crystal:
@@ -203,6 +227,7 @@ class Crystal:
             np.asarray(d["b_iso"], float),
             name=d.get("name", ""),
             source="dict",
+            u_aniso=None if d.get("u_aniso") is None else np.asarray(d["u_aniso"], float),
         )
 
 
@@ -243,23 +268,9 @@ def _validated(
     b_iso: np.ndarray,
     name: str,
     source: str,
+    u_aniso: np.ndarray | None = None,
 ) -> Crystal:
-    lp = tuple(float(x) for x in lattice_parameters)
-    if len(lp) != 6 or not all(math.isfinite(x) for x in lp):
-        raise StructureError(
-            f"Lattice parameters {lp} are not six finite numbers (a, b, c, α, β, γ)."
-        )
-    if min(lp[:3]) <= 0:
-        raise StructureError(
-            f"Lattice lengths must be positive, got a, b, c = {lp[:3]} Å; fix the cell in the CIF."
-        )
-    al, be, ga = np.radians(lp[3:])
-    if min(lp[3:]) <= 0 or max(lp[3:]) >= 180:
-        raise StructureError(f"Cell angles must lie between 0 and 180°, got {lp[3:]}.")
-    gram = 1 - np.cos(al) ** 2 - np.cos(be) ** 2 - np.cos(ga) ** 2
-    gram += 2 * np.cos(al) * np.cos(be) * np.cos(ga)
-    if gram <= 1e-10:
-        raise StructureError(f"Cell angles {lp[3:]} do not form a cell of positive volume.")
+    lp = _checked_lattice(lattice_parameters)
     if len(elements) == 0:
         raise StructureError(
             f"The structure {name or source!r} has no atoms; a CIF needs an _atom_site loop "
@@ -280,11 +291,69 @@ def _validated(
     b_iso = np.asarray(b_iso, float)
     if np.any(~np.isfinite(b_iso) | (b_iso < 0)):
         raise StructureError("Debye–Waller factors B must be finite and non-negative.")
+    if u_aniso is not None:
+        u_aniso = _checked_u(np.asarray(u_aniso, float), elements, b_iso)
     crystal = Crystal(
-        lp, elements, np.mod(positions, 1.0), occupancies, b_iso, name=name, source=source
+        lp,
+        elements,
+        np.mod(positions, 1.0),
+        occupancies,
+        b_iso,
+        name=name,
+        source=source,
+        u_aniso=u_aniso,
     )
     _check_distances(crystal)
     return crystal
+
+
+def _checked_u(u: np.ndarray, elements: tuple[str, ...], b_iso: np.ndarray) -> np.ndarray:
+    """Anisotropic tensors: one symmetric, positive semi-definite 3 × 3 per atom, with B_eq."""
+    if u.shape != (len(elements), 3, 3) or not np.all(np.isfinite(u)):
+        raise StructureError(
+            f"u_aniso must hold one finite 3 × 3 tensor per atom, shape ({len(elements)}, 3, 3), "
+            f"not {u.shape}; give None for an isotropic crystal."
+        )
+    if not np.allclose(u, u.transpose(0, 2, 1), rtol=0, atol=1e-9):
+        raise StructureError("Each displacement tensor U must be symmetric (U_ij = U_ji).")
+    smallest = np.linalg.eigvalsh(u)[:, 0]
+    bad = np.flatnonzero(smallest < -1e-9)
+    if bad.size:
+        i = bad[0]
+        raise StructureError(
+            f"Atom {i} ({elements[i]}) has a displacement tensor that is not positive definite "
+            f"(smallest eigenvalue {smallest[i]:.3g} Å²), so its Debye–Waller factor would grow "
+            "with |g|. Fix its U_ij in the CIF or give it an isotropic U_iso instead."
+        )
+    b_eq = 8 * math.pi**2 * np.trace(u, axis1=1, axis2=2) / 3
+    if not np.allclose(b_iso, b_eq, rtol=1e-6, atol=1e-9):
+        i = int(np.argmax(np.abs(b_iso - b_eq)))
+        raise StructureError(
+            f"Atom {i} ({elements[i]}) has b_iso {b_iso[i]:g} Å² but its tensor U has "
+            f"B_eq = 8π² tr(U)/3 = {b_eq[i]:g} Å². Give b_iso = B_eq, or drop u_aniso to use "
+            "isotropic B alone."
+        )
+    return u
+
+
+def _checked_lattice(lattice_parameters: Sequence[float]) -> tuple[float, ...]:
+    lp = tuple(float(x) for x in lattice_parameters)
+    if len(lp) != 6 or not all(math.isfinite(x) for x in lp):
+        raise StructureError(
+            f"Lattice parameters {lp} are not six finite numbers (a, b, c, α, β, γ)."
+        )
+    if min(lp[:3]) <= 0:
+        raise StructureError(
+            f"Lattice lengths must be positive, got a, b, c = {lp[:3]} Å; fix the cell in the CIF."
+        )
+    al, be, ga = np.radians(lp[3:])
+    if min(lp[3:]) <= 0 or max(lp[3:]) >= 180:
+        raise StructureError(f"Cell angles must lie between 0 and 180°, got {lp[3:]}.")
+    gram = 1 - np.cos(al) ** 2 - np.cos(be) ** 2 - np.cos(ga) ** 2
+    gram += 2 * np.cos(al) * np.cos(be) * np.cos(ga)
+    if gram <= 1e-10:
+        raise StructureError(f"Cell angles {lp[3:]} do not form a cell of positive volume.")
+    return lp
 
 
 def _element_symbol(label: Any) -> str:
@@ -297,45 +366,65 @@ def _element_symbol(label: Any) -> str:
 
 
 def _check_distances(crystal: Crystal) -> None:
+    """Refuse atoms closer than the overlap limit unless they are alternatives of one site.
+
+    Atoms closer than :data:`MIN_INTERATOMIC_DISTANCE` cannot be present together, so they
+    are read as a split or shared site (e.g. Li 0.95 and Mg 0.05 0.075 Å apart in
+    Mg-doped LiNbO3): around every atom, its occupancy and those of its close neighbours
+    must sum to at most 1, within the CIF's rounding.
+    """
     basis = crystal.direct_basis
-    for site_pos, comp in _group_sites(crystal):
-        total = sum(o for _, o, _ in comp)
-        if total > 1 + 1e-3:
-            names = ", ".join(f"{e} ({o:g})" for e, o, _ in comp)
-            raise StructureError(
-                f"Overlapping atoms at fractional position {np.round(site_pos, 4).tolist()}: "
-                f"{names} with total occupancy {total:g} > 1. Remove duplicates or lower the "
-                "occupancies of a shared site so that they sum to at most 1."
-            )
-    positions = crystal.positions
+    positions, occ = crystal.positions, crystal.occupancies
     for i in range(len(crystal)):
         d = _periodic_distances(positions[i], positions, basis)
-        close = np.flatnonzero((d >= SHARED_SITE_TOLERANCE) & (d < MIN_INTERATOMIC_DISTANCE))
-        if close.size:
-            j = close[0]
-            raise StructureError(
-                f"Overlapping atoms: {crystal.elements[i]} at {np.round(positions[i], 4).tolist()} "
-                f"and {crystal.elements[j]} at {np.round(positions[j], 4).tolist()} are "
-                f"{d[j]:.3f} Å apart (minimum {MIN_INTERATOMIC_DISTANCE} Å). Check the "
-                "coordinates and the symmetry operations of the CIF."
-            )
-
-
-def _b_from_cif(path: Path) -> bool:
-    """Whether the CIF gives any displacement parameter at all."""
-    text = path.read_text(errors="replace").lower()
-    return any(
-        tag in text
-        for tag in (
-            "_atom_site_b_iso",
-            "_atom_site_u_iso",
-            "_atom_site_aniso_u",
-            "_atom_site_aniso_b",
+        near = np.flatnonzero(d < MIN_INTERATOMIC_DISTANCE)  # i itself included
+        if near.size < 2:
+            continue
+        total = float(occ[near].sum())
+        if total <= 1 + OCCUPANCY_TOLERANCE * (near.size - 1):
+            continue
+        others = [j for j in near if j != i]
+        names = ", ".join(
+            f"{crystal.elements[j]} ({occ[j]:g}) at {np.round(positions[j], 4).tolist()}, "
+            f"{d[j]:.3f} Å away"
+            for j in others[:4]
         )
+        raise StructureError(
+            f"Overlapping atoms: {crystal.elements[i]} ({occ[i]:g}) at "
+            f"{np.round(positions[i], 4).tolist()} has {names}; atoms closer than "
+            f"{MIN_INTERATOMIC_DISTANCE} Å are alternatives of one site, but their total "
+            f"occupancy is {total:.4g} > 1. Lower the occupancies so that they sum to at most 1 "
+            "(a split or shared site, e.g. Li 0.95 beside Mg 0.05), or remove the duplicate "
+            "atom; if they are one atom on a special position, give its coordinates exactly "
+            "(0.33333, not 0.333); if many atoms overlap, check that the symmetry operations "
+            "are those of the setting the coordinates use (e.g. 'F d -3 m :2' for origin "
+            "choice 2)."
+        )
+
+
+def _from_cell(
+    cell: ExpandedCell, lp: tuple[float, ...], name: str, source: str, has_b: bool
+) -> Crystal:
+    """A crystal from an expanded CIF cell, with default B where the CIF gives none."""
+    b = cell.b_iso.copy()
+    u = None if cell.u_cart is None else cell.u_cart.copy()
+    if u is None and (not has_b or np.all(np.nan_to_num(b) == 0)):
+        # No displacement parameter at all (or only zeros, as structure databases write for
+        # "unknown"): a typical room-temperature B rather than a frozen lattice.
+        b[:] = DEFAULT_B_ISO
+    b[np.isnan(b)] = DEFAULT_B_ISO
+    if u is not None:
+        aniso = np.all(np.isfinite(u), axis=(1, 2))
+        b[aniso] = 8 * math.pi**2 * np.trace(u[aniso], axis1=1, axis2=2) / 3
+        u[~aniso] = b[~aniso, None, None] / (8 * math.pi**2) * np.eye(3)
+    return _validated(
+        lp, cell.symbols, cell.positions, cell.occupancies, b, name=name, source=source, u_aniso=u
     )
 
 
 def _from_diffpy(structure: Structure, name: str, source: str, has_b: bool) -> Crystal:
+    from hyperspy_lacbed.crystal.cif import direct_basis, u_cif_to_cartesian
+
     lp = structure.lattice.abcABG()
     elements = [a.element for a in structure]
     positions = np.array([a.xyz for a in structure], float).reshape(-1, 3)
@@ -343,7 +432,19 @@ def _from_diffpy(structure: Structure, name: str, source: str, has_b: bool) -> C
     b = np.array([a.Bisoequiv for a in structure], float)
     if not has_b or (b.size and np.all(b == 0)):
         b = np.full(len(elements), DEFAULT_B_ISO)
-    return _validated(lp, elements, positions, occ, b, name=name, source=source)
+    u = None
+    if any(a.anisotropy for a in structure):
+        basis = direct_basis(lp)
+        u = np.array(
+            [
+                u_cif_to_cartesian(np.asarray(a.U, float), basis)
+                if a.anisotropy
+                else bi / (8 * math.pi**2) * np.eye(3)
+                for a, bi in zip(structure, b, strict=True)
+            ]
+        )
+        b = 8 * math.pi**2 * np.trace(u, axis1=1, axis2=2) / 3
+    return _validated(lp, elements, positions, occ, b, name=name, source=source, u_aniso=u)
 
 
 def load_structure(
@@ -361,11 +462,18 @@ def load_structure(
     name
         A label for the crystal; by default the CIF's data block or the example name.
 
-    A CIF that states no space group and lists no symmetry operation (a "P1 cell": every
-    atom listed, as many programs write them) is read as P1. The crystal's symmetry is
-    then found from its atoms (``Crystal.space_group_number``, by spglib), so a P1
-    cell of a cubic crystal is cubic and works with the cubic-only surrogate models,
-    while a P1 cell of lower symmetry is refused by them as "not cubic".
+    A CIF is expanded with the symmetry operations it lists; when it lists none, with those
+    of its Hall symbol, of its Hermann–Mauguin symbol and setting (``'F d -3 m :2'``,
+    ``'R -3 m :R'``) or of its space-group number (origin choice 1, hexagonal axes unless
+    the cell is rhombohedral); see :mod:`hyperspy_lacbed.crystal.cif`. A CIF that states
+    no space group and lists no symmetry operation (a "P1 cell": every atom listed, as
+    many programs write them) is read as P1. The crystal's symmetry is then found from its
+    atoms (``Crystal.space_group_number``, by spglib), so a P1 cell of a cubic crystal is
+    cubic and works with the cubic-only surrogate models, while a P1 cell of lower
+    symmetry is refused by them as "not cubic".
+
+    Atoms closer than :data:`MIN_INTERATOMIC_DISTANCE` load as a split or shared site when
+    their occupancies sum to at most 1 (e.g. Li 0.95 and Mg 0.05 0.075 Å apart).
 
     Returns
     -------
@@ -373,14 +481,20 @@ def load_structure(
         Every atom of the unit cell (the CIF's symmetry operations applied), with
         occupancies and isotropic Debye–Waller factors B in Å². When the CIF gives no
         displacement parameter, B =
-        :data:`~hyperspy_lacbed.crystal.structure.DEFAULT_B_ISO` (0.5 Å²) is used; U is turned
-        into B = 8π²U.
+        :data:`~hyperspy_lacbed.crystal.structure.DEFAULT_B_ISO` (0.5 Å²) is used (also for
+        an atom whose value is ``?``); U is turned into B = 8π²U. An aniso loop
+        (``_atom_site_aniso_U_11`` …, ``_B_11`` … or ``_beta_11`` …) gives
+        ``Crystal.u_aniso``, Cartesian U tensors carried through the symmetry operations
+        (U' = R U Rᵀ), and B_eq = 8π² tr(U)/3 in ``b_iso``.
 
     Raises
     ------
     StructureError
-        A malformed CIF, no atoms, an unknown element, overlapping atoms, an occupancy
-        outside (0, 1] or a cell of non-positive size; the message names the problem.
+        A malformed CIF, no atoms, an unknown element, overlapping atoms whose occupancies
+        sum to more than 1, an occupancy outside (0, 1], symmetry operations that are not a
+        group or disagree with the stated space group or multiplicities, a displacement
+        tensor that breaks its site symmetry or is not positive definite, or a cell of
+        non-positive size; the message names the problem.
     FileNotFoundError
         When ``source`` is neither an existing file nor an example name.
 
@@ -419,70 +533,20 @@ def load_structure(
                 f"examples are {', '.join(example_structures())}."
             )
         path, name = example, name or str(source)
-    from diffpy.structure import loadStructure
-    from diffpy.structure.structureerrors import StructureFormatError
+    from hyperspy_lacbed.crystal.cif import CifError, expand, read_cif
 
     try:
-        try:
-            structure = loadStructure(str(path), fmt="cif")
-        except StructureFormatError as exc:
-            structure = _load_p1_cif(path) if "identifier ''" in str(exc) else None
-            if structure is None:
-                raise
-    except StructureFormatError as exc:
-        raise StructureError(
-            f"Cannot read {path.name} as a CIF: {str(exc).strip().splitlines()[0]}. "
-            "Check that it is a complete CIF with a cell and an _atom_site loop."
-        ) from exc
-    except Exception as exc:  # PyCifRW and diffpy raise a variety of parser errors
-        raise StructureError(
-            f"Cannot read {path.name} as a CIF ({type(exc).__name__}: {exc}). "
-            "Check that it is a complete CIF with a cell and an _atom_site loop."
-        ) from exc
-    if structure is None or len(structure) == 0:
-        raise StructureError(
-            f"The CIF {path.name} has no atoms; it needs an _atom_site loop with at least one "
-            "atom (label, type symbol, fractional x, y, z)."
-        )
-    return _from_diffpy(structure, name or path.stem, str(path), _b_from_cif(path))
-
-
-#: CIF tags that state a space group or list its operations (old and new dictionaries).
-_SYMMETRY_TAGS = (
-    "_space_group_symop_operation_xyz",
-    "_symmetry_equiv_pos_as_xyz",
-    "_space_group_it_number",
-    "_symmetry_int_tables_number",
-    "_space_group_name_h-m",
-    "_symmetry_space_group_name_h-m",
-    "_space_group_name_hall",
-    "_symmetry_space_group_name_hall",
-)
-
-
-def _load_p1_cif(path: Path) -> Structure | None:
-    """Read a CIF that states no space group and lists no symmetry operation as P1.
-
-    Many programs (VESTA, ASE, pymatgen exports of a supercell) write every atom of the
-    cell and no symmetry; diffpy refuses such a file ("unknown space group identifier
-    ''"). Every atom being listed, P1 (the identity alone) is the only reading that adds
-    nothing. Returns None for a file that has a symmetry tag (left empty): it is not a
-    P1 file, and the caller refuses it.
-    """
-    import re
-
-    from diffpy.structure.parsers import getParser
-
-    text = path.read_text(errors="replace")
-    if any(tag in text.lower() for tag in _SYMMETRY_TAGS):
-        return None  # a symmetry tag with an empty value: not a P1 file, refuse it
-    text = re.sub(
-        r"^(\s*data_\S*.*)$",
-        r"\1\n_symmetry_space_group_name_H-M 'P 1'",
-        text,
-        flags=re.MULTILINE,
-    )
-    return getParser("cif").parse(text)
+        unit = read_cif(path)
+        if not unit.labels:
+            raise StructureError(
+                f"The CIF {path.name} has no atoms; it needs an _atom_site loop with at least "
+                "one atom (label, type symbol, fractional x, y, z)."
+            )
+        lp = _checked_lattice(unit.lattice_parameters)
+        cell = expand(unit)
+    except CifError as exc:
+        raise StructureError(str(exc)) from exc
+    return _from_cell(cell, lp, name or path.stem, str(path), unit.has_displacements)
 
 
 def as_crystal(structure: Any) -> Crystal:

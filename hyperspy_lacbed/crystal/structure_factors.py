@@ -4,8 +4,10 @@ Conventions (:doc:`/user_guide/conventions`): for reflection g (1/Å, no 2π)
 
     U_g = γ / (π Ω) Σ_j occ_j f_j(|g|) exp(−B_j s²) exp(−2πi g·r_j),   s = |g| / 2,
 
-in Å⁻², with f_j the electron scattering factor in Å and Ω the cell volume. The
-crystal potential is V(r) = Σ_g V_g exp(2πi g·r) with V_g = U_g h² / (2 m0 γ e).
+in Å⁻², with f_j the electron scattering factor in Å and Ω the cell volume. For a
+crystal with anisotropic displacement tensors (``Crystal.u_aniso``, Cartesian Å²) the
+factor exp(−B_j s²) becomes exp(−2π² gᵀ U_j g), which is the same for U_j = B_j/(8π²)·I.
+The crystal potential is V(r) = Σ_g V_g exp(2πi g·r) with V_g = U_g h² / (2 m0 γ e).
 The absorptive potential U'_g enters the Bloch-wave equations as U_g + i U'_g.
 """
 
@@ -66,7 +68,8 @@ def structure_factors(
     scattering_factors
         ``"kirkland"`` (default) or ``"lobato"``.
     debye_waller
-        Apply each atom's isotropic Debye–Waller factor exp(−B s²).
+        Apply each atom's Debye–Waller factor: exp(−B s²), or exp(−2π² gᵀ U g) when the
+        crystal has anisotropic tensors (``crystal.u_aniso`` is not None).
 
     Returns
     -------
@@ -81,17 +84,50 @@ def structure_factors(
         rows = [i for i, e in enumerate(crystal.elements) if e == element]
         atom_f[rows] = scattering_factor(element, q_unique, table=scattering_factors)
     atom_f *= crystal.occupancies[:, None]
-    if debye_waller:
+    if debye_waller and crystal.u_aniso is None:
         atom_f *= np.exp(-crystal.b_iso[:, None] * s2[None, :])
-    return _sum_atoms(crystal, hkl, atom_f, inverse, voltage)
+    anisotropic = debye_waller and crystal.u_aniso is not None
+    return _sum_atoms(crystal, hkl, atom_f, inverse, voltage, anisotropic)
+
+
+def anisotropic_debye_waller(crystal: Crystal, hkl: np.ndarray) -> np.ndarray:
+    """Debye–Waller factors exp(−2π² gᵀ U_j g) of each reflection and atom, shape (n_g, n).
+
+    Parameters
+    ----------
+    crystal
+        A crystal with ``u_aniso`` (Cartesian U in Å²); an isotropic crystal uses
+        U_j = B_j/(8π²)·I, which gives exp(−B_j s²).
+    hkl
+        Miller indices, shape (n_g, 3).
+
+    Returns
+    -------
+    numpy.ndarray
+        Real factors in (0, 1].
+    """
+    g = crystal.g_vectors(np.asarray(hkl).reshape(-1, 3))  # 1/Å, no 2π
+    if crystal.u_aniso is None:
+        u = crystal.b_iso[:, None, None] / (8 * math.pi**2) * np.eye(3)
+    else:
+        u = crystal.u_aniso
+    return np.exp(-2 * math.pi**2 * np.einsum("gi,aij,gj->ga", g, u, g))
 
 
 def _sum_atoms(
-    crystal: Crystal, hkl: np.ndarray, atom_f: np.ndarray, inverse: np.ndarray, voltage: float
+    crystal: Crystal,
+    hkl: np.ndarray,
+    atom_f: np.ndarray,
+    inverse: np.ndarray,
+    voltage: float,
+    anisotropic: bool = False,
 ) -> np.ndarray:
     flat = hkl.reshape(-1, 3)
     inv = inverse.reshape(-1)
     phases = _phases(crystal, flat)  # (n_g, n_atoms)
+    if anisotropic:
+        # The factor depends on the direction of g, not only on |g|: one per reflection.
+        phases = phases * anisotropic_debye_waller(crystal, flat)
     u = np.einsum("ga,ag->g", phases, atom_f[:, inv])
     prefactor = relativistic_gamma(voltage) / (math.pi * crystal.volume)
     return (prefactor * u).reshape(hkl.shape[:-1])
@@ -114,7 +150,12 @@ def absorptive_structure_factors(
     absorption
         ``"none"``: zero. ``"proportional"``: U'_g = κ U_g with κ = ``absorption_fraction``
         (Felix ``RAbsorptionPer``/100). ``"bird-king"``: thermal-diffuse-scattering
-        absorptive form factors of Bird & King (1990), which depend on each atom's B.
+        absorptive form factors of Bird & King (1990), which depend on each atom's B. For
+        an atom with an anisotropic tensor they use its isotropic equivalent
+        B_eq = 8π² tr(U)/3 (``crystal.b_iso``), both in the absorptive form factor and in the
+        Debye–Waller factor it contains: the absorptive potential is a small correction
+        whose dependence on the direction of g Bird & King's isotropic integral does not
+        describe.
     u_real
         Already computed U_g for the same ``hkl`` (saves the work for ``"proportional"``).
 

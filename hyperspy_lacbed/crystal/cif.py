@@ -1,0 +1,694 @@
+"""Reading CIF files: the asymmetric unit, its symmetry operations and displacement tensors.
+
+The CIF's own symmetry operations are the truth: when the file lists them
+(``_space_group_symop_operation_xyz`` or ``_symmetry_equiv_pos_as_xyz``) the asymmetric
+unit is expanded with exactly those. Otherwise the operations come from the Hall symbol,
+or from the Hermann–Mauguin symbol with its setting (``:1``/``:2`` origin choice,
+``:H``/``:R`` axes, ICSD's trailing ``S``/``Z``/``H``/``R``), or from the space-group
+number, through spglib's table of the 530 Hall settings. A rhombohedral space group named
+without its axes is read on rhombohedral axes when the cell is rhombohedral (a = b = c,
+α = β = γ ≠ 90°) and on hexagonal axes otherwise. A file with no symmetry tag at all is P1.
+
+Anisotropic displacement parameters (``_atom_site_aniso_U_ij``, ``_B_ij`` or ``_beta_ij``)
+are returned as Cartesian U tensors (Å²) and transformed with each symmetry operation,
+U' = R U Rᵀ, when the asymmetric unit is expanded.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+#: Images of one site closer than this (Å) are the same atom (a special position whose
+#: coordinates the CIF rounds); the site is then put exactly on the special position.
+SITE_MERGE_TOLERANCE = 0.01
+
+#: Largest difference (Å²) allowed between a site's U tensor and its image under the site's
+#: own symmetry (R U Rᵀ): a little above what 4-decimal CIF values round to.
+U_SYMMETRY_TOLERANCE = 5e-4
+
+#: CIF tags that state a space group or list its operations (old and new dictionaries).
+SYMMETRY_TAGS = (
+    "_space_group_symop_operation_xyz",
+    "_symmetry_equiv_pos_as_xyz",
+    "_space_group_it_number",
+    "_symmetry_int_tables_number",
+    "_space_group_name_h-m_alt",
+    "_space_group_name_h-m_ref",
+    "_symmetry_space_group_name_h-m",
+    "_space_group_name_hall",
+    "_symmetry_space_group_name_hall",
+)
+
+
+class CifError(ValueError):
+    """A CIF that cannot be read, with the reason and the fix."""
+
+
+@dataclass(frozen=True)
+class Operations:
+    """Space-group operations x' = W x + w on fractional coordinates.
+
+    ``rotations`` (k, 3, 3) integer, ``translations`` (k, 3) in [0, 1), ``source`` says where
+    they came from (the CIF's list, a Hall symbol, ...).
+    """
+
+    rotations: np.ndarray
+    translations: np.ndarray
+    source: str
+
+    def __len__(self) -> int:
+        return len(self.rotations)
+
+
+@dataclass(frozen=True)
+class AsymmetricUnit:
+    """The atoms a CIF lists, before symmetry expansion.
+
+    ``b_iso`` is NaN where the CIF gives no value for an atom; ``u_cif`` is (m, 3, 3) in the
+    CIF's convention (U_ij on the basis a*·a, b*·b, c*·c), NaN for atoms without an
+    anisotropic entry, or None when the file has no aniso loop. ``multiplicity`` is the
+    CIF's ``_atom_site_symmetry_multiplicity`` (0 where not given).
+    """
+
+    name: str
+    lattice_parameters: tuple[float, float, float, float, float, float]
+    labels: tuple[str, ...]
+    symbols: tuple[str, ...]
+    positions: np.ndarray
+    occupancies: np.ndarray
+    b_iso: np.ndarray
+    u_cif: np.ndarray | None
+    multiplicity: np.ndarray
+    operations: Operations
+    has_displacements: bool
+
+
+# ----------------------------------------------------------------------------------------
+# Values
+# ----------------------------------------------------------------------------------------
+
+
+def cif_number(value: Any) -> float:
+    """A CIF numeric value as float: ``"0.1234(5)"`` → 0.1234, ``"1/3"`` → 0.333…, NaN for
+    ``"?"`` or ``"."`` (unknown / not applicable)."""
+    text = str(value).strip().strip("'\"")
+    if text in ("", "?", "."):
+        return math.nan
+    text = re.sub(r"\(\d*\)$", "", text)
+    try:
+        if "/" in text:
+            num, den = text.split("/")
+            return float(num) / float(den)
+        return float(text)
+    except ValueError:
+        raise CifError(f"{value!r} is not a number; CIF numbers look like 0.1234(5).") from None
+
+
+def parse_operation(text: str) -> tuple[np.ndarray, np.ndarray]:
+    """One symmetry operation such as ``"-y+1/2, x-y, z+1/6"`` as (W, w).
+
+    Raises
+    ------
+    CifError
+        A term that is neither ±x, ±y, ±z nor a number, or a matrix that is not a rotation.
+    """
+    parts = str(text).strip().strip("'\"").lower().replace(" ", "").split(",")
+    if len(parts) != 3:
+        raise CifError(f"Symmetry operation {text!r} does not have three parts like 'x,y,z'.")
+    rot, trans = np.zeros((3, 3)), np.zeros(3)
+    for row, part in enumerate(parts):
+        for sign, term in re.findall(r"([+-]?)([^+-]+)", part):
+            value = -1.0 if sign == "-" else 1.0
+            if term[-1] in "xyz":
+                coefficient = term[:-1].rstrip("*")
+                if coefficient:
+                    value *= cif_number(coefficient)
+                rot[row, "xyz".index(term[-1])] += value
+            else:
+                trans[row] += value * cif_number(term)
+    w_int = np.round(rot)
+    if not np.allclose(rot, w_int) or abs(abs(np.linalg.det(w_int)) - 1) > 1e-9:
+        raise CifError(f"Symmetry operation {text!r} is not a crystallographic operation.")
+    return w_int.astype(int), np.mod(trans, 1.0)
+
+
+# ----------------------------------------------------------------------------------------
+# Symmetry operations from the file or from its symbols
+# ----------------------------------------------------------------------------------------
+
+
+#: Translations are compared on a grid of 1/_GRID of the cell (finer than any CIF rounds to).
+_GRID = 24000
+
+
+def _snap(translations: np.ndarray) -> np.ndarray:
+    """Translations in [0, 1), put on multiples of 1/24 when within CIF rounding of one
+    (0.3333 → 1/3), so that products of operations compare exactly."""
+    t = np.mod(translations, 1.0)
+    grid = np.round(t * 24) / 24
+    return np.mod(np.where(np.abs(t - grid) < 2e-3, grid, t), 1.0)
+
+
+def _keys(rotations: np.ndarray, translations: np.ndarray) -> np.ndarray:
+    """One integer per operation, equal for operations equal modulo lattice translations.
+
+    ``rotations`` and ``translations`` may hold several lists stacked; rotation ids are
+    shared across the stack.
+    """
+    # Rotation entries are small integers: one base-17 number per matrix, then dense ids.
+    code = (np.clip(rotations.reshape(len(rotations), 9), -8, 8) + 8).astype(np.int64)
+    _, rid = np.unique(code @ 17 ** np.arange(9, dtype=np.int64), return_inverse=True)
+    q = np.mod(np.round(np.mod(translations, 1.0) * _GRID).astype(np.int64), _GRID)
+    return ((rid.reshape(-1).astype(np.int64) * _GRID + q[:, 0]) * _GRID + q[:, 1]) * _GRID + q[
+        :, 2
+    ]
+
+
+def _canonical(operations: Operations) -> Operations:
+    """The same operations with duplicates (equal modulo lattice translations) removed."""
+    trans = _snap(operations.translations)
+    _, first = np.unique(_keys(operations.rotations, trans), return_index=True)
+    keep = np.sort(first)
+    return Operations(operations.rotations[keep], trans[keep], operations.source)
+
+
+def check_group(operations: Operations) -> None:
+    """Refuse operations that are not closed under composition (a list with a typo or gap).
+
+    Raises
+    ------
+    CifError
+        Naming one product of two operations that is not in the list.
+    """
+    rots, trans = operations.rotations, _snap(operations.translations)
+    k = len(rots)
+    if not any(np.array_equal(w, np.eye(3)) for w in rots):
+        raise CifError("The symmetry operations do not include the identity 'x,y,z'.")
+    # Product (W_i, w_i)(W_j, w_j) = (W_i W_j, W_i w_j + w_i) for every pair i, j.
+    prod_w = np.einsum("iab,jbc->ijac", rots, rots).reshape(k * k, 3, 3)
+    prod_t = _snap((np.einsum("iab,jb->ija", rots, trans) + trans[:, None, :]).reshape(-1, 3))
+    keys = _keys(np.concatenate([rots, prod_w]), np.concatenate([trans, prod_t]))
+    missing = np.flatnonzero(~np.isin(keys[k:], keys[:k]))
+    if missing.size:
+        i, j = divmod(int(missing[0]), k)
+        raise CifError(
+            f"The symmetry operations listed do not form a group: operation {i + 1} applied "
+            f"after operation {j + 1} gives an operation that is not in the list. Complete or "
+            "correct the _space_group_symop_operation_xyz loop (the full list of the space "
+            "group's operations, centring translations included)."
+        )
+
+
+@lru_cache(maxsize=1)
+def _hall_table() -> list[Any]:
+    import spglib
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return [spglib.get_spacegroup_type(n) for n in range(1, 531)]
+
+
+def hall_operations(hall_number: int) -> Operations:
+    """The operations of one of the 530 Hall settings (spglib's numbering)."""
+    import spglib
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # spglib's error-handling notice
+        data = spglib.get_symmetry_from_database(hall_number)
+    sg = _hall_table()[hall_number - 1]
+    return Operations(
+        np.asarray(data["rotations"], int),
+        np.mod(np.asarray(data["translations"], float), 1.0),
+        f"space group {sg.number} ({sg.international_short}), Hall symbol "
+        f"'{sg.hall_symbol}'" + (f", setting {sg.choice}" if sg.choice else ""),
+    )
+
+
+def _squash(symbol: str) -> str:
+    return re.sub(r"[\s_]", "", symbol).lower()
+
+
+def _is_rhombohedral_cell(lp: tuple[float, ...]) -> bool:
+    a, b, c, al, be, ga = lp
+    return (
+        math.isclose(a, b, rel_tol=1e-4)
+        and math.isclose(a, c, rel_tol=1e-4)
+        and math.isclose(al, be, abs_tol=1e-3)
+        and math.isclose(al, ga, abs_tol=1e-3)
+        and not math.isclose(al, 90.0, abs_tol=1e-3)
+    )
+
+
+def _pick(candidates: list[int], choice: str, lp: tuple[float, ...]) -> int | None:
+    """The Hall number among ``candidates`` for a setting (``""`` = the default)."""
+    table = _hall_table()
+    if choice:
+        hits = [n for n in candidates if table[n - 1].choice.lower() == choice.lower()]
+        return hits[0] if hits else None
+    if any(table[n - 1].choice == "R" for n in candidates):
+        want = "R" if _is_rhombohedral_cell(lp) else "H"
+        return next(n for n in candidates if table[n - 1].choice == want)
+    first = table[candidates[0] - 1]
+    if first.choice == "1" and any(table[n - 1].choice == "2" for n in candidates):
+        warnings.warn(
+            f"The CIF names space group {first.international_short} without its origin choice "
+            "and lists no symmetry operations; origin choice 1 is used. Add ':2' to the "
+            "symbol (or list the operations) if the coordinates are for origin choice 2.",
+            UserWarning,
+            stacklevel=6,  # the caller of load_structure
+        )
+    return candidates[0]  # origin choice 1, unique axis b: the tables' first setting
+
+
+def operations_from_symbols(
+    hall: str, hm: str, number: str, lattice_parameters: tuple[float, ...]
+) -> Operations:
+    """The operations named by a Hall symbol, an H-M symbol with setting, or a number.
+
+    Raises
+    ------
+    CifError
+        A symbol that matches no tabulated setting.
+    """
+    table = _hall_table()
+    if hall:
+        key = _squash(hall)
+        for n, sg in enumerate(table, 1):
+            if _squash(sg.hall_symbol) == key:
+                return hall_operations(n)
+        raise CifError(
+            f"The Hall symbol {hall!r} is not one of the 530 tabulated settings; list the "
+            "symmetry operations in a _space_group_symop_operation_xyz loop instead."
+        )
+    if hm:
+        match = re.match(r"^(.*?)\s*(?::\s*(\w+)|\s+([SZHR]))$", hm.strip())
+        body, choice = (match.group(1), match.group(2) or match.group(3)) if match else (hm, "")
+        choice = {"s": "1", "z": "2"}.get(choice.lower(), choice) if choice else ""
+        key = _squash(body)
+        candidates = [
+            n
+            for n, sg in enumerate(table, 1)
+            if key
+            in (
+                _squash(sg.international),
+                _squash(sg.international_full),
+                _squash(sg.international_short),
+            )
+        ]
+        if candidates:
+            n = _pick(candidates, choice, lattice_parameters)
+            if n is None:
+                raise CifError(
+                    f"The space group {hm!r} has no setting {choice!r}; settings are "
+                    f"{sorted({table[c - 1].choice for c in candidates})}."
+                )
+            return hall_operations(n)
+        if not number:
+            return _diffpy_operations(hm)
+    if number:
+        try:
+            it_number = int(cif_number(number))
+        except ValueError:
+            it_number = 0
+        candidates = [n for n, sg in enumerate(table, 1) if sg.number == it_number]
+        if not candidates:
+            raise CifError(
+                f"Space-group number {number!r} is not between 1 and 230; fix "
+                "_space_group_IT_number or list the symmetry operations."
+            )
+        return hall_operations(_pick(candidates, "", lattice_parameters))  # type: ignore[arg-type]
+    raise CifError("The CIF states no space group.")
+
+
+def _diffpy_operations(symbol: str) -> Operations:
+    """Operations of a space-group name only diffpy knows (e.g. a short non-standard setting)."""
+    from diffpy.structure.spacegroups import GetSpaceGroup, IsSpaceGroupIdentifier
+
+    if not IsSpaceGroupIdentifier(symbol):
+        raise CifError(
+            f"Unknown space group {symbol!r}; give the symmetry operations in a "
+            "_space_group_symop_operation_xyz loop, or a Hall symbol."
+        )
+    sg = GetSpaceGroup(symbol)
+    rots = np.array([op.R for op in sg.iter_symops()], int)
+    trans = np.mod(np.array([op.t for op in sg.iter_symops()], float), 1.0)
+    return Operations(rots, trans, f"space group {symbol!r} (diffpy's table)")
+
+
+def _stated_point_group_order(number: str) -> int | None:
+    try:
+        it_number = int(cif_number(number))
+    except (ValueError, CifError):
+        return None
+    table = _hall_table()
+    halls = [n for n, sg in enumerate(table, 1) if sg.number == it_number]
+    if not halls:
+        return None
+    rots = hall_operations(halls[0]).rotations
+    return len(np.unique(rots.reshape(len(rots), -1), axis=0))
+
+
+# ----------------------------------------------------------------------------------------
+# The file
+# ----------------------------------------------------------------------------------------
+
+
+@contextmanager
+def _quiet_parser() -> Iterator[None]:
+    # PyCifRW's grammar prints its syntax errors; the exception carries them already.
+    from CifFile import yapps3_compiled_rt
+
+    saved = yapps3_compiled_rt.print_error
+    yapps3_compiled_rt.print_error = lambda *a, **k: None
+    try:
+        yield
+    finally:
+        yapps3_compiled_rt.print_error = saved
+
+
+def _block(path: Path) -> tuple[str, Any]:
+    from CifFile import CifFile
+
+    try:
+        with _quiet_parser():
+            cif = CifFile(str(path), grammar="auto")
+    except Exception as exc:  # PyCifRW raises StarError, YappsSyntaxError, ValueError...
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CifError(
+            f"Cannot read {path.name} as a CIF: {first}. Check that it is a complete CIF with "
+            "a cell and an _atom_site loop."
+        ) from exc
+    names = list(cif.keys())
+    for name in names:
+        block = cif[name]
+        if "_atom_site_fract_x" in block or "_atom_site_cartn_x" in block:
+            return name, block
+    if not names:
+        raise CifError(f"Cannot read {path.name} as a CIF: it has no data_ block.")
+    return names[0], cif[names[0]]
+
+
+def _get(block: Any, *tags: str) -> str:
+    for tag in tags:
+        if tag in block:
+            value = block[tag]
+            value = value[0] if isinstance(value, list) else value
+            value = str(value).strip()
+            if value not in ("?", "."):
+                return value
+    return ""
+
+
+def _column(block: Any, tag: str, n: int, default: float = math.nan) -> np.ndarray:
+    if tag not in block:
+        return np.full(n, default)
+    return np.array([cif_number(v) for v in block[tag]], float)
+
+
+def _cell(block: Any, filename: str) -> tuple[float, float, float, float, float, float]:
+    values = []
+    for tag in ("a", "b", "c", "alpha", "beta", "gamma"):
+        raw = _get(block, f"_cell_length_{tag}" if len(tag) == 1 else f"_cell_angle_{tag}")
+        value = cif_number(raw) if raw else (90.0 if len(tag) > 1 else math.nan)
+        values.append(value)
+    if not all(math.isfinite(v) for v in values):
+        raise CifError(
+            f"Cannot read {filename} as a CIF: the cell lengths _cell_length_a, _b and _c "
+            "must all be given."
+        )
+    return tuple(values)  # type: ignore[return-value]
+
+
+def _operations(block: Any, lp: tuple[float, ...], filename: str) -> Operations:
+    for tag in ("_space_group_symop_operation_xyz", "_symmetry_equiv_pos_as_xyz"):
+        if tag in block:
+            raw = block[tag]
+            raw = raw if isinstance(raw, list) else [raw]
+            ops = [parse_operation(t) for t in raw]
+            operations = _canonical(
+                Operations(
+                    np.array([w for w, _ in ops]),
+                    np.array([t for _, t in ops]),
+                    f"the {len(ops)} operations listed in the CIF",
+                )
+            )
+            check_group(operations)
+            number = _get(block, "_space_group_it_number", "_symmetry_int_tables_number")
+            order = _stated_point_group_order(number) if number else None
+            n_rot = len(np.unique(operations.rotations.reshape(len(operations), -1), axis=0))
+            if order is not None and n_rot != order:
+                raise CifError(
+                    f"{filename} states space group {number} (point group of order {order}) "
+                    f"but its operations have {n_rot} distinct rotations; give the complete "
+                    "list of operations, or the right space-group number."
+                )
+            return operations
+    hall = _get(block, "_space_group_name_hall", "_symmetry_space_group_name_hall")
+    hm = _get(
+        block,
+        "_space_group_name_h-m_alt",
+        "_space_group_name_h-m_ref",
+        "_symmetry_space_group_name_h-m",
+    )
+    number = _get(block, "_space_group_it_number", "_symmetry_int_tables_number")
+    if not (hall or hm or number):
+        if any(tag in block for tag in SYMMETRY_TAGS):
+            raise CifError(
+                f"{filename} has a space-group tag with no value; give the space group (a "
+                "Hall or Hermann–Mauguin symbol, or the number) or list the operations."
+            )
+        # Every atom of the cell is listed (a "P1 cell" as VESTA or ASE write them).
+        return Operations(np.eye(3, dtype=int)[None], np.zeros((1, 3)), "P1 (no symmetry tag)")
+    try:
+        return operations_from_symbols(hall, hm, number, lp)
+    except CifError as exc:
+        raise CifError(f"{filename}: {exc}") from None
+
+
+def _aniso(block: Any, labels: tuple[str, ...], lp: tuple[float, ...]) -> np.ndarray | None:
+    """U_ij in the CIF's convention per atom of ``labels`` (NaN where absent), or None."""
+    kinds = {"u": 1.0, "b": 1.0 / (8 * math.pi**2), "beta": None}
+    for kind, scale in kinds.items():
+        if f"_atom_site_aniso_{kind}_11" not in block:
+            continue
+        aniso_labels = [str(v) for v in block["_atom_site_aniso_label"]]
+        n = len(aniso_labels)
+        u = np.zeros((n, 3, 3))
+        for i, j in ((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2)):
+            col = np.nan_to_num(_column(block, f"_atom_site_aniso_{kind}_{i + 1}{j + 1}", n, 0.0))
+            u[:, i, j] = u[:, j, i] = col
+        if scale is None:
+            # β_ij = 2π² a*_i a*_j U_ij (dimensionless, on the reciprocal axes).
+            rec = _reciprocal_lengths(lp)
+            u /= 2 * math.pi**2 * np.outer(rec, rec)
+        else:
+            u *= scale
+        out = np.full((len(labels), 3, 3), np.nan)
+        index = {label: k for k, label in enumerate(labels)}
+        for k, label in enumerate(aniso_labels):
+            if label not in index:
+                raise CifError(
+                    f"The aniso loop names atom {label!r}, which the _atom_site loop does not "
+                    "list; make _atom_site_aniso_label match _atom_site_label."
+                )
+            out[index[label]] = u[k]
+        return out
+    return None
+
+
+def _reciprocal_lengths(lp: tuple[float, ...]) -> np.ndarray:
+    return np.linalg.norm(np.linalg.inv(direct_basis(lp)).T, axis=1)
+
+
+def direct_basis(lp: tuple[float, ...]) -> np.ndarray:
+    """Rows a, b, c in Cartesian Å (a along x, b in the xy plane), as ``Crystal`` uses."""
+    a, b, c, al, be, ga = lp
+    al, be, ga = np.radians([al, be, ga])
+    cx = c * math.cos(be)
+    cy = c * (math.cos(al) - math.cos(be) * math.cos(ga)) / math.sin(ga)
+    cz = math.sqrt(max(c * c - cx * cx - cy * cy, 0.0))
+    basis = np.array([[a, 0, 0], [b * math.cos(ga), b * math.sin(ga), 0], [cx, cy, cz]], float)
+    basis[np.abs(basis) < 1e-12] = 0.0
+    return basis
+
+
+def u_cif_to_cartesian(u_cif: np.ndarray, basis: np.ndarray) -> np.ndarray:
+    """U (…, 3, 3) from the CIF's convention to Cartesian Å².
+
+    The CIF's U_ij are components on the direct axes scaled by the reciprocal lengths:
+    U* = N U_cif N with N = diag(|a*|, |b*|, |c*|) is the covariance of the fractional
+    displacements, and U_cart = A U* Aᵀ with A's columns the lattice vectors
+    (Grosse-Kunstleve & Adams, J. Appl. Cryst. 35, 477 (2002)). ``basis`` has the lattice
+    vectors as rows.
+    """
+    n = np.linalg.norm(np.linalg.inv(basis).T, axis=1)
+    u_star = u_cif * np.outer(n, n)
+    return basis.T @ u_star @ basis
+
+
+def read_cif(path: Path) -> AsymmetricUnit:
+    """Read the first data block of a CIF that has atoms.
+
+    Raises
+    ------
+    CifError
+        A file that PyCifRW cannot parse, no cell, a bad number or symmetry operation, or
+        symmetry operations that are not a group.
+    """
+    name, block = _block(path)
+    lp = _cell(block, path.name)
+    if "_atom_site_label" in block:
+        labels = tuple(str(v) for v in block["_atom_site_label"])
+    elif "_atom_site_type_symbol" in block:
+        labels = tuple(str(v) for v in block["_atom_site_type_symbol"])
+    else:
+        labels = ()
+    n = len(labels)
+    symbols = (
+        tuple(str(v) for v in block["_atom_site_type_symbol"])
+        if "_atom_site_type_symbol" in block
+        else tuple(re.sub(r"[^A-Za-z].*$", "", label) or label for label in labels)
+    )
+    if "_atom_site_fract_x" in block:
+        xyz = np.stack([_column(block, f"_atom_site_fract_{c}", n) for c in "xyz"], -1)
+    elif n:
+        cart = np.stack([_column(block, f"_atom_site_cartn_{c}", n) for c in "xyz"], -1)
+        xyz = cart @ np.linalg.inv(direct_basis(lp))
+    else:
+        xyz = np.zeros((0, 3))
+    occ = np.nan_to_num(_column(block, "_atom_site_occupancy", n, 1.0), nan=1.0)
+    b_iso = _column(block, "_atom_site_b_iso_or_equiv", n)
+    u_iso = _column(block, "_atom_site_u_iso_or_equiv", n)
+    b_iso = np.where(np.isnan(b_iso), 8 * math.pi**2 * u_iso, b_iso)
+    u_cif = _aniso(block, labels, lp)
+    mult = np.nan_to_num(_column(block, "_atom_site_symmetry_multiplicity", n, 0.0))
+    has_displacements = bool(np.any(np.isfinite(b_iso))) or u_cif is not None
+    return AsymmetricUnit(
+        name=name,
+        lattice_parameters=lp,
+        labels=labels,
+        symbols=symbols,
+        positions=xyz,
+        occupancies=occ,
+        b_iso=b_iso,
+        u_cif=u_cif,
+        multiplicity=mult.astype(int),
+        operations=_operations(block, lp, path.name)
+        if n
+        else Operations(np.eye(3, dtype=int)[None], np.zeros((1, 3)), "P1"),
+        has_displacements=has_displacements,
+    )
+
+
+# ----------------------------------------------------------------------------------------
+# Expansion of the asymmetric unit
+# ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExpandedCell:
+    """Every atom of the cell: ``u_cart`` (n, 3, 3) in Cartesian Å², NaN rows for atoms
+    without an anisotropic tensor, None when the CIF has no aniso loop."""
+
+    labels: tuple[str, ...]
+    symbols: tuple[str, ...]
+    positions: np.ndarray
+    occupancies: np.ndarray
+    b_iso: np.ndarray
+    u_cart: np.ndarray | None
+
+
+def cartesian_rotations(rotations: np.ndarray, basis: np.ndarray) -> np.ndarray:
+    """Fractional rotations W (k, 3, 3) as Cartesian R = Bᵀ W B⁻ᵀ (``basis`` rows a, b, c)."""
+    return basis.T @ rotations @ np.linalg.inv(basis).T
+
+
+def expand(unit: AsymmetricUnit) -> ExpandedCell:
+    """Apply the operations to every listed atom (positions and U tensors).
+
+    Images of a site closer than :data:`SITE_MERGE_TOLERANCE` are one atom, put exactly on
+    the special position (the mean of those images); its U is averaged over the site's
+    own operations, U = ⟨R U Rᵀ⟩, after checking that the CIF's tensor already obeys them.
+
+    Raises
+    ------
+    CifError
+        A site whose images do not split into equal groups (the operations and the
+        coordinates disagree), a multiplicity that differs from the CIF's
+        ``_atom_site_symmetry_multiplicity``, or a U tensor that breaks its site symmetry.
+    """
+    ops = unit.operations
+    basis = direct_basis(unit.lattice_parameters)
+    cart_rot = cartesian_rotations(ops.rotations.astype(float), basis)
+    k = len(ops)
+    labels, symbols, positions, occ, b_iso, u_out = [], [], [], [], [], []
+    for i, label in enumerate(unit.labels):
+        p = unit.positions[i]
+        offsets = p @ ops.rotations.transpose(0, 2, 1) + ops.translations - p
+        offsets -= np.round(offsets)
+        stabilizer = np.flatnonzero(np.linalg.norm(offsets @ basis, axis=1) < SITE_MERGE_TOLERANCE)
+        p = p + offsets[stabilizer].mean(axis=0)
+        images = np.mod(p @ ops.rotations.transpose(0, 2, 1) + ops.translations, 1.0)
+        kept: list[int] = []
+        for j in range(k):
+            d = images[kept] - images[j]
+            d -= np.round(d)
+            if not kept or np.linalg.norm(d @ basis, axis=1).min() >= SITE_MERGE_TOLERANCE:
+                kept.append(j)
+        m = len(kept)
+        if m * len(stabilizer) != k:
+            raise CifError(
+                f"Atom {label} at {np.round(unit.positions[i], 5).tolist()}: the {k} symmetry "
+                f"operations ({ops.source}) give {m} images, which does not divide {k} evenly. "
+                "The atom lies a little off a special position; give its coordinates exactly "
+                "(e.g. 0.33333 for 1/3) or check the operations."
+            )
+        if unit.multiplicity[i] and unit.multiplicity[i] != m:
+            raise CifError(
+                f"Atom {label}: the CIF states multiplicity {unit.multiplicity[i]} but its "
+                f"symmetry operations ({ops.source}) give {m} atoms. The operations and the "
+                "coordinates belong to different settings (e.g. origin choice 1 and 2); list "
+                "the operations of the setting the coordinates use, or name it (e.g. "
+                "'F d -3 m :2')."
+            )
+        u_images = np.full((m, 3, 3), np.nan)
+        if unit.u_cif is not None and np.all(np.isfinite(unit.u_cif[i])):
+            u = u_cif_to_cartesian(unit.u_cif[i], basis)
+            site_rot = cart_rot[stabilizer]
+            mapped = site_rot @ u @ site_rot.transpose(0, 2, 1)
+            worst = float(np.abs(mapped - u).max())
+            if worst > U_SYMMETRY_TOLERANCE:
+                raise CifError(
+                    f"Atom {label}: its anisotropic displacement tensor breaks the symmetry of "
+                    f"its site (R U Rᵀ differs from U by {worst:.2g} Å²). Give U_ij that obey "
+                    "the site's constraints (e.g. U11 = U22 = 2 U12 on a 3-fold axis of "
+                    "hexagonal axes) or check the operations."
+                )
+            u = mapped.mean(axis=0)
+            u_images = cart_rot[kept] @ u @ cart_rot[kept].transpose(0, 2, 1)
+        labels += [label] + [f"{label}_{n + 1}" for n in range(1, m)]
+        symbols += [unit.symbols[i]] * m
+        positions.append(images[kept])
+        occ += [unit.occupancies[i]] * m
+        b_iso += [unit.b_iso[i]] * m
+        u_out.append(u_images)
+    return ExpandedCell(
+        labels=tuple(labels),
+        symbols=tuple(symbols),
+        positions=np.concatenate(positions) if positions else np.zeros((0, 3)),
+        occupancies=np.array(occ, float),
+        b_iso=np.array(b_iso, float),
+        u_cart=None if unit.u_cif is None else np.concatenate(u_out),
+    )
