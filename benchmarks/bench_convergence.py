@@ -373,7 +373,19 @@ def main() -> None:
     wall = time.perf_counter() - t0
     print(f"# {args.section}: {wall:.0f} s", flush=True)
     print(rst_table(args.section, rows))
-    write_results(args, f"bench_convergence-{args.section}", rows, wall_s=wall)
+    write_results(
+        args,
+        f"bench_convergence-{args.section}",
+        rows,
+        wall_s=wall,
+        settings={
+            "thicknesses_A": THICKNESS,
+            "reference_beams": REFERENCE,
+            "tolerance": TOLERANCE,
+            "ladder": LADDER,
+            "old_default_strong_beams": 100,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -38,6 +38,29 @@ import numpy as np
 from _results import add_results_argument, write_results
 
 
+def rst_table(report: dict) -> str:
+    """The rows of a run as the RST table of docs/user_guide/surrogates.rst."""
+    sim = report["simulate_patterns_per_s"] is not None
+    head = ["generator", "parameters", "weights (MB)", "× pix2pixHD"] + (
+        ["× ``simulate``"] if sim else []
+    )
+    body = []
+    for r in report["rows"]:
+        name = r["architecture"] + (
+            f", {r['direction']}" if r["architecture"] == "pix2pixhd" else ""
+        )
+        cells = [name, f"{r['parameters']:,}".replace(",", " "), f"{r['weights_mb']:.1f}"]
+        cells.append(f"{r['ratio_to_pix2pixhd']:.2g}")
+        if sim:
+            cells.append(f"{r['ratio_to_simulate']:.2g}")
+        body.append(cells)
+    widths = [max(len(row[i]) for row in [head, *body]) for i in range(len(head))]
+    line = "  ".join("=" * w for w in widths)
+    lines = [line, "  ".join(c.ljust(w) for c, w in zip(head, widths)).rstrip(), line]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in body]
+    return "\n".join([*lines, line])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
@@ -206,6 +229,7 @@ def main() -> None:
         "rows": results,
         "simulate_patterns_per_s": sim_rate,
     }
+    print(rst_table(report))
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))
     # benchmarks/results/bench_generators[-domain]-<structure>.json

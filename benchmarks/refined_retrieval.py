@@ -25,6 +25,27 @@ import hyperspy_lacbed as hl
 from hyperspy_lacbed.train.metrics import origin_invariant_lmse
 
 
+def rst_table(rows: list[dict]) -> str:
+    """The rows as the RST table of docs/user_guide/refinement.rst."""
+    head = ["crystal", "FoM before", "FoM after", "ℓMSE cGAN", "ℓMSE refined", "time/s"]
+    body = [
+        [
+            r["crystal"],
+            f"{r['fom_before']:.2g}",
+            f"{r['fom_after']:.2g}",
+            f"{r['lmse_cgan']:.2g}",
+            f"{r['lmse_refined']:.2g}",
+            f"{r['refine_s']:.0f}",
+        ]
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in [head, *body]) for i in range(len(head))]
+    line = "  ".join("=" * w for w in widths)
+    lines = [line, "  ".join(c.ljust(w) for c, w in zip(head, widths)).rstrip(), line]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in body]
+    return "\n".join([*lines, line])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("crystals", nargs="*", default=["Si", "GaAs", "NaCl", "MgO", "SrTiO3"])
@@ -56,6 +77,7 @@ def main() -> None:
         rows.append({"crystal": name, "fom_before": rec["fom_before"],
                      "fom_after": rec["fom_after"], "lmse_cgan": l0, "lmse_refined": l1,
                      "gain": rec["gain"], "refine_s": dt})  # fmt: skip
+    print(rst_table(rows))
     write_results(
         args,
         "refined_retrieval",
