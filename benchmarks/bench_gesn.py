@@ -332,6 +332,7 @@ def main() -> None:
         rows,
         # Felix's figures for this data set, from the data's README (not measured here)
         felix=FELIX,
+        blur_sigma_px=[1, 0],
         reflections=[list(map(int, h)) for h in reflections],
         threads=args.threads,
     )
