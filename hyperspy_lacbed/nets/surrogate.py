@@ -66,7 +66,27 @@ class Surrogate:
         batch_size: int = 32,
         progress: Callable[[int], None] | None = None,
     ) -> np.ndarray:
-        """Raw network outputs for encoded inputs ``x`` (N, C, H, W) and ``cond`` (N, 2)."""
+        """Raw network outputs for encoded inputs ``x`` (N, C, H, W) and ``cond`` (N, 2).
+
+        The one run of a generator: inference (:meth:`forward_discs`,
+        :meth:`inverse_potentials`), the validation of a training run and the scores of
+        the ablation (:func:`hyperspy_lacbed.train.evaluate.evaluate_arrays`) all go
+        through it, so that what is logged in training is what a user gets.
+
+        Parameters
+        ----------
+        x, cond
+            Encoded inputs and conditioning (:class:`~hyperspy_lacbed.nets.normalisation.Encoding`).
+        batch_size
+            Samples per pass of the network.
+        progress
+            Called with the number of samples after each batch.
+
+        Returns
+        -------
+        numpy.ndarray
+            (N, C', H', W') float32, in the network's encoded units.
+        """
         import torch
 
         out = []

@@ -48,15 +48,13 @@ from typing import Any
 
 import numpy as np
 
-from hyperspy_lacbed.nets.domain import Domain
-from hyperspy_lacbed.nets.normalisation import Encoding
-from hyperspy_lacbed.train.evaluate import evaluate_forward, evaluate_inverse
-from hyperspy_lacbed.train.loop import TrainConfig, fit, load_checkpoint
+from hyperspy_lacbed.train.evaluate import dataset_arrays, evaluate_arrays
+from hyperspy_lacbed.train.loop import TrainConfig, checkpoint_surrogate, fit
 
 __all__ = [
     "DEFAULT_VARIANTS",
     "TOKENS",
-    "Variant",
+    "AblationVariant",
     "parse_variant",
     "rst_tables",
     "run_ablation",
@@ -84,7 +82,7 @@ _INVERSE_ONLY = ("amp",)
 
 
 @dataclass(frozen=True)
-class Variant:
+class AblationVariant:
     """One ablation variant: its name, generator and training data.
 
     Attributes
@@ -108,8 +106,8 @@ class Variant:
     training: dict[str, Any] = field(default_factory=dict)
 
 
-def parse_variant(name: str, direction: str) -> Variant:
-    """The :class:`Variant` of a name such as ``"fourier+geometry+sym"``.
+def parse_variant(name: str, direction: str) -> AblationVariant:
+    """The :class:`AblationVariant` of a name such as ``"fourier+geometry+sym"``.
 
     Raises
     ------
@@ -131,14 +129,14 @@ def parse_variant(name: str, direction: str) -> Variant:
                 f"Variant {name!r}: v0 takes only '+realistic' ({extra} belong to 'fourier')."
             )
         data = "realistic" if "realistic" in tokens else "random"
-        return Variant(name, "pix2pixhd", {}, data)
+        return AblationVariant(name, "pix2pixhd", {}, data)
     if direction == "inverse":
         fwd = [t for t in tokens if t in _FORWARD_ONLY]
         if fwd:
             raise ValueError(f"Variant {name!r}: {fwd} only exist for the forward generator.")
         training = {"lambda_amplitude": AMPLITUDE_WEIGHT} if "amp" in tokens else {}
         gen = {"geometry": "geometry" in tokens}
-        return Variant(name, "fourier-inverse", gen, "realistic", training)
+        return AblationVariant(name, "fourier-inverse", gen, "realistic", training)
     inv = [t for t in tokens if t in _INVERSE_ONLY]
     if inv:
         raise ValueError(f"Variant {name!r}: {inv} only exist for the inverse direction.")
@@ -150,51 +148,7 @@ def parse_variant(name: str, direction: str) -> Variant:
         "symmetrise": "sym" in tokens,
         "output": "scale_free" if "scale" in tokens else "tanh",
     }
-    return Variant(name, "fourier-forward", gen, "realistic")
-
-
-def _arrays(dataset: Any, limit: int | None) -> dict[str, np.ndarray]:
-    """Unaugmented potentials (n, P, P), discs (n, n_t, R, D, D), a, space groups, t."""
-    n = len(dataset) if limit is None else min(int(limit), len(dataset))
-    pots, discs, a, sg = [], [], [], []
-    thick = None
-    for i in range(n):
-        if hasattr(dataset, "arrays"):
-            p, d = dataset.arrays(i)
-            a.append(float(dataset.lattice_parameters[i]))
-            sg.append(int(dataset.space_groups[i]))
-            thick = dataset.thicknesses
-        else:
-            item = dataset[i]
-            p, d = item["potential"], item["discs"]
-            a.append(float(item["lattice_parameter"]))
-            sg.append(int(item.get("space_group", 0)))
-            thick = item["thickness"]
-        pots.append(np.asarray(p, np.float32).reshape(np.shape(p)[-2:]))
-        discs.append(np.asarray(d, np.float32))
-    return {
-        "potentials": np.stack(pots),
-        "discs": np.stack(discs),
-        "lattice_parameters": np.asarray(a),
-        "space_groups": np.asarray(sg, int),
-        "thicknesses": np.atleast_1d(np.asarray(thick, float)),
-    }
-
-
-def _predictor(module: Any, direction: str, enc: Encoding):
-    import torch
-
-    def predict(x: np.ndarray, a: np.ndarray, t: float) -> np.ndarray:
-        cond = torch.from_numpy(enc.encode_conditioning(a, np.full(len(x), t)))
-        if direction == "forward":
-            inp = torch.from_numpy(enc.encode_potential(x))[:, None]
-        else:
-            inp = torch.from_numpy(enc.encode_input_discs(x))
-        with torch.inference_mode():
-            y = module(inp, cond).float().numpy()
-        return enc.decode_discs(y) if direction == "forward" else enc.decode_potential(y[:, 0])
-
-    return predict
+    return AblationVariant(name, "fourier-forward", gen, "realistic")
 
 
 def _summary(result: Any) -> dict[str, Any]:
@@ -254,7 +208,10 @@ def run_ablation(
     config
         :class:`~hyperspy_lacbed.train.loop.TrainConfig` settings shared by all variants
         (batch size, lr, seed, discriminator, ...; not ``architecture``, ``generator``,
-        ``hours``, ``steps`` or ``out_dir``, which the harness sets).
+        ``hours``, ``steps`` or ``out_dir``, which the harness sets). Those not given are
+        :class:`~hyperspy_lacbed.train.loop.TrainConfig`'s (the recipe's for the
+        direction), but for a constant learning rate (runs end by the clock, not at a
+        step) and no amplitude loss but in ``amp`` variants.
     generator
         Generator overrides per architecture name (e.g. smaller networks for a quick
         run), merged under the variant's own settings.
@@ -275,27 +232,16 @@ def run_ablation(
     """
     import torch
 
-    from hyperspy_lacbed.nets.architectures import build_generator
-
     names = list(variants or DEFAULT_VARIANTS[direction])
     parsed = [parse_variant(n, direction) for n in names]
-    if any(v.data == "random" for v in parsed) and random_train is None:
-        raise ValueError(
-            "Variant 'v0' trains on random crystals: give random_train (on the command line "
-            "--random-split, a split of random-Wyckoff crystals), or use 'v0+realistic'."
-        )
-    fixed = {"architecture", "generator", "hours", "steps", "out_dir", "direction"}
-    clash = fixed & set(config or {})
-    if clash:
-        raise ValueError(f"config may not set {sorted(clash)}: the harness sets them.")
+    _check_request(parsed, random_train, config)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    arrays = _arrays(test, test_limit)
+    arrays = dataset_arrays(test, test_limit)
     rows: dict[str, Any] = {}
     warm = False
     for v in parsed:
         run_dir = out / v.name.replace("+", "_")
-        result_path = run_dir / "result.json"
         gen = {**(generator or {}).get(v.architecture, {}), **v.generator}
         # a finished variant is reused only if it was run with the same settings
         settings = {
@@ -304,75 +250,16 @@ def run_ablation(
             "generator": json.loads(json.dumps(gen)),
             "test_samples": len(arrays["potentials"]),
         }
-        if result_path.is_file() and not fresh:
-            done = json.loads(result_path.read_text(encoding="utf-8"))
-            if done.get("settings") == settings:
-                rows[v.name] = done
-                continue
-        cfg = TrainConfig(
-            **{
-                "log_every": 10,
-                "checkpoint_every": 10**9,
-                **(config or {}),
-                **v.training,
-                "direction": direction,
-                "architecture": v.architecture,
-                "generator": gen,
-                "hours": float(minutes) / 60.0,
-                "steps": 10**9,
-                "out_dir": str(run_dir),
-            }
-        )
+        done = None if fresh else _finished(run_dir, settings)
+        if done is not None:
+            rows[v.name] = done
+            continue
+        cfg = _variant_config(v, direction, gen, config, minutes, run_dir)
         data = random_train if v.data == "random" else train
         if not warm:
-            # one untimed step first: lazy imports and first reads would otherwise be
-            # charged to the first variant's budget
-            warm_cfg = TrainConfig(**{**cfg.to_dict(), "hours": None, "steps": 1})
-            warm_cfg.out_dir = str(out / "_warmup")
-            fit(data, warm_cfg, resume=False, show_progressbar=False)
-            shutil.rmtree(out / "_warmup", ignore_errors=True)
+            _warm_up(data, cfg, out / "_warmup")
             warm = True
-        summary = fit(data, cfg, resume=False, show_progressbar=show_progressbar)
-        ck = load_checkpoint(run_dir)
-        ident = json.loads(ck["identity"])
-        module = build_generator(v.architecture, ident["generator"])
-        module.load_state_dict(ck["generator"])
-        module.eval()
-        enc = Encoding.from_dict(ident["normalisation"])
-        domain = Domain.from_dict(ident["domain"])
-        t0 = time.perf_counter()
-        fn = evaluate_forward if direction == "forward" else evaluate_inverse
-        kw = {"reflections": domain.reflections} if direction == "forward" else {}
-        with torch.inference_mode():
-            res = fn(
-                arrays["potentials"],
-                arrays["discs"],
-                arrays["thicknesses"],
-                arrays["lattice_parameters"],
-                arrays["space_groups"],
-                predict=_predictor(module, direction, enc),
-                **kw,
-            )
-        n_par = int(sum(p.numel() for p in module.parameters()))
-        row = {
-            "variant": v.name,
-            "architecture": v.architecture,
-            "generator": gen,
-            "training": v.training,
-            "data": v.data,
-            "training_samples": len(data),
-            "steps": int(summary["step"]),
-            "train_wall_s": round(float(summary["wall_time_s"]), 2),
-            "eval_wall_s": round(time.perf_counter() - t0, 2),
-            "parameters": n_par,
-            "weights_mb": round(4 * n_par / 1e6, 2),
-            "summary": _summary(res),
-            "by_family": res.by_family(),
-            "test_samples": len(arrays["potentials"]),
-            "settings": settings,
-        }
-        result_path.write_text(json.dumps(row, indent=1) + "\n", encoding="utf-8")
-        rows[v.name] = row
+        rows[v.name] = _train_and_score(v, cfg, data, arrays, settings, show_progressbar)
     report = {
         "direction": direction,
         "minutes": float(minutes),
@@ -384,6 +271,107 @@ def run_ablation(
     (out / "ablation.json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
     (out / "ablation.rst").write_text(rst_tables(report), encoding="utf-8")
     return report
+
+
+def _check_request(
+    parsed: Sequence[AblationVariant], random_train: Any, config: dict[str, Any] | None
+) -> None:
+    """Refuse a ``v0`` variant without random crystals and shared settings the harness sets."""
+    if any(v.data == "random" for v in parsed) and random_train is None:
+        raise ValueError(
+            "Variant 'v0' trains on random crystals: give random_train (on the command line "
+            "--random-split, a split of random-Wyckoff crystals), or use 'v0+realistic'."
+        )
+    fixed = {"architecture", "generator", "hours", "steps", "out_dir", "direction"}
+    clash = fixed & set(config or {})
+    if clash:
+        raise ValueError(f"config may not set {sorted(clash)}: the harness sets them.")
+
+
+def _finished(run_dir: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
+    """The stored result of a variant run with the same settings, else None."""
+    result_path = run_dir / "result.json"
+    if not result_path.is_file():
+        return None
+    done = json.loads(result_path.read_text(encoding="utf-8"))
+    return done if done.get("settings") == settings else None
+
+
+#: Steps of a run that only the clock ends.
+_UNLIMITED = 10**9
+
+
+def _variant_config(
+    v: AblationVariant,
+    direction: str,
+    gen: dict[str, Any],
+    config: dict[str, Any] | None,
+    minutes: float,
+    run_dir: Path,
+) -> TrainConfig:
+    """The training settings of one variant: shared ones, then the variant's, then the clock's."""
+    return TrainConfig(
+        **{
+            "log_every": 10,
+            "checkpoint_every": _UNLIMITED,
+            # a run ends by the clock, so a decay towards a final step would never start;
+            # only the amp token adds the amplitude loss
+            "lr_decay_after": _UNLIMITED,
+            "lambda_amplitude": 0.0,
+            **(config or {}),
+            **v.training,
+            "direction": direction,
+            "architecture": v.architecture,
+            "generator": gen,
+            "hours": float(minutes) / 60.0,
+            "steps": _UNLIMITED,
+            "out_dir": str(run_dir),
+        }
+    )
+
+
+def _warm_up(data: Any, cfg: TrainConfig, folder: Path) -> None:
+    """One untimed step, so that lazy imports and first reads are charged to no variant."""
+    warm_cfg = TrainConfig(**{**cfg.to_dict(), "hours": None, "steps": 1})
+    warm_cfg.out_dir = str(folder)
+    fit(data, warm_cfg, resume=False, show_progressbar=False)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _train_and_score(
+    v: AblationVariant,
+    cfg: TrainConfig,
+    data: Any,
+    arrays: dict[str, np.ndarray],
+    settings: dict[str, Any],
+    show_progressbar: bool | None,
+) -> dict[str, Any]:
+    """Train one variant on the clock, score it on the test arrays, write its result."""
+    summary = fit(data, cfg, resume=False, show_progressbar=show_progressbar)
+    surrogate = checkpoint_surrogate(cfg.out_dir)
+    t0 = time.perf_counter()
+    res = evaluate_arrays(surrogate, arrays)
+    n_par = int(sum(p.numel() for p in surrogate.module.parameters()))
+    row = {
+        "variant": v.name,
+        "architecture": v.architecture,
+        "generator": cfg.generator,
+        "training": v.training,
+        "data": v.data,
+        "training_samples": len(data),
+        "steps": int(summary["step"]),
+        "train_wall_s": round(float(summary["wall_time_s"]), 2),
+        "eval_wall_s": round(time.perf_counter() - t0, 2),
+        "parameters": n_par,
+        "weights_mb": round(4 * n_par / 1e6, 2),
+        "summary": _summary(res),
+        "by_family": res.by_family(),
+        "test_samples": len(arrays["potentials"]),
+        "settings": settings,
+    }
+    result_path = Path(cfg.out_dir) / "result.json"
+    result_path.write_text(json.dumps(row, indent=1) + "\n", encoding="utf-8")
+    return row
 
 
 def _fmt(x: Any) -> str:

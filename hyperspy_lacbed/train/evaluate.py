@@ -35,6 +35,8 @@ from hyperspy_lacbed.train.structures import space_group_symbol
 
 __all__ = [
     "EvaluationResult",
+    "dataset_arrays",
+    "evaluate_arrays",
     "evaluate_dataset",
     "evaluate_forward",
     "evaluate_inverse",
@@ -653,6 +655,86 @@ def surrogate_predictor(surrogate: Any) -> Predictor:
         return surrogate.inverse_potentials(x, a, np.full(len(x), t))
 
     return predict
+
+
+def dataset_arrays(dataset: Any, limit: int | None = None) -> dict[str, np.ndarray]:
+    """The unaugmented arrays of a dataset's first items, as the evaluation reads them.
+
+    Parameters
+    ----------
+    dataset
+        A :class:`~hyperspy_lacbed.train.dataset.LACBEDDataset` (its ``arrays`` are read,
+        without augmentation) or any dataset of the items
+        :func:`~hyperspy_lacbed.train.loop.fit` reads.
+    limit
+        Read only the first items.
+
+    Returns
+    -------
+    dict
+        ``potentials`` (n, P, P), ``discs`` (n, n_t, R, D, D), ``lattice_parameters`` (n,),
+        ``space_groups`` (n,) and ``thicknesses`` (n_t,).
+    """
+    n = len(dataset) if limit is None else min(int(limit), len(dataset))
+    pots, discs, a, sg = [], [], [], []
+    thick = None
+    for i in range(n):
+        if hasattr(dataset, "arrays"):
+            p, d = dataset.arrays(i)
+            a.append(float(dataset.lattice_parameters[i]))
+            sg.append(int(dataset.space_groups[i]))
+            thick = dataset.thicknesses
+        else:
+            item = dataset[i]
+            p, d = item["potential"], item["discs"]
+            a.append(float(item["lattice_parameter"]))
+            sg.append(int(item.get("space_group", 0)))
+            thick = item["thickness"]
+        pots.append(np.asarray(p, np.float32).reshape(np.shape(p)[-2:]))
+        discs.append(np.asarray(d, np.float32))
+    return {
+        "potentials": np.stack(pots),
+        "discs": np.stack(discs),
+        "lattice_parameters": np.asarray(a),
+        "space_groups": np.asarray(sg, int),
+        "thicknesses": np.atleast_1d(np.asarray(thick, float)),
+    }
+
+
+def evaluate_arrays(
+    surrogate: Any, arrays: dict[str, np.ndarray], batch_size: int = 16
+) -> EvaluationResult:
+    """The card's metrics of a surrogate on arrays of :func:`dataset_arrays`.
+
+    Parameters
+    ----------
+    surrogate
+        A :class:`~hyperspy_lacbed.nets.surrogate.Surrogate` (a shipped model, or the
+        generator of a training run).
+    arrays
+        From :func:`dataset_arrays`.
+    batch_size
+        Samples per call of the surrogate.
+
+    Returns
+    -------
+    EvaluationResult
+        Of :func:`evaluate_forward` or :func:`evaluate_inverse`, by the surrogate's
+        direction, at every thickness of ``arrays``.
+    """
+    forward = surrogate.direction == "forward"
+    fn = evaluate_forward if forward else evaluate_inverse
+    kw = {"reflections": surrogate.domain.reflections} if forward else {}
+    return fn(
+        arrays["potentials"],
+        arrays["discs"],
+        arrays["thicknesses"],
+        arrays["lattice_parameters"],
+        arrays["space_groups"],
+        predict=surrogate_predictor(surrogate),
+        batch_size=batch_size,
+        **kw,
+    )
 
 
 def evaluate_model(

@@ -54,9 +54,12 @@ __all__ = [
     "ArrayDataset",
     "TrainConfig",
     "amplitude_loss",
+    "checkpoint_surrogate",
     "export",
     "fit",
     "load_checkpoint",
+    "run_surrogate",
+    "validation_scores",
 ]
 
 CHECKPOINT = "checkpoint.pt"
@@ -130,7 +133,8 @@ class TrainConfig:
     log_every
         Steps between log lines.
     val_items
-        Validation samples evaluated at each checkpoint (when a validation set is given).
+        Validation samples scored at each checkpoint, at every thickness (when a
+        validation set is given).
     """
 
     direction: str = "forward"
@@ -452,27 +456,294 @@ def amplitude_loss(prediction: Any, target: Any, enc: Encoding) -> Any:
     return ((a_pred - a_ref).abs().mean(dim=(-3, -2, -1)) / scale).mean()
 
 
-def _validate(G: Any, data: list, direction: str, enc: Encoding, device: Any) -> dict[str, float]:
+# ----------------------------------------------------------------------------- one run
+@dataclass
+class _Run:
+    """The settings, networks, optimisers and files of one training run."""
+
+    cfg: TrainConfig
+    enc: Encoding
+    identity: dict[str, Any]
+    device: Any
+    amp: bool
+    G: Any
+    D: Any
+    opt_g: Any
+    opt_d: Any
+    scaler: Any
+    out: Path
+    recipe: Any
+    dataset_size: int
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.out / CHECKPOINT
+
+    @property
+    def log_path(self) -> Path:
+        return self.out / LOG
+
+
+def _set_up(train_dataset: Any, config: TrainConfig) -> _Run:
+    """The run's settings with the dataset's domain, freshly initialised networks and files."""
     import torch
 
-    G.eval()
-    l1, lmse = [], []
-    with torch.inference_mode():
-        for x, c, y in data:
-            out = G(torch.from_numpy(x[None]).to(device), torch.from_numpy(c[None]).to(device))
-            out = out.float().cpu().numpy()[0]
-            l1.append(float(np.mean(np.abs(out - y))))
-            if direction == "forward":
-                p, r = enc.decode_discs(out), enc.decode_discs(y)
-            else:
-                p, r = enc.decode_potential(out), enc.decode_potential(y)
-            peak = r.max()
-            peak = peak if peak > 0 else 1.0
-            lmse.append(float(np.mean((p / peak - r / peak) ** 2)))
-    G.train()
-    return {"val_l1": float(np.mean(l1)), "val_lmse": float(np.mean(lmse))}
+    from hyperspy_lacbed.nets.architectures import (
+        ConditionalDiscriminator,
+        build_generator,
+        discriminator_kwargs,
+        generator_kwargs,
+    )
+    from hyperspy_lacbed.nets.registry import choose_device
+
+    cfg = copy.deepcopy(config)
+    domain = _domain_of(cfg, train_dataset)
+    cfg.domain = domain.to_dict()
+    enc = Encoding.for_domain(domain, **cfg.normalisation)
+    gkw = generator_kwargs(cfg.direction, domain, cfg.generator, cfg.architecture, enc)
+    dkw = discriminator_kwargs(cfg.direction, domain, cfg.discriminator)
+    device = choose_device(cfg.device)
+    amp = (device.type == "cuda") if cfg.amp is None else bool(cfg.amp and device.type == "cuda")
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    # What shapes the model: a checkpoint resumes only under the same identity.
+    identity = {
+        "direction": cfg.direction,
+        "architecture": cfg.architecture,
+        "generator": gkw,
+        "discriminator": dkw,
+        "domain": cfg.domain,
+        "normalisation": enc.to_dict(),
+        "seed": cfg.seed,
+    }
+    torch.manual_seed(cfg.seed)
+    G = build_generator(cfg.architecture, gkw).to(device)
+    D = ConditionalDiscriminator(**dkw).to(device)
+    return _Run(
+        cfg=cfg,
+        enc=enc,
+        identity=identity,
+        device=device,
+        amp=amp,
+        G=G,
+        D=D,
+        opt_g=torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=cfg.betas),
+        opt_d=torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=cfg.betas),
+        scaler=torch.amp.GradScaler(device.type, enabled=amp),
+        out=out,
+        recipe=getattr(train_dataset, "recipe", None),
+        dataset_size=len(train_dataset),
+    )
 
 
+def _restore(run: _Run, resume: bool) -> tuple[int, float]:
+    """(step, wall time so far) of the run's checkpoint when resuming, else (0, 0) afresh.
+
+    Resuming loads the networks, optimisers, scaler and RNG states and drops the log
+    lines after the checkpoint's step; starting afresh deletes an old log.
+    """
+    import torch
+
+    if not (resume and run.checkpoint_path.is_file()):
+        if run.log_path.exists():
+            run.log_path.unlink()
+        return 0, 0.0
+    ck = load_checkpoint(run.out)
+    _compatible(json.loads(ck["identity"]), run.identity)
+    run.G.load_state_dict(ck["generator"])
+    run.D.load_state_dict(ck["discriminator"])
+    run.opt_g.load_state_dict(ck["opt_g"])
+    run.opt_d.load_state_dict(ck["opt_d"])
+    if ck.get("scaler"):
+        run.scaler.load_state_dict(ck["scaler"])
+    torch.set_rng_state(ck["rng_torch"])
+    if run.device.type == "cuda" and ck.get("rng_cuda") is not None:
+        torch.cuda.set_rng_state(ck["rng_cuda"], run.device)
+    step = int(ck["step"])
+    _truncate_log(run.log_path, step)
+    return step, float(ck["elapsed_s"])
+
+
+def _save(run: _Run, step: int, elapsed_s: float) -> None:
+    """Write the checkpoint: everything an exact resume needs, and what export reads."""
+    import torch
+
+    cuda = run.device.type == "cuda"
+    recipe = run.recipe if isinstance(run.recipe, dict) else {}
+    _atomic_save(
+        {
+            "step": step,
+            "elapsed_s": elapsed_s,
+            "generator": run.G.state_dict(),
+            "discriminator": run.D.state_dict(),
+            "opt_g": run.opt_g.state_dict(),
+            "opt_d": run.opt_d.state_dict(),
+            "scaler": run.scaler.state_dict() if run.amp else {},
+            "rng_torch": torch.get_rng_state(),
+            "rng_cuda": torch.cuda.get_rng_state(run.device) if cuda else None,
+            "identity": json.dumps(run.identity),
+            "config": json.dumps(run.cfg.to_dict()),
+            "recipe": json.dumps(recipe, default=str),
+            "parameters": int(sum(p.numel() for p in run.G.parameters())),
+            "dataset_size": run.dataset_size,
+        },
+        run.checkpoint_path,
+    )
+
+
+def _log(path: Path, record: dict[str, Any]) -> None:
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def _train_step(run: _Run, batch: tuple[np.ndarray, ...], lr: float) -> dict[str, Any]:
+    """One discriminator and one generator update; the losses as (unsynchronised) tensors."""
+    import torch
+
+    from hyperspy_lacbed.nets.architectures import feature_matching_loss, lsgan_loss
+
+    cfg, device, amp = run.cfg, run.device, run.amp
+    for opt in (run.opt_g, run.opt_d):
+        for group in opt.param_groups:
+            group["lr"] = lr
+    xb, cb, yb = (torch.from_numpy(a).to(device) for a in batch)
+    with torch.autocast(device.type, enabled=amp):
+        fake = run.G(xb, cb)
+        pred_fake = run.D(xb, cb, fake.detach())
+        pred_real = run.D(xb, cb, yb)
+        loss_d = 0.5 * (lsgan_loss(pred_fake, False) + lsgan_loss(pred_real, True))
+    run.opt_d.zero_grad(set_to_none=True)
+    run.scaler.scale(loss_d).backward()
+    run.scaler.step(run.opt_d)
+    with torch.autocast(device.type, enabled=amp):
+        pred = run.D(xb, cb, fake)
+        losses = {
+            "loss_d": loss_d,
+            "loss_gan": lsgan_loss(pred, True),
+            "loss_feat": feature_matching_loss(pred, pred_real, run.D.n_layers) * cfg.lambda_feat,
+            "loss_l1": torch.nn.functional.l1_loss(fake.float(), yb) * cfg.lambda_l1,
+        }
+        loss_g = losses["loss_gan"] + losses["loss_feat"] + losses["loss_l1"]
+        if cfg.lambda_amplitude:
+            losses["loss_amp"] = amplitude_loss(fake.float(), yb, run.enc) * cfg.lambda_amplitude
+            loss_g = loss_g + losses["loss_amp"]
+    run.opt_g.zero_grad(set_to_none=True)
+    run.scaler.scale(loss_g).backward()
+    run.scaler.step(run.opt_g)
+    run.scaler.update()
+    return {**losses, "loss_g": loss_g}
+
+
+#: Order of the losses in a log line.
+_LOSSES = ("loss_d", "loss_g", "loss_gan", "loss_feat", "loss_l1", "loss_amp")
+
+
+def _loss_record(step: int, time_s: float, lr: float, losses: dict[str, Any]) -> dict[str, Any]:
+    """A log line: step, wall time, learning rate and the losses as numbers."""
+    record = {"step": step, "time_s": round(time_s, 3), "lr": lr}
+    record.update({k: losses[k].item() for k in _LOSSES if k in losses})
+    return record
+
+
+# ----------------------------------------------------------------------------- validation
+def run_surrogate(module: Any, identity: dict[str, Any], name: str = "training run") -> Any:
+    """A generator of a run as a :class:`~hyperspy_lacbed.nets.surrogate.Surrogate`.
+
+    Training, the ablation and inference all run a generator the same way
+    (:meth:`~hyperspy_lacbed.nets.surrogate.Surrogate.run`: encode, generator, decode).
+
+    Parameters
+    ----------
+    module
+        The generator.
+    identity
+        The run's identity (``json.loads(checkpoint["identity"])``): direction,
+        architecture, generator keywords, domain and normalisation.
+    name
+        The surrogate's name.
+    """
+    from hyperspy_lacbed.nets.surrogate import Surrogate
+
+    card = {
+        "name": name,
+        "direction": identity["direction"],
+        "architecture": {
+            "name": identity.get("architecture", "pix2pixhd"),
+            "kwargs": identity["generator"],
+        },
+        "domain": identity["domain"],
+        "normalisation": identity["normalisation"],
+    }
+    return Surrogate(module, card)
+
+
+def checkpoint_surrogate(out_dir: str | os.PathLike) -> Any:
+    """The generator of a run's checkpoint as a :class:`~hyperspy_lacbed.nets.surrogate.Surrogate`.
+
+    Parameters
+    ----------
+    out_dir
+        The ``out_dir`` of :func:`fit`.
+    """
+    from hyperspy_lacbed.nets.architectures import build_generator
+
+    ck = load_checkpoint(out_dir)
+    identity = json.loads(ck["identity"])
+    module = build_generator(identity.get("architecture", "pix2pixhd"), identity["generator"])
+    module.load_state_dict(ck["generator"])
+    module.eval()
+    return run_surrogate(module, identity, Path(out_dir).name)
+
+
+def validation_scores(result: Any) -> dict[str, float]:
+    """The logged validation numbers of an evaluation: the card's metrics, mean and median.
+
+    Parameters
+    ----------
+    result
+        An :class:`~hyperspy_lacbed.train.evaluate.EvaluationResult`.
+
+    Returns
+    -------
+    dict
+        ``val_lmse`` and ``val_lmse_median`` (:func:`~hyperspy_lacbed.train.metrics.lmse`
+        of each pattern or potential, over every sample and thickness) and, for an
+        inverse model, ``val_lmse_origin_invariant`` and ``val_lmse_origin_invariant_median``
+        (the inverse cards' headline metric).
+    """
+    out = {}
+    for name in ("lmse", "lmse_origin_invariant"):
+        if name in result.metrics:
+            values = np.asarray(result.metrics[name], float)
+            out[f"val_{name}"] = float(np.nanmean(values))
+            out[f"val_{name}_median"] = float(np.nanmedian(values))
+    return out
+
+
+def _validate(run: _Run, arrays: dict[str, np.ndarray]) -> dict[str, float]:
+    """The card's metrics of the generator on the validation arrays (in eval mode)."""
+    from hyperspy_lacbed.train.evaluate import evaluate_arrays
+
+    run.G.eval()
+    try:
+        result = evaluate_arrays(run_surrogate(run.G, run.identity), arrays)
+    finally:
+        run.G.train()
+    return validation_scores(result)
+
+
+def _validation_arrays(dataset: Any, cfg: TrainConfig) -> dict[str, np.ndarray] | None:
+    """The unaugmented arrays of the first ``val_items`` validation samples (None: none)."""
+    from hyperspy_lacbed.train.evaluate import dataset_arrays
+
+    if dataset is None or len(dataset) == 0:
+        return None
+    # A dataset without ``arrays`` reads items, which may draw from the global generators.
+    with _seeded(cfg.seed):
+        return dataset_arrays(dataset, cfg.val_items)
+
+
+# ----------------------------------------------------------------------------- fit
 def fit(
     train_dataset: Any,
     config: TrainConfig,
@@ -491,10 +762,10 @@ def fit(
     config
         The settings (:class:`TrainConfig`).
     val_dataset
-        Optional; its first ``config.val_items`` items (thicknesses in turn) are scored at
-        each checkpoint: L1 in network units and ℓMSE of the decoded outputs divided by
-        the reference maximum (of the whole pattern for discs; no origin search for
-        potentials), logged as ``val_l1`` and ``val_lmse``.
+        Optional; its first ``config.val_items`` samples are scored at each checkpoint at
+        every thickness, by the metrics of the model cards
+        (:func:`~hyperspy_lacbed.train.evaluate.evaluate_arrays`, the same run of the
+        generator as inference), and logged (:func:`validation_scores`).
     resume
         Continue from ``out_dir/checkpoint.pt`` when it exists (the settings that shape the
         model must be the same); otherwise start afresh (overwriting it).
@@ -509,100 +780,22 @@ def fit(
         (``last``), the last validation scores (``val``), and the paths of the
         ``checkpoint``, ``log`` and ``out_dir``.
     """
-    import torch
-
-    from hyperspy_lacbed.nets.architectures import (
-        ConditionalDiscriminator,
-        build_generator,
-        discriminator_kwargs,
-        generator_kwargs,
-        lsgan_loss,
-    )
-    from hyperspy_lacbed.nets.architectures import feature_matching_loss as fm_loss
-    from hyperspy_lacbed.nets.registry import choose_device
-
-    t_start = time.perf_counter()
-    cfg = copy.deepcopy(config)
-    domain = _domain_of(cfg, train_dataset)
-    cfg.domain = domain.to_dict()
-    enc = Encoding.for_domain(domain, **cfg.normalisation)
-    gkw = generator_kwargs(cfg.direction, domain, cfg.generator, cfg.architecture, enc)
-    dkw = discriminator_kwargs(cfg.direction, domain, cfg.discriminator)
-    device = choose_device(cfg.device)
-    amp = (device.type == "cuda") if cfg.amp is None else bool(cfg.amp and device.type == "cuda")
-    out = Path(cfg.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    ckpt_path, log_path = out / CHECKPOINT, out / LOG
-    recipe = getattr(train_dataset, "recipe", None)
-    identity = {
-        "direction": cfg.direction,
-        "architecture": cfg.architecture,
-        "generator": gkw,
-        "discriminator": dkw,
-        "domain": cfg.domain,
-        "normalisation": enc.to_dict(),
-        "seed": cfg.seed,
-    }
-
-    torch.manual_seed(cfg.seed)
-    G = build_generator(cfg.architecture, gkw).to(device)
-    D = ConditionalDiscriminator(**dkw).to(device)
-    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=cfg.betas)
-    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=cfg.betas)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp)
-    step, elapsed_before = 0, 0.0
-    if resume and ckpt_path.is_file():
-        ck = load_checkpoint(out)
-        _compatible(json.loads(ck["identity"]), identity)
-        G.load_state_dict(ck["generator"])
-        D.load_state_dict(ck["discriminator"])
-        opt_g.load_state_dict(ck["opt_g"])
-        opt_d.load_state_dict(ck["opt_d"])
-        if ck.get("scaler"):
-            scaler.load_state_dict(ck["scaler"])
-        torch.set_rng_state(ck["rng_torch"])
-        if device.type == "cuda" and ck.get("rng_cuda") is not None:
-            torch.cuda.set_rng_state(ck["rng_cuda"], device)
-        step, elapsed_before = int(ck["step"]), float(ck["elapsed_s"])
-        _truncate_log(log_path, step)
-    elif log_path.exists():
-        log_path.unlink()
-    (out / CONFIG).write_text(json.dumps(cfg.to_dict(), indent=2) + "\n", encoding="utf-8")
-
-    batches = _Batches(train_dataset, cfg, enc)
-    val = _validation_set(val_dataset, cfg, enc)
-    n_layers = D.n_layers
-
-    def save() -> None:
-        _atomic_save(
-            {
-                "step": step,
-                "elapsed_s": elapsed_before + time.perf_counter() - t_start,
-                "generator": G.state_dict(),
-                "discriminator": D.state_dict(),
-                "opt_g": opt_g.state_dict(),
-                "opt_d": opt_d.state_dict(),
-                "scaler": scaler.state_dict() if amp else {},
-                "rng_torch": torch.get_rng_state(),
-                "rng_cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-                "identity": json.dumps(identity),
-                "config": json.dumps(cfg.to_dict()),
-                "recipe": json.dumps(recipe if isinstance(recipe, dict) else {}, default=str),
-                "parameters": int(sum(p.numel() for p in G.parameters())),
-                "dataset_size": len(train_dataset),
-            },
-            ckpt_path,
-        )
-
-    def log(record: dict[str, Any]) -> None:
-        with open(log_path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
-
     from hyperspy_lacbed.progress import ProgressBar
 
+    t_start = time.perf_counter()
+    run = _set_up(train_dataset, config)
+    cfg = run.cfg
+    step, elapsed_before = _restore(run, resume)
+    (run.out / CONFIG).write_text(json.dumps(cfg.to_dict(), indent=2) + "\n", encoding="utf-8")
+    batches = _Batches(train_dataset, cfg, run.enc)
+    val = _validation_arrays(val_dataset, cfg)
+
+    def elapsed() -> float:
+        return elapsed_before + time.perf_counter() - t_start
+
     bar = ProgressBar(cfg.steps, show_progressbar, f"cGAN {cfg.direction}", "step", step)
-    G.train()
-    D.train()
+    run.G.train()
+    run.D.train()
     last: dict[str, Any] = {}
     val_scores: dict[str, float] = {}
     stopped = "steps"
@@ -615,59 +808,24 @@ def fit(
                 stopped = "hours"
                 break
             lr = _lr(cfg, step)
-            for opt in (opt_g, opt_d):
-                for group in opt.param_groups:
-                    group["lr"] = lr
-            xb, cb, yb = (torch.from_numpy(a).to(device) for a in batches(step))
-            with torch.autocast(device.type, enabled=amp):
-                fake = G(xb, cb)
-                pred_fake = D(xb, cb, fake.detach())
-                pred_real = D(xb, cb, yb)
-                loss_d = 0.5 * (lsgan_loss(pred_fake, False) + lsgan_loss(pred_real, True))
-            opt_d.zero_grad(set_to_none=True)
-            scaler.scale(loss_d).backward()
-            scaler.step(opt_d)
-            with torch.autocast(device.type, enabled=amp):
-                pred = D(xb, cb, fake)
-                loss_gan = lsgan_loss(pred, True)
-                loss_feat = fm_loss(pred, pred_real, n_layers) * cfg.lambda_feat
-                loss_l1 = torch.nn.functional.l1_loss(fake.float(), yb) * cfg.lambda_l1
-                loss_g = loss_gan + loss_feat + loss_l1
-                if cfg.lambda_amplitude:
-                    loss_amp = amplitude_loss(fake.float(), yb, enc) * cfg.lambda_amplitude
-                    loss_g = loss_g + loss_amp
-            opt_g.zero_grad(set_to_none=True)
-            scaler.scale(loss_g).backward()
-            scaler.step(opt_g)
-            scaler.update()
+            losses = _train_step(run, batches(step), lr)
             step += 1
             bar.update(1)
             if step % cfg.log_every == 0 or step == cfg.steps:
-                last = {
-                    "step": step,
-                    "time_s": round(elapsed_before + time.perf_counter() - t_start, 3),
-                    "lr": lr,
-                    "loss_d": loss_d.item(),
-                    "loss_g": loss_g.item(),
-                    "loss_gan": loss_gan.item(),
-                    "loss_feat": loss_feat.item(),
-                    "loss_l1": loss_l1.item(),
-                }
-                if cfg.lambda_amplitude:
-                    last["loss_amp"] = loss_amp.item()
+                last = _loss_record(step, elapsed(), lr, losses)
                 if not all(math.isfinite(v) for k, v in last.items() if k.startswith("loss")):
-                    save()
+                    _save(run, step, elapsed())
                     raise FloatingPointError(
                         f"Non-finite loss at step {step}: {last}; lower lr or disable amp."
                     )
-                log(last)
+                _log(run.log_path, last)
             if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-                if val:
-                    val_scores = _validate(G, val, cfg.direction, enc, device)
-                    log({"step": step, **val_scores})
-                save()
+                if val is not None:
+                    val_scores = _validate(run, val)
+                    _log(run.log_path, {"step": step, **val_scores})
+                _save(run, step, elapsed())
         if stopped == "hours":
-            save()
+            _save(run, step, elapsed())
     finally:
         bar.close()
     wall = time.perf_counter() - t_start
@@ -679,22 +837,10 @@ def fit(
         "total_wall_time_s": elapsed_before + wall,
         "last": last,
         "val": val_scores,
-        "checkpoint": str(ckpt_path),
-        "log": str(log_path),
-        "out_dir": str(out),
+        "checkpoint": str(run.checkpoint_path),
+        "log": str(run.log_path),
+        "out_dir": str(run.out),
     }
-
-
-def _validation_set(dataset: Any, cfg: TrainConfig, enc: Encoding) -> list:
-    if dataset is None:
-        return []
-    out = []
-    for i in range(min(len(dataset), cfg.val_items)):
-        with _seeded(cfg.seed + i):
-            item = dataset[i]
-        arrays = _item_arrays(item, i, np.random.default_rng(0))
-        out.append(_encode(cfg.direction, enc, *arrays))
-    return out
 
 
 # ----------------------------------------------------------------------------- export

@@ -83,10 +83,10 @@ __all__ = [
     "SHARED_TEST_COMPOSITIONS",
     "SPACE_GROUP_FREQUENCIES",
     "USUAL_CHARGES",
+    "ChemicalVariant",
     "Prototype",
     "RealisticConfig",
     "RealisticGenerator",
-    "Variant",
     "build_prototype",
     "excluded_compositions",
     "held_out_configs",
@@ -349,7 +349,7 @@ Coordinate = float | str  # a number, or "x", "-x", "x+0.25", "0.5-x" with a fre
 
 
 @dataclass(frozen=True)
-class Variant:
+class ChemicalVariant:
     """One chemical family of a prototype.
 
     Attributes
@@ -416,7 +416,7 @@ class Prototype:
         setting of :func:`~hyperspy_lacbed.train.structures.space_group_operations`
         (origin choice 2 where there are two). Several sites may share a label (one element).
     variants
-        Chemical families (see :class:`Variant`).
+        Chemical families (see :class:`ChemicalVariant`).
     bonds
         Label pairs whose radius sums set the lattice parameter.
     params
@@ -434,7 +434,7 @@ class Prototype:
     formula: str
     space_group: int
     sites: tuple[tuple[str, tuple[Coordinate, Coordinate, Coordinate]], ...]
-    variants: tuple[Variant, ...]
+    variants: tuple[ChemicalVariant, ...]
     bonds: tuple[tuple[str, str], ...]
     params: dict[str, tuple[float, float]] = field(default_factory=dict)
     weight: float = 1.0
@@ -456,8 +456,8 @@ class Prototype:
         )
 
 
-def _v(name, roles, reference, a_ref, weight=1.0, charges=None, metallic=False) -> Variant:
-    return Variant(
+def _v(name, roles, reference, a_ref, weight=1.0, charges=None, metallic=False) -> ChemicalVariant:
+    return ChemicalVariant(
         name,
         dict(roles),
         dict(reference),

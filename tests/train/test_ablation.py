@@ -49,10 +49,17 @@ def test_variant_names():
             parse_variant(bad, direction)
 
 
-def test_in_memory_ablation(tiny_arrays, tmp_path):
+def test_in_memory_ablation(tiny_arrays, tmp_path, monkeypatch):
+    from hyperspy_lacbed.nets.surrogate import Surrogate
+
     variants = ["v0+realistic", "fourier+geometry+phase+sym"]
     with pytest.raises(ValueError, match="random_train"):
         run_ablation(tiny_arrays, tiny_arrays, tmp_path, variants=["v0"], minutes=0.01)
+    # the variants are scored by the same run of the generator as inference
+    run, patterns = Surrogate.run, []
+    monkeypatch.setattr(
+        Surrogate, "run", lambda self, x, *a, **k: patterns.append(len(x)) or run(self, x, *a, **k)
+    )
     rep = run_ablation(
         tiny_arrays,
         tiny_arrays,
@@ -68,6 +75,7 @@ def test_in_memory_ablation(tiny_arrays, tmp_path):
         assert {row["family"] for row in r["by_family"]} == {"all", "000", "200", "220"}
         assert 0 < r["summary"]["lmse_median"] < 1 and 0 <= r["summary"]["zmcc_median"] <= 1
     assert rep["results"]["fourier+geometry+phase+sym"]["architecture"] == "fourier-forward"
+    assert sum(patterns) == len(variants) * len(tiny_arrays) * len(tiny_arrays.thicknesses)
     with pytest.raises(ValueError, match="harness sets"):
         run_ablation(tiny_arrays, tiny_arrays, tmp_path, variants=variants, config={"steps": 3})
 

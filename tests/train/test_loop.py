@@ -107,7 +107,10 @@ def test_loss_goes_down_export_load_generate(dataset, tmp_path, direction, arch)
     G0 = build_generator(arch, generator_kwargs(direction, DOMAIN, small, arch)).eval()
     res = fit(dataset, cfg, val_dataset=dataset, show_progressbar=False)
     assert res["step"] == 25 and res["stopped"] == "steps"
-    assert set(res["val"]) == {"val_l1", "val_lmse"}
+    want = {"val_lmse", "val_lmse_median"}
+    if direction == "inverse":
+        want |= {"val_lmse_origin_invariant", "val_lmse_origin_invariant_median"}
+    assert set(res["val"]) == want
     G = build_generator(arch, generator_kwargs(direction, DOMAIN, small, arch))
     G.load_state_dict(load_checkpoint(cfg.out_dir)["generator"])
     G.eval()
@@ -202,3 +205,37 @@ def test_amplitude_loss_is_origin_invariant(dataset, tmp_path):
     assert res["last"]["loss_amp"] > 0
     with pytest.raises(ValueError, match="lambda_amplitude"):
         TrainConfig(direction="forward", lambda_amplitude=1.0)
+
+
+def test_validation_logs_the_cards_metric_through_the_inference_path(
+    dataset, tmp_path, monkeypatch
+):
+    """The logged val_lmse is metrics.lmse of each pattern, run by Surrogate.run."""
+    from hyperspy_lacbed.nets.surrogate import Surrogate
+    from hyperspy_lacbed.train.evaluate import dataset_arrays
+    from hyperspy_lacbed.train.loop import checkpoint_surrogate
+    from hyperspy_lacbed.train.metrics import lmse
+
+    run, patterns = Surrogate.run, []
+
+    def counted(self, x, *args, **kwargs):
+        patterns.append(len(x))
+        return run(self, x, *args, **kwargs)
+
+    monkeypatch.setattr(Surrogate, "run", counted)
+    cfg = config(tmp_path, steps=2, checkpoint_every=2)
+    res = fit(dataset, cfg, val_dataset=dataset, show_progressbar=False)
+    n_t = len(dataset.thicknesses)
+    assert sum(patterns) == len(dataset) * n_t  # every sample at every thickness
+    monkeypatch.setattr(Surrogate, "run", run)
+    arrays = dataset_arrays(dataset)
+    surrogate = checkpoint_surrogate(cfg.out_dir)
+    pred = surrogate.forward_discs(
+        arrays["potentials"], arrays["lattice_parameters"], arrays["thicknesses"]
+    )
+    per_pattern = lmse(pred, arrays["discs"], axes=(-3, -2, -1))  # the forward card's ℓMSE
+    assert per_pattern.shape == (len(dataset), n_t)
+    assert res["val"]["val_lmse"] == pytest.approx(float(per_pattern.mean()), rel=1e-5)
+    assert res["val"]["val_lmse_median"] == pytest.approx(float(np.median(per_pattern)), rel=1e-5)
+    logged = [json.loads(line) for line in open(res["log"])]
+    assert logged[-1] == {"step": 2, **res["val"]}
