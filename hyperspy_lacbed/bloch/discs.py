@@ -27,12 +27,19 @@ from hyperspy_lacbed.bloch.geometry import (
     incident_vectors,
     tilt_grid,
 )
+from hyperspy_lacbed.bloch.pool import (
+    beam_rule,
+    explicit_beams,
+    is_explicit,
+    normal_in_frame,
+    pool_size,
+    prepare_pool,
+)
 from hyperspy_lacbed.bloch.settings import SimulationSettings
 from hyperspy_lacbed.bloch.solver import (
     BeamPool,
     BeamRule,
     SolveStats,
-    build_pool,
     refracted_wavenumber,
     solve_tilts,
 )
@@ -91,38 +98,6 @@ def _solver_for(settings: SimulationSettings) -> str:
     return "fast"
 
 
-def _explicit_beams(settings: SimulationSettings) -> tuple[int, int]:
-    """(strong, weak) of an explicit choice; a count not given takes 100 strong / 0 weak."""
-    strong = conv.FALLBACK_STRONG_BEAMS if settings.strong_beams is None else settings.strong_beams
-    return strong, settings.weak_beams or 0
-
-
-def _is_explicit(settings: SimulationSettings) -> bool:
-    return (
-        settings.strong_beams is not None
-        or settings.weak_beams is not None
-        or settings.preset is not None
-    )
-
-
-def _pool_size(settings: SimulationSettings) -> int:
-    """Reflections in the pool: about three times the strong beams, and room for the weak."""
-    if settings.beam_pool:
-        return settings.beam_pool
-    strong, weak = _explicit_beams(settings)
-    return max(3 * strong + 30, math.ceil(1.5 * (strong + weak)) + 30, 60)
-
-
-def _beam_rule(settings: SimulationSettings) -> BeamRule:
-    strong, weak = _explicit_beams(settings)
-    return BeamRule(
-        strong_beams=strong,
-        weak_beams=weak,
-        s_step=settings.strong_beam_step,
-        count_uncoupled=settings.strong_beam_step > 0,
-    )
-
-
 def compute_discs(
     structure: Any,
     settings: SimulationSettings | None = None,
@@ -138,7 +113,7 @@ def compute_discs(
         settings = SimulationSettings.from_user(**kwargs)
     frame = zone_frame(crystal, settings.zone_axis, settings.x_direction)
     settings = replace(settings, zone_axis=frame.zone_axis, x_direction=frame.x_direction)
-    normal = _normal_in_frame(crystal, frame, settings.surface_normal)
+    normal = normal_in_frame(crystal, frame, settings.surface_normal)
 
     if settings.reflections is None:
         requested = default_reflections(crystal, frame.zone_axis)
@@ -181,11 +156,11 @@ def compute_discs(
         settings = replace(
             settings, strong_beams=report.strong_beams, weak_beams=report.weak_beams
         )
-    key = (_pool_size(settings), settings.beam_pool)
+    key = (pool_size(settings), settings.beam_pool)
     if key in pools:  # built for the verification already
-        pool, rule = pools[key], _beam_rule(settings)
+        pool, rule = pools[key], beam_rule(settings)
     else:
-        pool, rule = _prepare_pool(crystal, frame, settings, normal, orbit)
+        pool, rule = prepare_pool(crystal, frame, settings, normal, orbit)
     # ----------------------------------------------------------------------------------
     out_idx = np.array([_index_of(pool.hkl, h) for h in orbit])
     k_all = incident_vectors(kx.ravel(), ky.ravel(), pool.k0)
@@ -201,11 +176,48 @@ def compute_discs(
     if report is not None:
         report = report.normalise_by(discs)
         conv.warn_if_unconverged(report, f"The simulation of {crystal.name}")
-    strong, weak = _explicit_beams(settings)
+    strong, weak = explicit_beams(settings)
     settings = replace(
         settings, solver=_solver_for(settings), strong_beams=strong, weak_beams=weak
     )
     return DiscResult(discs, requested, g_req[:, :2], dk, settings, crystal, stats, report)
+
+
+def converged_beam_counts(
+    structure: Any,
+    settings: SimulationSettings,
+    *,
+    device: str = "auto",
+    max_memory: float = 2**30,
+) -> tuple[int, int]:
+    """The strong and weak beam counts that :func:`compute_discs` would choose.
+
+    The same tolerance-driven choice (``settings.tolerance`` of each image's maximum,
+    within ``settings.max_beams``), for a model that needs fixed counts (the
+    refinement's :class:`~hyperspy_lacbed.refinement.model.BlochModel`, converged like
+    the data). ``settings.reflections``, ``disc_radius`` and ``thickness`` describe the
+    discs; explicit counts are returned as they are.
+
+    Returns
+    -------
+    strong, weak
+    """
+    crystal = load_structure(structure)
+    if is_explicit(settings):
+        return explicit_beams(settings)
+    if not math.isfinite(settings.tolerance):
+        raise ValueError("tolerance=inf chooses no beams; give strong_beams= and weak_beams=.")
+    frame = zone_frame(crystal, settings.zone_axis, settings.x_direction)
+    normal = normal_in_frame(crystal, frame, settings.surface_normal)
+    requested = np.array(settings.reflections or default_reflections(crystal, frame.zone_axis))
+    if not (requested == 0).all(1).any():
+        requested = np.concatenate([[[0, 0, 0]], requested])
+    if settings.disc_radius is None:
+        raise ValueError("converged_beam_counts needs settings.disc_radius (1/Å).")
+    report = _choose_beams(
+        crystal, frame, settings, normal, requested, requested, device, max_memory, {}
+    )
+    return report.strong_beams, report.weak_beams
 
 
 def _choose_beams(
@@ -220,7 +232,7 @@ def _choose_beams(
     pools: dict,
 ) -> conv.ConvergenceReport:
     """Choose (automatic) or measure (explicit) the beam set on probe tilts; see convergence."""
-    explicit = _is_explicit(settings)
+    explicit = is_explicit(settings)
     budget = replace(
         DEFAULT_BUDGET,
         max_beams=settings.max_beams,
@@ -232,9 +244,9 @@ def _choose_beams(
         chosen = replace(settings, strong_beams=strong, weak_beams=weak)
         if free:
             chosen = replace(chosen, beam_pool=None)
-        key = (_pool_size(chosen), chosen.beam_pool)
+        key = (pool_size(chosen), chosen.beam_pool)
         if key not in pools:
-            pools[key] = _prepare_pool(crystal, frame, chosen, normal, orbit)[0]
+            pools[key] = prepare_pool(crystal, frame, chosen, normal, orbit)[0]
         return pools[key]
 
     tilts = conv.probe_tilts(
@@ -242,7 +254,7 @@ def _choose_beams(
     )
     problem = conv.ProbeProblem(
         pool_for=pool_for,
-        rule=_beam_rule(settings),
+        rule=beam_rule(settings),
         tilts=tilts,
         thickness=np.asarray(settings.thickness),
         reflections=requested,
@@ -253,7 +265,7 @@ def _choose_beams(
         reference_pool_for=(lambda s, w: pool_for(s, w, True)) if settings.beam_pool else None,
     )
     if explicit:
-        initial = _explicit_beams(settings)
+        initial = explicit_beams(settings)
     else:
         k0 = pool_for(budget.min_strong, 0).k0
         phase = conv.left_out_phase(
@@ -273,48 +285,6 @@ def _choose_beams(
     return conv.choose_beams(
         problem, settings.tolerance, initial=initial, explicit=explicit, budget=budget
     )
-
-
-def _normal_in_frame(crystal: Crystal, frame, surface_normal) -> np.ndarray:
-    if surface_normal is None:
-        return np.array([0.0, 0.0, 1.0])
-    n_cart = np.asarray(surface_normal, float) @ crystal.direct_basis
-    return frame.rotation @ (n_cart / np.linalg.norm(n_cart))
-
-
-def _prepare_pool(
-    crystal: Crystal,
-    frame,
-    settings: SimulationSettings,
-    normal: np.ndarray,
-    required: np.ndarray,
-    g_max: float | None = None,
-) -> tuple[BeamPool, BeamRule]:
-    """The beam pool (with K) and the beam rule for a set of settings."""
-    k_vac = 1.0 / electron_wavelength(settings.voltage)
-    pool = build_pool(
-        crystal,
-        frame,
-        k_vac,
-        settings.voltage,
-        _pool_size(settings),
-        g_max=g_max,
-        laue_zones=settings.laue_zones,
-        scattering_factors=settings.scattering_factors,
-        debye_waller=settings.debye_waller,
-        absorption=settings.absorption,
-        absorption_fraction=settings.absorption_fraction,
-        diagonal=_diagonal_mode(settings),
-        normal=normal,
-        required=required,
-    )
-    if settings.mean_inner_potential:
-        # Inside the crystal K² = K_vac² + U_0 (refraction by the mean inner potential).
-        k_in = refracted_wavenumber(
-            crystal, k_vac, settings.voltage, settings.scattering_factors, settings.debye_waller
-        )
-        pool = replace(pool, k0=k_in)
-    return pool, _beam_rule(settings)
 
 
 def beam_intensities(
@@ -358,9 +328,9 @@ def beam_intensities(
     kwargs.setdefault("solver", "exact")
     settings = SimulationSettings.from_user(thickness=thickness, reflections=reflections, **kwargs)
     frame = zone_frame(crystal, settings.zone_axis, settings.x_direction)
-    normal = _normal_in_frame(crystal, frame, settings.surface_normal)
+    normal = normal_in_frame(crystal, frame, settings.surface_normal)
     requested = np.array(settings.reflections, int)
-    pool, rule = _prepare_pool(crystal, frame, settings, normal, requested, g_max=g_max)
+    pool, rule = prepare_pool(crystal, frame, settings, normal, requested, g_max=g_max)
     t = np.atleast_2d(np.asarray(tilts, float))
     k = incident_vectors(t[:, 0], t[:, 1], pool.k0)
     out_idx = np.array([_index_of(pool.hkl, h) for h in requested])
@@ -426,12 +396,6 @@ def _solve(
         progress=progress,
         stats=stats,
     )
-
-
-def _diagonal_mode(settings: SimulationSettings) -> str:
-    if not settings.mean_absorption:
-        return "none"
-    return "absorptive" if settings.mean_inner_potential else "full"
 
 
 def _index_of(hkl: np.ndarray, h: Sequence[int]) -> int:

@@ -7,6 +7,7 @@ Everything is in the zone-axis frame of :func:`hyperspy_lacbed.crystal.structure
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -35,18 +36,25 @@ def incident_vectors(kx: np.ndarray, ky: np.ndarray, k0: float) -> np.ndarray:
     return np.stack([kx, ky, kz], axis=-1)
 
 
-def excitation_errors(k: np.ndarray, g: np.ndarray, k0: float) -> np.ndarray:
-    """Exact excitation errors s_g (1/Å) for incident vectors ``k`` (T, 3) and beams ``g`` (P, 3).
+def excitation_errors(k: Any, g: Any, k0: Any) -> Any:
+    """Exact excitation errors s_g (1/Å) for incident vectors ``k`` (…, T, 3) and beams ``g`` (…, P, 3).
 
     s_g is the distance, along the incident direction, from g to the Ewald sphere:
     ``|k + g + s_g k̂|² = K²``, positive for g inside the sphere. For small s it reduces to
     ``s_g ≈ (K² − |k + g|²) / 2K``.
+
+    The one definition for NumPy arrays and torch tensors alike (the engine and the
+    differentiable models): ``k0`` is a number or broadcasts against (…, T, P).
+
+    Returns
+    -------
+    Excitation errors (…, T, P), of the inputs' array type.
     """
-    gk = g @ k.T  # (P, T)
+    gk = k @ g.swapaxes(-1, -2)  # (…, T, P)
     b = k0 + gk / k0
-    c = (g**2).sum(-1)[:, None] + 2 * gk
+    c = (g**2).sum(-1)[..., None, :] + 2 * gk
     # -b + sqrt(b² - c) written to avoid cancellation: -c / (b + sqrt(b² - c)).
-    return (-c / (b + np.sqrt(b**2 - c))).T
+    return -c / (b + (b**2 - c) ** 0.5)
 
 
 @dataclass(frozen=True)

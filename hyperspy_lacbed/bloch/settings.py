@@ -71,6 +71,18 @@ class SimulationSettings:
     symmetry: bool = True
     preset: str | None = None
 
+    @property
+    def diagonal(self) -> str:
+        """What the potential matrix's diagonal holds (:data:`~hyperspy_lacbed.bloch.matrix.DIAGONAL_MODES`).
+
+        ``"none"`` without mean absorption (Felix); otherwise ``"absorptive"`` (i U'_0,
+        with U_0 in K through refraction) or, without the mean-inner-potential
+        correction, ``"full"`` (U_0 + i U'_0 on the diagonal, vacuum K).
+        """
+        if not self.mean_absorption:
+            return "none"
+        return "absorptive" if self.mean_inner_potential else "full"
+
     def to_dict(self) -> dict[str, Any]:
         """Plain values, for metadata."""
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from hyperspy_lacbed.bloch.geometry import excitation_errors
+from hyperspy_lacbed.bloch.matrix import output_positions, structure_matrices, with_diagonal
+from hyperspy_lacbed.bloch.propagate import eigen_propagate, output_intensities
 from hyperspy_lacbed.crystal.structure import Crystal, ZoneFrame, zolz_reflections
 from hyperspy_lacbed.crystal.structure_factors import (
     optical_structure_factors,
@@ -105,8 +105,11 @@ def build_pool(
     """Enumerate the beam pool and compute every Fourier coefficient the matrices need.
 
     The pool holds the ``pool_size`` shortest reflections of the Laue zones, whole shells
-    included so that it keeps the crystal's symmetry, and ``required`` ones.
+    included so that it keeps the crystal's symmetry, and ``required`` ones. ``diagonal``
+    is one of :data:`~hyperspy_lacbed.bloch.matrix.DIAGONAL_MODES`.
     """
+    import torch
+
     if g_max is not None:
         hkl = zolz_reflections(crystal, frame.zone_axis, g_max, laue_zones)
         hkl = hkl[_lattice_centring_allowed(hkl, crystal.space_group_symbol)]
@@ -128,12 +131,7 @@ def build_pool(
         crystal, uniq, voltage, absorption, absorption_fraction, scattering_factors, debye_waller
     )
     full = (u + 1j * u_abs)[inverse.reshape(-1)].reshape(len(hkl), len(hkl))
-    if diagonal == "none":  # Felix: no U_0, no U'_0
-        np.fill_diagonal(full, 0.0)
-    elif diagonal == "absorptive":  # U_0 is in K instead; keep the mean absorption i U'_0
-        np.fill_diagonal(full, 1j * full.diagonal().imag)
-    elif diagonal != "full":
-        raise ValueError(f"diagonal must be 'full', 'absorptive' or 'none', not {diagonal!r}.")
+    full = with_diagonal(torch.as_tensor(full), diagonal).numpy()
     g = crystal.g_vectors(hkl) @ frame.rotation.T
     scale = np.abs(full).max()
     coupled = _connected_to_origin(np.abs(full) > 1e-10 * scale)
@@ -395,135 +393,20 @@ def _solve_chunk(pool, k, s, strong, weak, outputs, thick, potential, solver, de
     import torch
 
     idx, _ = padded_indices(strong)  # (T, M)
-    t, m = idx.shape
-    pad = idx < 0
-    safe = np.where(pad, 0, idx)
-    k0 = pool.k0
-    kn = k @ pool.normal  # (T,)
-    gn = pool.g @ pool.normal  # (P,)
-    # Surface-normal correction (Spence & Zuo; Palatinus et al. 2015): rows/columns scaled by
-    # 1/sqrt(1 + g·n / k·n), which makes the matrix symmetric in form.
-    d = 1.0 + gn[None, :] / kn[:, None]  # (T, P)
-    ti = torch.as_tensor(safe, device=dev)
-    rows = torch.arange(t, device=dev)[:, None]
-    s_t = torch.as_tensor(s, device=dev)
-    d_t = torch.as_tensor(d, device=dev)
-    diag = 2 * k0 * s_t  # (T, P), 2K s_g
-    a = potential[ti[:, :, None], ti[:, None, :]].clone()  # (T, M, M) U_{g-h}
-    a += torch.diag_embed(diag[rows, ti].to(a.dtype))
-    if weak.any():
-        a = _bethe(a, potential, diag, ti, weak, strong, dev)
-    scale = torch.sqrt(d_t[rows, ti])  # (T, M)
-    kn_t = torch.as_tensor(kn, device=dev)[:, None, None]
-    a = a / (2 * kn_t * scale[:, :, None] * scale[:, None, :])
-    pad_t = torch.as_tensor(pad, device=dev)
-    if pad.any():
-        # Padding beams: isolated, far-off-resonance eigenvalues that never get excited.
-        a = torch.where(
-            pad_t[:, :, None] | pad_t[:, None, :], torch.zeros((), dtype=a.dtype, device=dev), a
-        )
-        fill = torch.where(pad_t, 1e3 + torch.arange(m, device=dev)[None, :], 0.0).to(a.dtype)
-        a = a + torch.diag_embed(fill)
+    widx = padded_indices(weak)[0] if weak.any() else None
+    as_t = lambda v: torch.as_tensor(v, device=dev)  # noqa: E731
+    a, scale = structure_matrices(
+        potential,
+        as_t(s),
+        pool.k0,
+        as_t(k @ pool.normal),
+        as_t(pool.g @ pool.normal),
+        as_t(idx),
+        None if widx is None else as_t(widx),
+    )
+    pos = output_positions(idx, outputs)
+    pos_t = as_t(np.where(pos < 0, 0, pos))
     t0 = time.perf_counter()
-    gamma, vec = _eig(a, solver)
+    psi = eigen_propagate(a, thick, pos_t, single=solver == "fast")
     stats.eig_seconds += time.perf_counter() - t0
-    # ψ(0) = e_000 (000 is pool index 0 and always the first strong beam).
-    e0 = torch.zeros((t, m, 1), dtype=vec.dtype, device=dev)
-    e0[:, 0, 0] = 1.0
-    alpha = _per_core(torch.linalg.solve, vec, e0)[..., 0]  # (T, M)
-    # Rows of the requested outputs in each tilt's strong-beam list.
-    pos = np.full((t, len(outputs)), -1)
-    for r, o in enumerate(outputs):
-        hit = idx == o
-        pos[:, r] = np.where(hit.any(1), hit.argmax(1), -1)
-    pos_t = torch.as_tensor(np.where(pos < 0, 0, pos), device=dev)
-    c_out = vec[rows, pos_t]  # (T, R, M)
-    phase = torch.exp(2j * math.pi * gamma[:, None, :] * thick[None, :, None])  # (T, nt, M)
-    # ψ_g(t) = Σ_j C_gj exp(2πi γ_j t) α_j as one batched matmul (einsum without
-    # opt_einsum was a quarter of the run time).
-    psi = torch.matmul(phase, (c_out * alpha[:, None, :]).transpose(1, 2))  # (T, nt, R)
-    psi = psi / scale[rows, pos_t][:, None, :]
-    out = (psi.abs() ** 2).cpu().numpy()
-    out[np.broadcast_to((pos < 0)[:, None, :], out.shape)] = 0.0
-    return out
-
-
-def _bethe(a, potential, diag, ti, weak, strong, dev):
-    """Fold weak beams into the strong-beam matrix as Bethe potentials.
-
-    U_eff(g, h) = U(g, h) − Σ_w U(g, w) U(w, h) / (2K s_w), the second-order correction for
-    beams w far from the Ewald sphere.
-    """
-    import torch
-
-    widx, _ = padded_indices(weak)
-    wpad = torch.as_tensor(widx < 0, device=dev)
-    wi = torch.as_tensor(np.where(widx < 0, 0, widx), device=dev)
-    rows = torch.arange(a.shape[0], device=dev)[:, None]
-    u_sw = potential[ti[:, :, None], wi[:, None, :]]  # (T, M, W)
-    u_ws = potential[wi[:, :, None], ti[:, None, :]]  # (T, W, M)
-    inv = 1.0 / diag[rows, wi]
-    inv = torch.where(wpad, torch.zeros_like(inv), inv).to(a.dtype)
-    return a - torch.einsum("tmw,tw,twn->tmn", u_sw, inv, u_ws)
-
-
-def _eig(a, solver):
-    import torch
-
-    # Single precision (fast): the eigen-solve is 1.6–2× faster and its error (1–4e-4 of
-    # the image maximum, benchmarks/bench_engine.py) stays below the 1e-3 it promises.
-    x = a if solver == "exact" else a.to(torch.complex64)
-    gamma, vec = _per_core(_torch_eig, x)
-    return gamma.to(a.dtype), vec.to(a.dtype)
-
-
-def _torch_eig(x):
-    """``torch.linalg.eig`` (a named function, so that it can be mapped over chunks)."""
-    import torch
-
-    return torch.linalg.eig(x)
-
-
-def _per_core(fn, x, *rest):
-    """Apply a batched torch linear-algebra function chunk by chunk on single-threaded workers.
-
-    LAPACK gains nothing from threads on matrices of ~100 beams, torch's own intra-op
-    threads spin-wait (on a loaded 2-core machine they made the eigen-solve 30–40× slower),
-    and the multi-threaded batched LU of torch 2.13 + MKL fails and hangs above 150 × 150
-    (oneMKL ZLASWP "parameter 6", pytorch/pytorch#142815). Python threads each running a
-    single-threaded solve (torch releases the GIL) keep every core busy instead.
-    """
-    import torch
-
-    if x.device.type != "cpu":
-        return fn(x, *rest)
-    workers = min(torch.get_num_threads(), len(x))
-    if workers <= 1:
-        previous = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            return fn(x, *rest)
-        finally:
-            torch.set_num_threads(previous)
-    n_chunks = min(len(x), 4 * workers)
-    chunks = [c.chunk(n_chunks) for c in (x, *rest)]
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with ThreadPoolExecutor(workers) as pool:
-            parts = list(pool.map(lambda args: fn(*args), zip(*chunks, strict=True)))
-    finally:
-        torch.set_num_threads(previous)
-    if isinstance(parts[0], tuple):
-        return tuple(torch.cat(p) for p in zip(*parts, strict=True))
-    return torch.cat(parts)
-
-
-def map_per_core(fn: Callable, x: Any, *rest: Any) -> Any:
-    """Apply a batched torch linear-algebra function over the leading axis on every core.
-
-    The public form of the engine's chunked, single-threaded-workers strategy (see
-    ``_per_core``): e.g. ``map_per_core(torch.linalg.eig, matrices)``. Results are
-    concatenated along the batch axis (tuples element by element).
-    """
-    return _per_core(fn, x, *rest)
+    return output_intensities(psi, scale, pos_t, as_t(pos < 0)).cpu().numpy()

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -28,14 +27,12 @@ from typing import Any
 import numpy as np
 
 from hyperspy_lacbed.analysis.compare import ORIENTATIONS, block_mean
+from hyperspy_lacbed.bloch.settings import SimulationSettings
 from hyperspy_lacbed.crystal.structure import Crystal, load_structure
 from hyperspy_lacbed.refinement import fom as F
-from hyperspy_lacbed.refinement.model import BlochModel, Physics
+from hyperspy_lacbed.refinement.driver import Problem, covariance, lbfgs
+from hyperspy_lacbed.refinement.model import BlochModel, fixed_beam_settings
 from hyperspy_lacbed.refinement.parameters import resolve_parameters
-
-
-class RefinementWarning(UserWarning):
-    """A refinement stopped early (divergence) or an uncertainty is not determined."""
 
 
 @dataclass(frozen=True)
@@ -63,236 +60,8 @@ class Stage:
     supersample: int = 1
 
 
-class _Stop(Exception):
-    pass
-
-
-class Problem:
-    """One stage: a model, the binned data, the mask and the figure of merit."""
-
-    def __init__(
-        self,
-        model: BlochModel,
-        data: np.ndarray,
-        mask: np.ndarray,
-        fom: str,
-        orientation: tuple[int, bool],
-        blur: float,
-        inv_sigma: np.ndarray | None,
-        supersample: int = 1,
-    ):
-        import torch
-
-        self.model = model
-        self.fom = fom
-        self.orientation = orientation
-        self.blur0 = float(blur)
-        self.supersample = int(supersample)
-        valid = mask & np.isfinite(data)
-        self.mask_np = valid
-        self.data_np = np.where(valid, data, 0.0)
-        self.data = torch.as_tensor(self.data_np)
-        self.mask = torch.as_tensor(valid)
-        self.inv_sigma = (
-            None if inv_sigma is None else torch.as_tensor(np.where(valid, inv_sigma, 0.0))
-        )
-        lo = torch.tensor([p.lower for p in model.parameters], dtype=torch.float64)
-        hi = torch.tensor([p.upper for p in model.parameters], dtype=torch.float64)
-        self.lo, self.hi = lo, hi
-        #: above this estimated autograd memory the gradient is taken chunk by chunk
-        self.max_graph_bytes = 2**31
-
-    # parameters <-> unconstrained variables
-    def to_u(self, x):
-        import torch
-
-        f = ((x - self.lo) / (self.hi - self.lo)).clamp(1e-6, 1 - 1e-6)
-        return torch.log(f / (1 - f))
-
-    def to_x(self, u):
-        import torch
-
-        return self.lo + (self.hi - self.lo) * torch.sigmoid(u)
-
-    def images(self, inten, x):
-        """Raw intensities (T, R) → the images compared with the data (R, ny, nx)."""
-        import torch
-
-        n = self.model.pixels
-        img = inten.T.reshape(-1, n, n)
-        if self.supersample > 1:
-            # the model's sub-pixels averaged like the binned data (block means)
-            img = torch.nn.functional.avg_pool2d(img[:, None], self.supersample)[:, 0]
-        img = F.orient(img, *self.orientation)
-        sigma = self.model.get(x, "blur", self.blur0)
-        img = F.gaussian_blur(img, sigma)
-        return img + self.model.get(x, "background", 0.0)
-
-    def loss(self, inten, x):
-        return F.figure_of_merit(
-            self.fom, self.images(inten, x), self.data, self.mask, self.inv_sigma
-        )
-
-    def residuals(self, x) -> np.ndarray:
-        import torch
-
-        with torch.no_grad():
-            img = self.images(self.model.intensities(x), x)
-            if self.fom == "zncc":
-                r = F.zncc_residuals(img, self.data, self.mask)
-            else:
-                r = F.lsq_residuals(img, self.data, self.mask, self.inv_sigma)
-        return r.numpy()
-
-    def value_and_grad(self, u):
-        """Figure of merit and its gradient in u, with bounded memory.
-
-        Pass 1 computes every tilt without a graph; the figure of merit's gradient with
-        respect to the intensities is then pushed back through the model one chunk of
-        tilts at a time (a hand-made checkpoint: the matrix exponentials' graph of one
-        chunk lives at a time).
-        """
-        import torch
-
-        model = self.model
-        n_pix = model.pixels**2
-        # eigenvectors, their inverse and the matrices of every tilt kept for the backward
-        graph_bytes = 16 * 8 * n_pix * model.max_beams**2
-        if n_pix <= model.chunk or graph_bytes < self.max_graph_bytes:
-            x = self.to_x(u)
-            loss = self.loss(model.intensities(x), x)
-            (grad,) = torch.autograd.grad(loss, u)
-            return loss.detach(), grad
-        with torch.no_grad():
-            inten = model.intensities(self.to_x(u))
-        leaf = inten.clone().requires_grad_(True)
-        x = self.to_x(u)
-        loss = self.loss(leaf, x)
-        g_u, g_i = torch.autograd.grad(loss, [u, leaf], allow_unused=True)
-        grad = torch.zeros_like(u) if g_u is None else g_u.clone()
-        index = np.arange(n_pix)
-        for start in range(0, n_pix, model.chunk):
-            sub = index[start : start + model.chunk]
-            xi = self.to_x(u)
-            part = model.intensities(xi, sub)
-            (g,) = torch.autograd.grad(
-                part, u, grad_outputs=g_i[start : start + len(sub)], allow_unused=True
-            )
-            if g is not None:
-                grad += g
-        return loss.detach(), grad
-
-    def value(self, x) -> float:
-        import torch
-
-        with torch.no_grad():
-            return float(self.loss(self.model.intensities(x), x))
-
-
-def _lbfgs(problem: Problem, x0, max_iter: int, history: list, bar, tol: float):
-    """L-BFGS in the unconstrained variables; returns the best x and a stop message."""
-    import torch
-
-    u = problem.to_u(x0).clone().requires_grad_(True)
-    best = {"loss": math.inf, "x": x0.clone()}
-    message = "converged"
-    opt = torch.optim.LBFGS(
-        [u],
-        lr=1.0,
-        max_iter=max_iter,
-        max_eval=int(max_iter * 1.5) + 5,
-        tolerance_grad=1e-9,
-        tolerance_change=tol,
-        history_size=10,
-        line_search_fn="strong_wolfe",
-    )
-
-    def closure():
-        opt.zero_grad()
-        try:
-            loss, grad = problem.value_and_grad(u)
-        except (torch.linalg.LinAlgError, RuntimeError) as err:
-            raise _Stop(f"the forward model failed ({err})") from err
-        if not torch.isfinite(loss):
-            raise _Stop("the figure of merit became non-finite")
-        if not torch.isfinite(grad).all():
-            raise _Stop("the gradient became non-finite")
-        value = float(loss)
-        history.append(value)
-        if value < best["loss"]:
-            best["loss"] = value
-            best["x"] = problem.to_x(u.detach()).clone()
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(fom=f"{best['loss']:.5g}")
-        u.grad = grad
-        return loss
-
-    try:
-        opt.step(closure)
-        state = opt.state[u]
-        if state.get("n_iter", 0) >= max_iter:
-            message = f"stopped after {max_iter} iterations"
-    except _Stop as stop:
-        message = f"diverged: {stop}; kept the best point so far"
-        warnings.warn(
-            f"The refinement stopped early: {stop}. The result is the best point so far "
-            "(figure of merit {:.6g}); narrow the parameter bounds, start closer, or use "
-            "more beams.".format(best["loss"]),
-            RefinementWarning,
-            stacklevel=3,
-        )
-    return best["x"], best["loss"], message
-
-
-def covariance(problem: Problem, x) -> tuple[np.ndarray, np.ndarray, float]:
-    """Gauss–Newton covariance s² (JᵀJ)⁻¹ of the parameters at ``x``.
-
-    J is the Jacobian of the residual vector by central differences (a tenth of each
-    parameter's typical step), ``s² = |r|² / (n − p)`` the residual variance.
-
-    Returns
-    -------
-    cov, jacobian, s2
-    """
-    import torch
-
-    r0 = problem.residuals(x)
-    params = problem.model.parameters
-    jac = np.empty((len(r0), len(params)))
-    for k, p in enumerate(params):
-        # a tenth of the typical step: the model is smooth and noise-free, and small steps
-        # keep the curvature of strongly non-linear parameters (thickness) local
-        h = 0.1 * p.step
-        e = torch.zeros_like(x)
-        e[k] = h
-        jac[:, k] = (problem.residuals(x + e) - problem.residuals(x - e)) / (2 * h)
-    dof = max(len(r0) - len(params), 1)
-    if not (np.isfinite(jac).all() and np.isfinite(r0).all()):
-        warnings.warn(
-            "The residuals are not finite around the result, so its uncertainties are "
-            "unknown (NaN).",
-            RefinementWarning,
-            stacklevel=3,
-        )
-        nan = np.full((len(params), len(params)), np.nan)
-        return nan, jac, float("nan")
-    s2 = float(r0 @ r0) / dof
-    jtj = jac.T @ jac
-    cond = np.linalg.cond(jtj) if len(params) else 1.0
-    if not np.isfinite(cond) or cond > 1e14:
-        warnings.warn(
-            "The curvature matrix is singular: some parameters are not determined by the "
-            "data (their uncertainties are unreliable); drop or fix them.",
-            RefinementWarning,
-            stacklevel=3,
-        )
-    cov = s2 * np.linalg.pinv(jtj)
-    return cov, jac, s2
-
-
-def st_needs_counts(data: np.ndarray, mask: np.ndarray) -> bool:
-    """True when the data are not counts (negative values inside the mask)."""
+def has_negative_values(data: np.ndarray, mask: np.ndarray) -> bool:
+    """True when the data are not counts: a negative value inside the mask."""
     return bool((np.where(mask, data, 0.0) < 0).any())
 
 
@@ -369,8 +138,10 @@ def refine_discs(
     progress
         Show a tqdm progress bar (one tick per figure-of-merit evaluation).
     **physics
-        Physics settings of :class:`~hyperspy_lacbed.refinement.model.Physics` (zone_axis,
-        x_direction, surface_normal, voltage, absorption, strong_beams, preset, ...).
+        Settings of :class:`~hyperspy_lacbed.bloch.settings.SimulationSettings`, as for
+        :func:`~hyperspy_lacbed.simulate` (zone_axis, x_direction, surface_normal, voltage,
+        absorption, strong_beams, preset, ...). Beam counts not given are chosen once, at
+        the start, by the engine's tolerance (converged like :func:`~hyperspy_lacbed.simulate`).
 
     Returns
     -------
@@ -398,7 +169,7 @@ def refine_discs(
         raise ValueError(f"Unknown fom {fom!r}; choose 'zncc' or 'lsq'.")
     if not (math.isfinite(dk) and dk > 0):
         raise ValueError(f"dk must be a positive pixel size in 1/Å, got {dk}.")
-    phys = Physics.from_kwargs(**physics)
+    phys = SimulationSettings.from_user(**physics)
     pixels = data.shape[1]
     full_mask = F.disc_mask(pixels, disc_shape)[None] & np.isfinite(data)
     if mask is not None:
@@ -414,12 +185,13 @@ def refine_discs(
             inv_sigma_full = 1.0 / np.asarray(weights, float)
     else:
         inv_sigma_full = None
-    if poisson and st_needs_counts(data, full_mask):
+    if poisson and has_negative_values(data, full_mask):
         raise ValueError(
             "weights='poisson' needs non-negative counts; give weights=None or σ per pixel."
         )
     t_range = np.atleast_1d(np.asarray(thickness, float))
     t0 = float(t_range.mean())
+    phys = fixed_beam_settings(crystal, phys, reflections, dk * pixels / 2, t0)
     params = resolve_parameters(
         parameters,
         crystal,
@@ -508,7 +280,7 @@ def refine_discs(
                 problem.orientation = orient
                 for p, v in zip(params, x.tolist()):
                     p.value = v
-            x, best, msg = _lbfgs(problem, x, st.max_iter, history, bar, tolerance)
+            x, best, msg = lbfgs(problem, x, st.max_iter, history, bar, tolerance)
             messages.append(msg)
             for p, v in zip(params, x.tolist()):
                 p.value = float(v)
@@ -581,7 +353,15 @@ def refine_discs(
         "thickness_scan": thickness_scan,
         "keep_site_sums": keep_site_sums,
         "tolerance": tolerance,
-        "physics": phys.to_dict(),
+        # the physics alone: the discs' own settings are the recipe's other entries, and
+        # the beam counts are fixed (so the engine's tolerance and budget played no part;
+        # ``tolerance`` would also collide with the optimiser's keyword)
+        "physics": {
+            k: v
+            for k, v in phys.to_dict().items()
+            if k
+            not in ("thickness", "reflections", "pixels", "disc_radius", "tolerance", "max_beams")
+        },
     }
     return RefinementResult(
         names=[p.name for p in params],

@@ -1,22 +1,18 @@
 """A differentiable Bloch-wave LACBED forward model (torch autograd).
 
-The model follows the engine (:mod:`hyperspy_lacbed.bloch.solver`) step for step: the same
-beam pool (:func:`~hyperspy_lacbed.bloch.solver.build_pool`), the same strong-beam
-selection per tilt (:func:`~hyperspy_lacbed.bloch.solver.select_beams`), exact excitation
-errors, the surface-normal scaling and the diagonal conventions. What differs is that
+The model *is* the engine made differentiable: the same beam pool
+(:func:`~hyperspy_lacbed.bloch.pool.prepare_pool`), the same strong/weak selection per
+tilt (:func:`~hyperspy_lacbed.bloch.solver.select_beams`), the same structure matrices
+(:func:`~hyperspy_lacbed.bloch.matrix.structure_matrices`: exact excitation errors,
+Bethe weak beams, surface-normal scaling, diagonal conventions) and the engine's
+differentiable propagator (:func:`~hyperspy_lacbed.bloch.propagate.column_propagate`).
+What it adds is that the Fourier coefficients U_g + i U'_g are computed in torch from
+the crystal's occupancies, Debye–Waller factors and positions, so that every parameter
+of :mod:`hyperspy_lacbed.refinement.parameters` reaches the intensities through autograd.
 
-- the Fourier coefficients U_g + i U'_g are computed in torch from the crystal's
-  occupancies, Debye–Waller factors and positions, so that every parameter of
-  :mod:`hyperspy_lacbed.refinement.parameters` reaches the intensities through autograd;
-- the wave function is ψ(t) = exp(2πi t A) e_000 with ``torch.linalg.matrix_exp``
-  (as diffBloch does) instead of an eigen-decomposition: its backward is well defined
-  when eigenvalues are degenerate (exactly symmetric tilts), where the eigenvector
-  backward divides by γ_i − γ_j.
-
-Weak beams enter as Bethe potentials as in the engine. There is no symmetry folding (a
-tilt offset breaks the symmetry of the grid). The strong and weak beams of every tilt
-are chosen once, at the start geometry, so the model is a smooth function of the
-parameters.
+There is no symmetry folding (a tilt offset breaks the symmetry of the grid). The strong
+and weak beams of every tilt are chosen once, at the start geometry, so the model is a
+smooth function of the parameters.
 
 Plain arrays and torch; no HyperSpy.
 """
@@ -25,84 +21,79 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
-from typing import Any
+from dataclasses import replace
 
 import numpy as np
 
+from hyperspy_lacbed.bloch.discs import converged_beam_counts
 from hyperspy_lacbed.bloch.geometry import excitation_errors, incident_vectors
-from hyperspy_lacbed.bloch.solver import (
-    BeamRule,
-    build_pool,
-    map_per_core,
-    padded_indices,
-    refracted_wavenumber,
-    select_beams,
+from hyperspy_lacbed.bloch.matrix import output_positions, structure_matrices, with_diagonal
+from hyperspy_lacbed.bloch.pool import is_explicit, normal_in_frame, prepare_pool
+from hyperspy_lacbed.bloch.propagate import (
+    PROPAGATORS,
+    column_propagate,
+    eigen_propagate,
+    output_intensities,
 )
+from hyperspy_lacbed.bloch.settings import SimulationSettings
+from hyperspy_lacbed.bloch.solver import padded_indices, select_beams
 from hyperspy_lacbed.crystal.scattering import absorptive_scattering_factor, scattering_factor
 from hyperspy_lacbed.crystal.structure import Crystal, zone_frame
 from hyperspy_lacbed.refinement.parameters import Parameter
-from hyperspy_lacbed.units import electron_wavelength, relativistic_gamma, to_magnitude
+from hyperspy_lacbed.units import electron_wavelength, relativistic_gamma
 
 
-@dataclass(frozen=True)
-class Physics:
-    """The physics settings of the forward model (the engine's names and meanings).
+def _zolz_reflections(reflections: np.ndarray, zone_axis) -> np.ndarray:
+    """The discs as (R, 3) integers, refused unless they lie in the zero-order Laue zone."""
+    reflections = np.asarray(reflections, int).reshape(-1, 3)
+    off = reflections @ np.asarray(zone_axis) != 0
+    if off.any():
+        raise ValueError(
+            f"Reflection {reflections[off][0].tolist()} is not in the zero-order Laue zone "
+            f"of zone axis {list(zone_axis)} (h·u + k·v + l·w must be 0); give "
+            "reflections of the zone."
+        )
+    return reflections
 
-    Lengths in Å, voltage in V. ``preset="felix"`` in :meth:`from_kwargs` gives Felix's
-    conventions, as for :func:`hyperspy_lacbed.simulate`.
+
+def fixed_beam_settings(
+    crystal: Crystal,
+    settings: SimulationSettings,
+    reflections: np.ndarray,
+    radius: float,
+    thickness: float,
+) -> SimulationSettings:
+    """Settings whose beam counts are fixed: the engine's converged choice where none is given.
+
+    Parameters
+    ----------
+    crystal
+        The crystal.
+    settings
+        Settings with explicit counts (returned as they are) or ``strong_beams=None``.
+    reflections
+        The discs (R, 3).
+    radius
+        Disc radius in 1/Å.
+    thickness
+        The thickness (Å) at which the choice is verified.
+
+    Returns
+    -------
+    SimulationSettings
     """
-
-    zone_axis: tuple[int, int, int] = (0, 0, 1)
-    x_direction: tuple[int, int, int] | None = None
-    surface_normal: tuple[int, int, int] | None = None
-    voltage: float = 200e3
-    absorption: str = "proportional"
-    absorption_fraction: float = 0.1
-    scattering_factors: str = "kirkland"
-    debye_waller: bool = True
-    strong_beams: int = 60
-    weak_beams: int = 0
-    beam_pool: int | None = None
-    strong_beam_step: float = 0.0
-    mean_inner_potential: bool = True
-    mean_absorption: bool = True
-
-    @classmethod
-    def from_kwargs(cls, **kwargs: Any) -> Physics:
-        """Settings from :func:`~hyperspy_lacbed.simulate`-style keywords (units allowed)."""
-        preset = kwargs.pop("preset", None)
-        if preset is not None:
-            if preset != "felix":
-                raise ValueError(f"Unknown preset {preset!r}; available: felix.")
-            from hyperspy_lacbed.bloch.settings import felix_settings
-
-            kwargs = felix_settings(**{k: v for k, v in kwargs.items() if v is not None})
-        known = {f for f in cls.__dataclass_fields__}
-        unknown = set(kwargs) - known
-        if unknown:
-            raise TypeError(
-                f"Unknown physics setting(s) {sorted(unknown)}; the model takes {sorted(known)}."
-            )
-        if "voltage" in kwargs:
-            kwargs["voltage"] = float(to_magnitude(kwargs["voltage"], "V", "voltage"))
-        for key in ("zone_axis", "x_direction", "surface_normal"):
-            if kwargs.get(key) is not None:
-                kwargs[key] = tuple(int(v) for v in kwargs[key])
-        if int(kwargs.get("weak_beams") or 0) < 0:
-            raise ValueError(f"weak_beams must be ≥ 0, got {kwargs['weak_beams']}.")
-        return cls(**kwargs)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain values (for metadata)."""
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
-
-    @property
-    def diagonal(self) -> str:
-        """The engine's diagonal mode of the potential matrix."""
-        if not self.mean_absorption:
-            return "none"
-        return "absorptive" if self.mean_inner_potential else "full"
+    if is_explicit(settings):
+        return settings
+    strong, weak = converged_beam_counts(
+        crystal,
+        replace(
+            settings,
+            reflections=tuple(map(tuple, reflections.tolist())),
+            disc_radius=radius,
+            thickness=(thickness,),
+        ),
+    )
+    return replace(settings, strong_beams=strong, weak_beams=weak)
 
 
 class _BirdKing:
@@ -152,69 +143,6 @@ class _BirdKing:
         return _F.apply(b)
 
 
-def _phi(lam):
-    """Divided differences of exp: Φ_ij = (e^λi − e^λj)/(λi − λj), e^λi where λi = λj.
-
-    Written as e^λj · (e^δ − 1)/δ with δ = λi − λj and a series for small |δ|, so that it
-    is exact at (and smooth through) degenerate eigenvalues.
-    """
-    import torch
-
-    d = lam[..., :, None] - lam[..., None, :]
-    small = d.abs() < 1e-5
-    safe = torch.where(small, torch.ones_like(d), d)
-    ratio = torch.where(small, 1 + d / 2 + d * d / 6 + d * d * d / 24, torch.expm1(safe) / safe)
-    return torch.exp(lam)[..., None, :] * ratio
-
-
-def _make_expm_column():
-    import torch
-
-    class ExpmColumn(torch.autograd.Function):
-        """ψ = exp(X) e_0 (first column) by eigen-decomposition, with an exact backward.
-
-        The backward is the adjoint of the Fréchet derivative of the matrix exponential in
-        the eigenbasis (Daleckii–Krein): for X = V Λ V⁻¹,
-        dψ = V [Φ ∘ (V⁻¹ dX V)] V⁻¹ e_0 with Φ the divided differences of exp, which stay
-        finite when eigenvalues coincide, unlike the eigenvector backward of
-        ``torch.linalg.eig`` (1/(λi − λj)). It needs X diagonalisable, as the engine does.
-        """
-
-        @staticmethod
-        def forward(ctx, x):
-            lam, vec = map_per_core(torch.linalg.eig, x)
-            vinv = map_per_core(torch.linalg.inv, vec)
-            alpha = vinv[..., :, 0]
-            psi = (vec * (torch.exp(lam) * alpha)[..., None, :]).sum(-1)
-            ctx.save_for_backward(lam, vec, vinv)
-            return psi
-
-        @staticmethod
-        def backward(ctx, grad):
-            lam, vec, vinv = ctx.saved_tensors
-            p = (vec.conj().transpose(-2, -1) @ grad[..., None])[..., 0]  # V^H g
-            alpha = vinv[..., :, 0]
-            w = p[..., :, None] * alpha.conj()[..., None, :] * _phi(lam).conj()
-            return vinv.conj().transpose(-2, -1) @ w @ vec.conj().transpose(-2, -1)
-
-    return ExpmColumn
-
-
-_EXPM_COLUMN = None
-
-
-def expm_column(x):
-    """exp(X)[..., :, 0] for a batch of square complex matrices, differentiable.
-
-    Eigen-decomposition forward, degeneracy-safe Fréchet-derivative backward (see
-    ``ExpmColumn``); about 3× cheaper than ``torch.linalg.matrix_exp`` with its backward.
-    """
-    global _EXPM_COLUMN
-    if _EXPM_COLUMN is None:
-        _EXPM_COLUMN = _make_expm_column()
-    return _EXPM_COLUMN.apply(x)
-
-
 class BlochModel:
     """LACBED disc intensities as a differentiable function of the refinable parameters.
 
@@ -222,8 +150,12 @@ class BlochModel:
     ----------
     crystal
         The start crystal.
-    physics
-        Physics settings (:class:`Physics`).
+    settings
+        The engine's :class:`~hyperspy_lacbed.bloch.settings.SimulationSettings` (its
+        physics and beam counts; thickness, pixels and disc radius come from the
+        arguments below). Beam counts left to the tolerance (``strong_beams=None``) are
+        chosen by the engine at the start geometry, as :func:`~hyperspy_lacbed.simulate`
+        chooses them (:func:`~hyperspy_lacbed.bloch.discs.converged_beam_counts`).
     reflections
         The discs, (R, 3) Miller indices of the zero-order Laue zone.
     pixels
@@ -237,19 +169,22 @@ class BlochModel:
     chunk
         Tilts per batched matrix exponential (bounds the working memory).
     propagator
-        ``"eig"`` (default): eigen-decomposition with the degeneracy-safe Fréchet backward
-        (:func:`expm_column`); ``"expm"``: ``torch.linalg.matrix_exp`` (as diffBloch).
+        ``"eig"`` (default) or ``"expm"``
+        (:func:`~hyperspy_lacbed.bloch.propagate.column_propagate`).
 
     Notes
     -----
     ``intensities(x)`` returns ``|ψ_g|²`` in the engine's frame, pixel ``[i, j]`` at
-    k_x = scale (j − N + ½) dk + offset_x, k_y = scale (i − N + ½) dk + offset_y.
+    k_x = scale (j − N + ½) dk + offset_x, k_y = scale (i − N + ½) dk + offset_y. The
+    matrices are the engine's (:func:`~hyperspy_lacbed.bloch.matrix.structure_matrices`),
+    so at equal beams the model reproduces :func:`~hyperspy_lacbed.simulate` without
+    symmetry folding.
     """
 
     def __init__(
         self,
         crystal: Crystal,
-        physics: Physics,
+        settings: SimulationSettings,
         reflections: np.ndarray,
         pixels: int,
         dk: float,
@@ -259,10 +194,12 @@ class BlochModel:
         chunk: int = 256,
         propagator: str = "eig",
     ):
-        import torch
-
+        if not isinstance(settings, SimulationSettings):
+            raise TypeError(
+                f"settings must be a SimulationSettings, not {type(settings).__name__}; build "
+                "one with SimulationSettings.from_user(**physics)."
+            )
         self.crystal = crystal
-        self.physics = physics
         self.parameters = list(parameters)
         self.names = [p.name for p in self.parameters]
         self.pixels = int(pixels)
@@ -271,62 +208,35 @@ class BlochModel:
         self.dk = float(dk)
         self.thickness0 = float(thickness)
         self.chunk = int(chunk)
-        if propagator not in ("eig", "expm"):
-            raise ValueError(f"propagator must be 'eig' or 'expm', not {propagator!r}.")
+        if propagator not in PROPAGATORS:
+            raise ValueError(f"propagator must be one of {PROPAGATORS}, not {propagator!r}.")
         self.propagator = propagator
-        frame = zone_frame(crystal, physics.zone_axis, physics.x_direction)
-        self.frame = frame
-        uvw = np.asarray(frame.zone_axis)
-        reflections = np.asarray(reflections, int).reshape(-1, 3)
-        off = reflections @ uvw != 0
-        if off.any():
-            raise ValueError(
-                f"Reflection {reflections[off][0].tolist()} is not in the zero-order Laue zone "
-                f"of zone axis {list(frame.zone_axis)} (h·u + k·v + l·w must be 0); give "
-                "reflections of the zone."
-            )
-        self.reflections = reflections
-        if physics.surface_normal is None:
-            normal = np.array([0.0, 0.0, 1.0])
-        else:
-            n_cart = np.asarray(physics.surface_normal, float) @ crystal.direct_basis
-            normal = frame.rotation @ (n_cart / np.linalg.norm(n_cart))
-        self.normal = normal
-        voltage = physics.voltage
-        self.k_vac = 1.0 / electron_wavelength(voltage)
-        required = np.concatenate([np.zeros((1, 3), int), reflections])
-        pool = build_pool(
-            crystal,
-            frame,
-            self.k_vac,
-            voltage,
-            physics.beam_pool or max(3 * physics.strong_beams + 30, 60),
-            scattering_factors=physics.scattering_factors,
-            debye_waller=physics.debye_waller,
-            absorption=physics.absorption,
-            absorption_fraction=physics.absorption_fraction,
-            diagonal=physics.diagonal,
-            normal=normal,
-            required=required,
+        self.frame = zone_frame(crystal, settings.zone_axis, settings.x_direction)
+        self.reflections = _zolz_reflections(reflections, self.frame.zone_axis)
+        self.settings = settings = fixed_beam_settings(
+            crystal, settings, self.reflections, self.pixels * self.dk / 2, self.thickness0
         )
-        if physics.mean_inner_potential:
-            k_in = refracted_wavenumber(
-                crystal, self.k_vac, voltage, physics.scattering_factors, physics.debye_waller
-            )
-            pool = replace(pool, k0=k_in)
-        self.pool = pool
+        self.normal = normal_in_frame(crystal, self.frame, settings.surface_normal)
+        self.k_vac = 1.0 / electron_wavelength(settings.voltage)
+        required = np.concatenate([np.zeros((1, 3), int), self.reflections])
+        self.pool, self.rule = prepare_pool(crystal, self.frame, settings, self.normal, required)
         self.out_idx = np.array(
-            [int(np.flatnonzero((pool.hkl == h).all(1))[0]) for h in reflections]
+            [int(np.flatnonzero((self.pool.hkl == h).all(1))[0]) for h in self.reflections]
         )
-        self.rule = BeamRule(
-            strong_beams=physics.strong_beams,
-            weak_beams=physics.weak_beams,
-            s_step=physics.strong_beam_step,
-            count_uncoupled=physics.strong_beam_step > 0,
-        )
+        self._structure_factor_tables()
+        self.choose_beams(self.start_vector())
 
-        # Unique differences g_i − g_j: their U_g are the model's structure factors.
-        hkl = pool.hkl
+    @property
+    def physics(self) -> SimulationSettings:
+        """The settings (the name the refinement's records use)."""
+        return self.settings
+
+    def _structure_factor_tables(self) -> None:
+        """Tables of the unique beam differences g_i − g_j, whose U_g the model computes."""
+        import torch
+
+        crystal, settings = self.crystal, self.settings
+        hkl = self.pool.hkl
         diff = hkl[:, None, :] - hkl[None, :, :]
         uniq, inverse = np.unique(diff.reshape(-1, 3), axis=0, return_inverse=True)
         self.uniq = uniq
@@ -338,17 +248,17 @@ class BlochModel:
         f = np.empty((len(crystal), len(q)))
         for element in set(crystal.elements):
             rows = [i for i, e in enumerate(crystal.elements) if e == element]
-            f[rows] = scattering_factor(element, q, table=physics.scattering_factors)
+            f[rows] = scattering_factor(element, q, table=settings.scattering_factors)
         self._f = torch.as_tensor(f)
         self._hkl_u = torch.as_tensor(uniq.astype(float))
-        self._prefactor = relativistic_gamma(voltage) / (math.pi * crystal.volume)
+        self._prefactor = relativistic_gamma(settings.voltage) / (math.pi * crystal.volume)
         self._bird_king = (
-            _BirdKing(q, voltage, physics.scattering_factors)
-            if physics.absorption == "bird-king"
+            _BirdKing(q, settings.voltage, settings.scattering_factors)
+            if settings.absorption == "bird-king"
             else None
         )
-        self._g = torch.as_tensor(pool.g)
-        self._normal = torch.as_tensor(normal)
+        self._g = torch.as_tensor(self.pool.g)
+        self._normal = torch.as_tensor(self.normal)
         # U_g parameters: which unique differences each one scales (and which conjugates).
         lookup = {tuple(h): i for i, h in enumerate(uniq.tolist())}
         self._ug_index = []
@@ -360,7 +270,6 @@ class BlochModel:
                     if tuple(h) in lookup
                 ]
                 self._ug_index.append((p.name, p.kind, hits))
-        self.choose_beams(self.start_vector())
 
     # ------------------------------------------------------------------ parameters
     def start_vector(self):
@@ -411,7 +320,7 @@ class BlochModel:
         occ, b, pos = self.atom_values(x)
         phase = torch.exp(-2j * math.pi * (self._hkl_u @ pos.T))  # (n_u, n_atoms)
         weight = occ[:, None] * self._f
-        if self.physics.debye_waller:
+        if self.settings.debye_waller:
             weight = weight * torch.exp(-b[:, None] * self._s2[None, :])
         u = self._prefactor * (phase * weight.T).sum(1)
         factor = torch.ones(len(self.uniq), dtype=torch.complex128)
@@ -426,11 +335,11 @@ class BlochModel:
             ones = torch.ones(len(self.uniq), dtype=torch.complex128)
             factor = factor * ones.index_put((js,), c)
         u = u * factor
-        absorption = self.physics.absorption
+        absorption = self.settings.absorption
         if absorption == "none":
             u_abs = torch.zeros_like(u)
         elif absorption == "proportional":
-            u_abs = self._get(x, "absorption", self.physics.absorption_fraction) * u
+            u_abs = self._get(x, "absorption", self.settings.absorption_fraction) * u
         else:
             fp = torch.stack(
                 [self._bird_king(e, b[a]) * occ[a] for a, e in enumerate(self.crystal.elements)]
@@ -438,14 +347,14 @@ class BlochModel:
             u_abs = self._prefactor * (phase * fp.T).sum(1)
         return u + 1j * u_abs
 
-    def wave_number(self, x):
-        """K inside the crystal (1/Å): refracted by U_0 when the physics asks for it."""
+    def wave_number(self, x, coefficients=None):
+        """K inside the crystal (1/Å): refracted by U_0 when the settings ask for it."""
         import torch
 
         k = torch.tensor(self.k_vac, dtype=torch.float64)
-        if not self.physics.mean_inner_potential:
+        if not self.settings.mean_inner_potential:
             return k
-        u = self.fourier_coefficients(x)
+        u = self.fourier_coefficients(x) if coefficients is None else coefficients
         return torch.sqrt(k**2 + u[self._zero].real)
 
     def tilts(self, x, index: np.ndarray | None = None):
@@ -471,22 +380,10 @@ class BlochModel:
         k = incident_vectors(t[:, 0], t[:, 1], self.pool.k0)
         s = excitation_errors(k, self.pool.g, self.pool.k0)
         strong, weak = select_beams(s, self.pool, self.rule, self.out_idx)
-        self._widx = None
-        if weak.any():
-            widx, _ = padded_indices(weak)
-            self._wpad = widx < 0
-            self._widx = np.where(self._wpad, 0, widx)  # 0: safe to gather, masked later
-        order, counts = padded_indices(strong)
-        valid = order >= 0
-        m = order.shape[1]
-        self._idx = np.where(valid, order, 0)
-        self._pad = ~valid
-        pos = np.full((len(t), len(self.out_idx)), -1)
-        for r, o in enumerate(self.out_idx):
-            hit = (order == o) & valid
-            pos[:, r] = np.where(hit.any(1), hit.argmax(1), -1)
-        self._pos = pos
-        self.max_beams = m
+        self._weak = padded_indices(weak)[0] if weak.any() else None
+        self._strong, counts = padded_indices(strong)
+        self._pos = output_positions(self._strong, self.out_idx)
+        self.max_beams = self._strong.shape[1]
         self.mean_beams = float(counts.mean())
 
     def intensities(self, x, index: np.ndarray | None = None):
@@ -504,80 +401,38 @@ class BlochModel:
         return torch.cat(out)
 
     def _matrices(self, x, pot, k0, sub):
-        """Scaled structure matrices A (T, M, M) of the tilts ``sub`` and the row scales."""
+        """Structure matrices A (T, M, M) of the tilts ``sub`` and the row scales (the engine's)."""
         import torch
 
         t2 = self.tilts(x, sub)
         kz = torch.sqrt(k0**2 - (t2**2).sum(1))
         k = torch.cat([t2, kz[:, None]], dim=1)  # (T, 3)
-        g = self._g
-        gk = k @ g.T  # (T, P)
-        b = k0 + gk / k0
-        c = (g**2).sum(1)[None, :] + 2 * gk
-        # exact excitation error, written without cancellation (bloch.geometry)
-        s = -c / (b + torch.sqrt(b**2 - c))
-        kn = k @ self._normal
-        d = 1.0 + (g @ self._normal)[None, :] / kn[:, None]
-        idx = torch.as_tensor(self._idx[sub])
-        pad = torch.as_tensor(self._pad[sub])
-        rows = torch.arange(len(sub))[:, None]
-        a = pot[idx[:, :, None], idx[:, None, :]]
-        a = a + torch.diag_embed((2 * k0 * s[rows, idx]).to(a.dtype))
-        if self._widx is not None:
-            # weak beams as Bethe potentials, as the engine (bloch.solver):
-            # U_eff(g, h) = U(g, h) − Σ_w U(g, w) U(w, h) / (2K s_w)
-            wi = torch.as_tensor(self._widx[sub])
-            wpad = torch.as_tensor(self._wpad[sub])
-            # padding entries point at 000 (s = 0): keep 1/s finite there, or its gradient
-            # through the discarded branch of the where() is NaN
-            s_w = torch.where(wpad, torch.ones_like(s[rows, wi]), s[rows, wi])
-            inv = torch.where(wpad, torch.zeros_like(s_w), 1.0 / (2 * k0 * s_w))
-            u_sw = pot[idx[:, :, None], wi[:, None, :]]
-            u_ws = pot[wi[:, :, None], idx[:, None, :]]
-            a = a - torch.einsum("tmw,tw,twn->tmn", u_sw, inv.to(a.dtype), u_ws)
-        # padding beams are uncoupled and never excited: zero rows and columns
-        a = torch.where(pad[:, :, None] | pad[:, None, :], torch.zeros((), dtype=a.dtype), a)
-        scale = torch.sqrt(d[rows, idx])
-        a = a / (2 * kn[:, None, None] * scale[:, :, None] * scale[:, None, :])
-        return a, scale
+        s = excitation_errors(k, self._g, k0)
+        weak = None if self._weak is None else torch.as_tensor(self._weak[sub])
+        return structure_matrices(
+            pot, s, k0, k @ self._normal, self._g @ self._normal,
+            torch.as_tensor(self._strong[sub]), weak,
+        )  # fmt: skip
 
-    def _outputs(self, psi, scale, sub):
+    def _output_rows(self, sub):
         import torch
 
-        rows = torch.arange(len(sub))[:, None]
         pos = self._pos[sub]
-        pos_t = torch.as_tensor(np.where(pos < 0, 0, pos))
-        psi_out = psi[..., rows, pos_t] / scale[rows, pos_t]
-        inten = psi_out.real**2 + psi_out.imag**2
-        return torch.where(torch.as_tensor(pos < 0), torch.zeros((), dtype=inten.dtype), inten)
+        return torch.as_tensor(np.where(pos < 0, 0, pos)), torch.as_tensor(pos < 0)
 
     def _chunk(self, x, pot, k0, thickness, sub):
         import torch
 
         a, scale = self._matrices(x, pot, k0, sub)
-        # ψ(t) = exp(2πi t A) e_000; both propagators have exact backwards at degeneracies.
-        x_mat = 2j * math.pi * thickness * a
-        if self.propagator == "expm":
-            psi = torch.linalg.matrix_exp(x_mat)[:, :, 0]
-        else:
-            psi = expm_column(x_mat)
-        return self._outputs(psi, scale, sub)
+        psi = column_propagate(a, thickness, self.propagator)
+        pos, missing = self._output_rows(sub)
+        rows = torch.arange(len(sub))[:, None]
+        return output_intensities(psi[rows, pos], scale, pos, missing)
 
     def _potential(self, x):
-        import torch
-
         full = self.fourier_coefficients(x)
-        k0 = torch.tensor(self.k_vac, dtype=torch.float64)
-        if self.physics.mean_inner_potential:
-            k0 = torch.sqrt(k0**2 + full[self._zero].real)
-        pot = full[self._inverse]  # (P, P)
-        mode = self.physics.diagonal
-        eye = torch.eye(len(pot), dtype=torch.bool)
-        if mode == "none":
-            pot = torch.where(eye, torch.zeros((), dtype=pot.dtype), pot)
-        elif mode == "absorptive":
-            pot = torch.where(eye, 1j * pot.imag, pot)
-        return pot, k0
+        k0 = self.wave_number(x, full)
+        return with_diagonal(full[self._inverse], self.settings.diagonal), k0
 
     def intensity_series(self, x, thicknesses: Sequence[float]):
         """``|ψ_g|²`` at many thicknesses from one eigen-solve per tilt (no gradient), (n_t, T, R).
@@ -595,13 +450,9 @@ class BlochModel:
             for start in range(0, len(index), self.chunk):
                 sub = index[start : start + self.chunk]
                 a, scale = self._matrices(x, pot, k0, sub)
-                gamma, vec = map_per_core(torch.linalg.eig, a)
-                e0 = torch.zeros(a.shape[:2] + (1,), dtype=a.dtype)
-                e0[:, 0, 0] = 1.0
-                alpha = torch.linalg.solve(vec, e0)[..., 0]  # (T, M)
-                phase = torch.exp(2j * math.pi * gamma[None] * th[:, None, None])  # (nt, T, M)
-                psi = torch.einsum("tmj,ntj->ntm", vec * alpha[:, None, :], phase)
-                out.append(self._outputs(psi, scale, sub))
+                pos, missing = self._output_rows(sub)
+                psi = eigen_propagate(a, th, pos)  # (T, nt, R)
+                out.append(output_intensities(psi, scale, pos, missing).transpose(0, 1))
             return torch.cat(out, dim=1)
 
     def discs(self, x):

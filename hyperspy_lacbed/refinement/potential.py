@@ -27,9 +27,12 @@ from typing import Any
 
 import numpy as np
 
+from hyperspy_lacbed.bloch.settings import SimulationSettings
 from hyperspy_lacbed.crystal.structure import Crystal
-from hyperspy_lacbed.refinement.fom import disc_mask, figure_of_merit
-from hyperspy_lacbed.refinement.model import BlochModel, Physics
+from hyperspy_lacbed.refinement.driver import Problem, lbfgs
+from hyperspy_lacbed.refinement.fom import disc_mask
+from hyperspy_lacbed.refinement.model import BlochModel
+from hyperspy_lacbed.refinement.parameters import Parameter
 from hyperspy_lacbed.units import relativistic_gamma, u_to_volts
 
 __all__ = ["PotentialBlochModel", "refine_potential", "zolz_classes"]
@@ -110,13 +113,17 @@ class PotentialBlochModel(BlochModel):
         Cubic a (Å).
     classes
         Symmetry classes refined (each an (m, 3) array, :func:`zolz_classes`): the
-        parameter vector is ``[thickness, f_1, ..., f_n]`` and class i's coefficients are
-        multiplied by ``1 + f_i``.
+        parameter vector is ``[thickness, f_1, ..., f_n]`` (``[f_1, ..., f_n]`` when the
+        thickness is fixed) and class i's coefficients are multiplied by ``1 + f_i``.
+    refine_thickness
+        Whether the thickness is a parameter (within ±20 % of ``thickness``).
+    max_change
+        Upper bound of each class factor f (−1 ≤ f ≤ max_change).
     coupling_threshold
         Beams whose ``|U_g|`` is below this fraction of the largest (g ≠ 0) are left uncoupled.
-    physics, reflections, pixels, dk, thickness
-        As for :class:`~hyperspy_lacbed.refinement.model.BlochModel` (the physics' absorption must be ``"proportional"``
-        or ``"none"``).
+    settings, reflections, pixels, dk, thickness
+        As for :class:`~hyperspy_lacbed.refinement.model.BlochModel` (the absorption must
+        be ``"proportional"`` or ``"none"``; the beam counts must be explicit).
     """
 
     def __init__(
@@ -124,7 +131,7 @@ class PotentialBlochModel(BlochModel):
         coefficients: np.ndarray,
         lattice_parameter: float,
         classes: list[np.ndarray],
-        physics: Physics,
+        settings: SimulationSettings,
         reflections: np.ndarray,
         pixels: int,
         dk: float,
@@ -132,17 +139,25 @@ class PotentialBlochModel(BlochModel):
         thickness: float = 1000.0,
         chunk: int = 256,
         coupling_threshold: float = 1e-2,
+        refine_thickness: bool = True,
+        max_change: float = 2.0,
     ):
         import torch
 
-        if physics.beam_pool is None:
-            # the carrier couples every (h, k, 0); a larger pool leaves room for extinctions
-            physics = replace(physics, beam_pool=max(6 * physics.strong_beams + 60, 120))
-        if physics.absorption not in ("proportional", "none"):
+        if settings.strong_beams is None:
             raise ValueError(
-                f"absorption={physics.absorption!r} needs atoms; a potential-only model takes "
-                "'proportional' or 'none'."
+                "A potential-only model needs explicit beam counts (its carrier crystal "
+                "cannot be converged by the tolerance); give strong_beams=."
             )
+        if settings.beam_pool is None:
+            # the carrier couples every (h, k, 0); a larger pool leaves room for extinctions
+            settings = replace(settings, beam_pool=max(6 * settings.strong_beams + 60, 120))
+        if settings.absorption not in ("proportional", "none"):
+            raise ValueError(
+                f"absorption={settings.absorption!r} needs atoms; a potential-only model "
+                "takes 'proportional' or 'none'."
+            )
+        physics = settings
         a = float(lattice_parameter)
         c = np.asarray(coefficients, complex)
         self._h_max = (c.shape[-1] - 1) // 2
@@ -181,21 +196,32 @@ class PotentialBlochModel(BlochModel):
         self.pool = replace(self.pool, coupled=coupled, u_zero=np.abs(ug), k0=k0)
         self._member = torch.as_tensor(member)
         # each class named by its member with h ≥ k ≥ 0, e.g. "U(2,2,0)"
-        self.names = ["thickness"] + [
-            "U({},{},{})".format(*max(map(tuple, k.tolist()))) for k in self._classes
-        ]
+        t0 = self.thickness0
+        self.parameters = (
+            [Parameter("thickness", "thickness", t0, 0.8 * t0, 1.2 * t0, "Å", step=0.01 * t0)]
+            if refine_thickness
+            else []
+        ) + [
+            Parameter("U({},{},{})".format(*max(map(tuple, k.tolist()))), "Ug", 0.0, -1.0,
+                      float(max_change), "", step=0.01)
+            for k in self._classes
+        ]  # fmt: skip
+        self.names = [p.name for p in self.parameters]
+        self._n_thickness = int(refine_thickness)
         self._ready = True
         self.choose_beams(self.start_vector())
 
     def start_vector(self):
-        """``[thickness, 0, ..., 0]`` (the start coefficients)."""
+        """The start values: the thickness (when refined) and zero class factors."""
         import torch
 
         if not getattr(self, "_ready", False):
             return torch.zeros(0, dtype=torch.float64)
-        x = torch.zeros(1 + len(self._classes), dtype=torch.float64)
-        x[0] = self.thickness0
-        return x
+        return torch.tensor([p.value for p in self.parameters], dtype=torch.float64)
+
+    def factors(self, x):
+        """The class factors f of ``x`` (the entries after the thickness)."""
+        return x[self._n_thickness :]
 
     def fourier_coefficients(self, x):
         """U_g + i U'_g of every unique beam difference (Å⁻²) at ``x``."""
@@ -204,12 +230,12 @@ class PotentialBlochModel(BlochModel):
         if not getattr(self, "_ready", False):
             # during BlochModel.__init__ (beam choice at the start): the carrier's atoms
             return super().fourier_coefficients(x)
-        factors = torch.cat([torch.ones(1, dtype=torch.float64), 1 + x[1:]])
+        factors = torch.cat([torch.ones(1, dtype=torch.float64), 1 + self.factors(x)])
         f = factors[torch.clamp(self._member + 1, min=0)]
         u = self._u_base * f.to(torch.complex128) * self._gains()
-        if self.physics.absorption == "none":
+        if self.settings.absorption == "none":
             return u
-        return u + 1j * self.physics.absorption_fraction * u
+        return u + 1j * self.settings.absorption_fraction * u
 
     def _gains(self):
         import torch
@@ -223,7 +249,7 @@ class PotentialBlochModel(BlochModel):
         hm = self._h_max
         c = self._coeff * self.gain
         c[hm, hm] = self._coeff[hm, hm]
-        for f, cls in zip(np.asarray(x, float)[1:], self._classes):
+        for f, cls in zip(np.asarray(self.factors(x), float), self._classes):
             for h, k, _ in cls.tolist():
                 if abs(h) <= hm and abs(k) <= hm:
                     c[k + hm, h + hm] *= 1 + f
@@ -283,7 +309,7 @@ def refine_potential(
         the scan.
     class_sweeps, class_grid
         Sweeps of a coarse scan of each class factor ``1 + f`` over ``class_grid`` in turn
-        (after the gain scan, before L-BFGS-B; 0 skips it).
+        (after the gain scan, before L-BFGS; 0 skips it).
     h_max
         Band of coefficients taken from the image into the structure matrix.
     refine_thickness
@@ -291,7 +317,8 @@ def refine_potential(
     binning
         Discs binned by this factor (D must be divisible) for speed.
     max_iter
-        L-BFGS-B iterations.
+        L-BFGS iterations (:func:`~hyperspy_lacbed.refinement.driver.lbfgs`, the driver of
+        every refinement).
     max_change
         Upper bound on each class factor ``f`` (coefficients scaled by 1 + f, with
         −1 ≤ f ≤ max_change: a class may vanish, e.g. a reflection the network invented).
@@ -300,19 +327,48 @@ def refine_potential(
         intensity scale profiled out) or ``"zncc"`` (1 − mean ZNCC over discs; poor when a
         disc is uniform, e.g. the dark ±200 discs of Si).
     **physics
-        :class:`~hyperspy_lacbed.refinement.model.Physics` settings (voltage, zone_axis,
-        x_direction, strong_beams, absorption_fraction, ...).
+        :class:`~hyperspy_lacbed.bloch.settings.SimulationSettings` (voltage, zone_axis,
+        x_direction, strong_beams, absorption_fraction, ...); ``strong_beams`` must be given.
 
     Returns
     -------
     dict
         ``potential`` (refined image), ``coefficients`` (refined c·V_g), ``thickness``,
         ``factors`` {class: 1 + f}, ``gain`` (the common factor, before ``factors``),
-        ``fom_before``, ``fom_after``, ``iterations``.
+        ``fom_before``, ``fom_after``, ``iterations`` (figure-of-merit evaluations) and
+        ``message`` (why the fit stopped).
     """
-    import torch
-    from scipy.optimize import minimize
+    data_b = _binned_discs(discs, binning)
+    pix = data_b.shape[-1]
+    p = np.asarray(potential, float)
+    coeff = potential_coefficients(p, min(h_max, (p.shape[-1] - 1) // 2))
+    classes = _coupled_classes(coeff, n_classes, coupling_threshold)
+    model = PotentialBlochModel(
+        coeff, lattice_parameter, classes, SimulationSettings.from_user(**physics),
+        np.asarray(reflections, int), pix, dk * binning, thickness=float(thickness),
+        coupling_threshold=coupling_threshold, refine_thickness=refine_thickness,
+        max_change=max_change,
+    )  # fmt: skip
+    mask = np.broadcast_to(disc_mask(pix), data_b.shape)
+    # uniform weights: the sum of squares relative to the brightest pixel (a profiled scale)
+    inv_sigma = np.full(data_b.shape, 1.0 / max(float(data_b.max()), 1e-300))
+    problem = Problem(model, data_b, mask, fom, (0, False), 0.0, inv_sigma)
+    x0 = model.start_vector()
+    before = problem.value(x0)
+    scanned, start = _scan_start(problem, x0, gains, class_sweeps, class_grid)
+    # L-BFGS from the scanned start and from the gain-only start (the scan can lead into
+    # a worse basin); the lower figure of merit wins, and never one above the scan's
+    starts = [start] if bool((start == x0).all()) else [start, x0]
+    history: list[float] = []
+    runs = [lbfgs(problem, s0, int(max_iter), history, None, 1e-10) for s0 in starts]
+    x, after, message = min(runs, key=lambda r: r[1])
+    if not after <= scanned:
+        x, after, message = start, scanned, f"{message}; kept the scanned start"
+    return _potential_result(p, model, x, fom, before, after, len(history), message)
 
+
+def _binned_discs(discs: np.ndarray, binning: int) -> np.ndarray:
+    """The discs checked and binned by ``binning`` (which must leave an even size)."""
     data = np.asarray(discs, float)
     if data.ndim != 3 or data.shape[1] != data.shape[2]:
         raise ValueError(f"discs must be (R, D, D), got shape {data.shape}.")
@@ -323,83 +379,50 @@ def refine_potential(
         raise ValueError(
             f"binning={binning} must divide the disc size {d} into an even number of pixels."
         )
-    pix = d // binning
-    data_b = _bin(data, binning)
-    p = np.asarray(potential, float)
-    coeff = potential_coefficients(p, min(h_max, (p.shape[-1] - 1) // 2))
-    # the lowest-order classes the potential couples (forbidden ones hold only noise)
+    return _bin(data, binning)
+
+
+def _coupled_classes(coeff: np.ndarray, n_classes: int, threshold: float) -> list[np.ndarray]:
+    """The ``n_classes`` lowest-order classes the potential couples (forbidden ones hold noise)."""
     amp = np.abs(coeff)
     hm = (coeff.shape[-1] - 1) // 2
     ref = np.max(np.where(np.arange(amp.size).reshape(amp.shape) == amp.size // 2, 0, amp))
-    classes = [
+    return [
         c
         for c in zolz_classes(hm)
-        if max(amp[k + hm, h + hm] for h, k, _ in c.tolist()) > coupling_threshold * ref
+        if max(amp[k + hm, h + hm] for h, k, _ in c.tolist()) > threshold * ref
     ][: int(n_classes)]
-    phys = Physics.from_kwargs(**physics)
-    model = PotentialBlochModel(
-        coeff, lattice_parameter, classes, phys, np.asarray(reflections, int), pix,
-        dk * binning, thickness=float(thickness), coupling_threshold=coupling_threshold,
-    )  # fmt: skip
-    data_t = torch.as_tensor(data_b)
-    mask = torch.as_tensor(np.broadcast_to(disc_mask(pix), data_b.shape).copy())
-    # uniform weights: the sum of squares relative to the brightest pixel (a profiled scale)
-    inv_sigma = torch.full(data_b.shape, 1.0 / max(float(data_b.max()), 1e-300))
-    t0 = float(thickness)
-    # scaled variables: thickness in units of t0, factors as they are
-    xscale = np.concatenate([[t0], np.ones(len(classes))])
 
-    def f_and_g(u):
-        x = torch.as_tensor(u * xscale, dtype=torch.float64).requires_grad_(True)
-        val = figure_of_merit(fom, model.discs(x), data_t, mask, inv_sigma)
-        (g,) = torch.autograd.grad(val, x)
-        return float(val.detach()), g.detach().numpy() * xscale
 
-    u0 = np.concatenate([[1.0], np.zeros(len(classes))])
-    before = f_and_g(u0)[0]
-    # A common scale of all U_g (g ≠ 0) first, by a coarse scan: the network's potentials
-    # can be too weak or strong as a whole, a direction in which the local fit is slow.
-    best = (before, 1.0)
+def _scan_start(problem: Problem, x0, gains: Any, sweeps: int, grid: Any):
+    """Coarse scans before L-BFGS: a common gain of every U_g, then each class in turn.
+
+    The network's potentials can be too weak or strong as a whole, a direction in which
+    the local fit is slow; and the landscape of each class factor has local minima. Sets
+    the model's gain; returns the best figure of merit and the start it was found at.
+    """
+    model = problem.model
+    best = (problem.value(x0), 1.0)
     gains = np.geomspace(0.5, 4.0, 13) if gains is None else np.asarray(gains, float)
-    with torch.no_grad():
-        for gain in gains:
-            model.gain = float(gain)
-            x = torch.as_tensor(u0 * xscale)
-            val = float(figure_of_merit(fom, model.discs(x), data_t, mask, inv_sigma))
-            best = min(best, (val, float(gain)))
+    for gain in gains:
+        model.gain = float(gain)
+        best = min(best, (problem.value(x0), float(gain)))
     model.gain = best[1]
-    # then each class's factor in turn by a coarse scan (a greedy coordinate search): the
-    # landscape has local minima and the network's errors per class are large
-    start = u0.copy()
-    for _ in range(int(class_sweeps)):
-        for i in range(len(classes)):
-            for f in class_grid:
-                trial = start.copy()
-                trial[1 + i] = f - 1.0
-                with torch.no_grad():
-                    val = float(
-                        figure_of_merit(
-                            fom, model.discs(torch.as_tensor(trial * xscale)), data_t, mask,
-                            inv_sigma,
-                        )
-                    )  # fmt: skip
-                if val < best[0]:
-                    best = (val, best[1])
-                    start = trial
-    tb = (0.8, 1.2) if refine_thickness else (1.0, 1.0)
-    bounds = [tb] + [(-1.0, max_change)] * len(classes)
-    # L-BFGS-B from the scanned start and from the gain-only start (the scan can lead into
-    # a worse basin); the lower figure of merit wins
-    starts = [start] if np.array_equal(start, u0) else [start, u0]
-    options = {"maxiter": int(max_iter), "ftol": 1e-10, "gtol": 1e-8}
-    runs = [
-        minimize(f_and_g, s0, jac=True, method="L-BFGS-B", bounds=bounds, options=options)
-        for s0 in starts
-    ]
-    res = min(runs, key=lambda r: r.fun)
-    u = res.x if res.fun <= best[0] else start
-    x = u * xscale
-    after = min(float(res.fun), best[0])
+    start, value = x0.clone(), best[0]
+    first = model._n_thickness
+    for _ in range(int(sweeps)):
+        for i in range(first, len(x0)):
+            for f in grid:
+                trial = start.clone()
+                trial[i] = f - 1.0
+                v = problem.value(trial)
+                if v < value:
+                    value, start = v, trial
+    return value, start
+
+
+def _potential_result(p, model, x, fom, before, after, evaluations, message) -> dict[str, Any]:
+    """The refined potential image and the record of the fit."""
     c_ref = model.refined_coefficients(x)
     full = potential_coefficients(p, (p.shape[-1] - 1) // 2)
     # put the refined band back into the full spectrum: coefficients beyond h_max unchanged
@@ -408,15 +431,18 @@ def refine_potential(
     delta = coefficients_to_potential(full, p.shape[-1]) - coefficients_to_potential(
         potential_coefficients(p, hf), p.shape[-1]
     )
+    factors = model.factors(x).tolist()
     return {
         "potential": p + delta,
         "coefficients": c_ref,
-        "thickness": float(x[0]),
-        "factors": {name: float(1 + v) for name, v in zip(model.names[1:], x[1:])},
+        "thickness": float(model.get(x, "thickness", model.thickness0)),
+        "factors": {
+            p.name: 1 + f for p, f in zip(model.parameters[model._n_thickness :], factors)
+        },
         "fom": fom,
         "fom_before": float(before),
         "fom_after": float(after),
         "gain": float(model.gain),
-        "iterations": int(sum(r.nit for r in runs)),
-        "message": str(res.message),
+        "iterations": int(evaluations),
+        "message": message,
     }

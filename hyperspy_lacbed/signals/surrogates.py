@@ -423,16 +423,20 @@ def _refine(
     """Bloch-refine each network potential of a stack against its pattern (in memory)."""
     from hyperspy_lacbed.refinement.potential import refine_potential
 
+    if dom.absorption not in ("proportional", "none"):
+        # a potential fixes U_g but not an atom-based absorption (Bird–King needs atoms)
+        raise ValueError(
+            f"refine=True models absorption from the potential alone, but the model's domain "
+            f"uses absorption={dom.absorption!r}; use refine=False, or a model trained with "
+            "proportional absorption."
+        )
     opts = {
         "voltage": dom.voltage,
         "zone_axis": tuple(dom.zone_axis),
         "x_direction": tuple(dom.x_direction),
         "strong_beams": 30,
-        # a potential-only model has proportional absorption (the training default)
-        "absorption": dom.absorption
-        if dom.absorption in ("proportional", "none")
-        else "proportional",
-        "absorption_fraction": dom.absorption_fraction if dom.absorption_fraction else 0.1,
+        "absorption": dom.absorption,
+        "absorption_fraction": dom.absorption_fraction,
         **(options or {}),
     }
     data = np.asarray(plan.data)
@@ -446,6 +450,9 @@ def _refine(
             plan.dk, float(plan.thickness[idx]), **opts,
         )  # fmt: skip
         out[idx] = r["potential"]
-        keys = ("fom", "fom_before", "fom_after", "gain", "factors", "thickness", "iterations")
+        keys = (
+            "fom", "fom_before", "fom_after", "gain", "factors", "thickness", "iterations",
+            "message",
+        )  # fmt: skip
         records.append({k: r[k] for k in keys})
     return out.astype(potentials.dtype), records

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 import hyperspy_lacbed as hl
+from hyperspy_lacbed.bloch.settings import SimulationSettings
 from hyperspy_lacbed.crystal.structure import load_structure
-from hyperspy_lacbed.refinement.model import BlochModel, Physics
+from hyperspy_lacbed.refinement.model import BlochModel
 from hyperspy_lacbed.refinement.parameters import ParameterError
 from hyperspy_lacbed.signals.lacbed import LACBED
 
@@ -22,7 +23,7 @@ def experiment(thickness=800.0, seed=0) -> LACBED:
     crystal = load_structure("Si")
     model = BlochModel(
         crystal,
-        Physics.from_kwargs(strong_beams=12),
+        SimulationSettings.from_user(strong_beams=12),
         np.array(DISCS),
         PIXELS,
         DK,

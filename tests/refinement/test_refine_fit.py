@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 import torch
 
+from hyperspy_lacbed.bloch.settings import SimulationSettings
 from hyperspy_lacbed.crystal.structure import load_structure
-from hyperspy_lacbed.refinement.fit import RefinementWarning, Stage, refine_discs
-from hyperspy_lacbed.refinement.model import BlochModel, Physics
+from hyperspy_lacbed.refinement.driver import RefinementWarning
+from hyperspy_lacbed.refinement.fit import Stage, refine_discs
+from hyperspy_lacbed.refinement.model import BlochModel
 from hyperspy_lacbed.refinement.parameters import resolve_parameters
 
 SHARED = Path(__file__).resolve().parents[3] / "shared"
@@ -31,7 +33,9 @@ def synthetic(truth: dict, pixels=12, dk=0.025, counts=1e4, seed=3):
         fom="lsq",
         blur=0.0,
     )
-    model = BlochModel(crystal, Physics.from_kwargs(**PHYS), np.array(DISCS), pixels, dk, params)
+    model = BlochModel(
+        crystal, SimulationSettings.from_user(**PHYS), np.array(DISCS), pixels, dk, params
+    )
     x = torch.tensor([truth[p.name] for p in params], dtype=torch.float64)
     clean = model.discs(x).numpy()
     rng = np.random.default_rng(seed)
@@ -149,10 +153,10 @@ def test_supersampled_stage_is_the_block_mean_of_full_resolution():
     """Stage(bin=2, supersample=2) computes the full grid and averages it like the data."""
     from hyperspy_lacbed.analysis.compare import block_mean
     from hyperspy_lacbed.refinement import fom as F
-    from hyperspy_lacbed.refinement.fit import Problem
+    from hyperspy_lacbed.refinement.driver import Problem
 
     crystal = load_structure("Si")
-    phys = Physics.from_kwargs(**PHYS)
+    phys = SimulationSettings.from_user(**PHYS)
     fine = BlochModel(crystal, phys, np.array(DISCS), 8, 0.025, thickness=700.0)
     coarse = BlochModel(crystal, phys, np.array(DISCS), 8, 0.025, thickness=700.0)
     x = fine.start_vector()

@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from hyperspy_lacbed.bloch.discs import compute_discs
+from hyperspy_lacbed.bloch.settings import SimulationSettings
 from hyperspy_lacbed.crystal.structure import Crystal, load_structure
-from hyperspy_lacbed.refinement.fit import Problem
-from hyperspy_lacbed.refinement.model import BlochModel, Physics
+from hyperspy_lacbed.refinement.driver import Problem
+from hyperspy_lacbed.refinement.model import BlochModel
 from hyperspy_lacbed.refinement.parameters import (
     ParameterError,
     crystal_sites,
@@ -58,7 +59,7 @@ def test_model_matches_engine(name, physics):
         **kw,
     )
     model = BlochModel(
-        crystal, Physics.from_kwargs(**kw), np.array(SI_DISCS), 8, ref.dk, thickness=800.0
+        crystal, SimulationSettings.from_user(**kw), np.array(SI_DISCS), 8, ref.dk, thickness=800.0
     )
     got = model.discs(model.start_vector()).numpy()
     want = ref.discs[0]
@@ -81,7 +82,7 @@ def test_model_matches_engine_tilted_normal():
         show_progressbar=False, symmetry=False, **kw
     )  # fmt: skip
     model = BlochModel(
-        crystal, Physics.from_kwargs(**kw), np.array(refl), 6, ref.dk, thickness=600.0
+        crystal, SimulationSettings.from_user(**kw), np.array(refl), 6, ref.dk, thickness=600.0
     )
     got = model.discs(model.start_vector()).numpy()
     assert np.abs(got - ref.discs[0]).max() <= 1e-6 * ref.discs[0].max()
@@ -105,7 +106,7 @@ def _check_gradient(problem: Problem, x: torch.Tensor, rel: float = 1e-3) -> Non
 
 
 def _problem(crystal, names, pixels, dk, fom="zncc", phys=None, data=None, **kw):
-    phys = phys or Physics.from_kwargs(zone_axis=(0, 0, 1), strong_beams=10)
+    phys = phys or SimulationSettings.from_user(zone_axis=(0, 0, 1), strong_beams=10)
     params = resolve_parameters(
         names,
         crystal,
@@ -221,7 +222,7 @@ def test_occupancy_keeps_mixed_site_sum():
     )
     (p,) = resolve_parameters(["occupancy[Sn]"], crystal, **kw)
     model = BlochModel(
-        crystal, Physics.from_kwargs(zone_axis=(1, -1, 0), strong_beams=8),
+        crystal, SimulationSettings.from_user(zone_axis=(1, -1, 0), strong_beams=8),
         np.array([(0, 0, 0), (1, 1, 1)]), 2, 0.05, [p],
     )  # fmt: skip
     occ, _, _ = model.atom_values(torch.tensor([0.15], dtype=torch.float64))
@@ -232,11 +233,11 @@ def test_occupancy_keeps_mixed_site_sum():
 
 
 def test_gradient_with_bethe_potentials():
-    phys = Physics.from_kwargs(zone_axis=(0, 0, 1), strong_beams=8, weak_beams=6)
+    phys = SimulationSettings.from_user(zone_axis=(0, 0, 1), strong_beams=8, weak_beams=6)
     problem = _problem(
         load_structure("GaAs"), ["thickness", "B", "offset", "Ug[2,0,0]"], 4, 0.04, phys=phys
     )
-    assert problem.model._widx is not None
+    assert problem.model._weak is not None
     x = problem.model.start_vector()
     x[problem.model.names.index("offset_x")] = 0.003
     _check_gradient(problem, x)
