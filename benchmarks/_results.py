@@ -82,6 +82,9 @@ def machine() -> dict:
         "cpus": os.cpu_count(),
         "platform": platform.platform(),
         "python": platform.python_version(),
+        # the machine's load when the results were written: timings on shared cores
+        # depend on it
+        "load_average_1_5_15_min": list(os.getloadavg()),
     }
     if "torch" in sys.modules:
         torch = sys.modules["torch"]
