@@ -78,40 +78,38 @@ def structure_factors(
     """
     hkl = np.asarray(hkl)
     q_unique, inverse = _unique_q(crystal, hkl)
-    s2 = (q_unique / 2) ** 2
     atom_f = np.empty((len(crystal), q_unique.size))
     for element in set(crystal.elements):
         rows = [i for i, e in enumerate(crystal.elements) if e == element]
         atom_f[rows] = scattering_factor(element, q_unique, table=scattering_factors)
     atom_f *= crystal.occupancies[:, None]
-    if debye_waller and crystal.u_aniso is None:
-        atom_f *= np.exp(-crystal.b_iso[:, None] * s2[None, :])
-    anisotropic = debye_waller and crystal.u_aniso is not None
-    return _sum_atoms(crystal, hkl, atom_f, inverse, voltage, anisotropic)
+    return _sum_atoms(crystal, hkl, atom_f, inverse, voltage, debye_waller)
 
 
-def anisotropic_debye_waller(crystal: Crystal, hkl: np.ndarray) -> np.ndarray:
-    """Debye–Waller factors exp(−2π² gᵀ U_j g) of each reflection and atom, shape (n_g, n).
+def debye_waller_factors(crystal: Crystal, hkl: np.ndarray) -> np.ndarray:
+    """Debye–Waller factor of each reflection and atom, shape (n_g, n_atoms).
+
+    exp(−2π² gᵀ U_j g) with the Cartesian tensors ``crystal.u_aniso`` (Å², g in 1/Å without
+    2π) when the crystal has them, else exp(−B_j s²) with s = |g|/2; the two agree for
+    U_j = B_j/(8π²)·I.
 
     Parameters
     ----------
     crystal
-        A crystal with ``u_aniso`` (Cartesian U in Å²); an isotropic crystal uses
-        U_j = B_j/(8π²)·I, which gives exp(−B_j s²).
+        The crystal.
     hkl
-        Miller indices, shape (n_g, 3).
+        Miller indices, shape (..., 3).
 
     Returns
     -------
     numpy.ndarray
-        Real factors in (0, 1].
+        Real factors in (0, 1], one row per reflection of ``hkl`` (flattened).
     """
     g = crystal.g_vectors(np.asarray(hkl).reshape(-1, 3))  # 1/Å, no 2π
     if crystal.u_aniso is None:
-        u = crystal.b_iso[:, None, None] / (8 * math.pi**2) * np.eye(3)
-    else:
-        u = crystal.u_aniso
-    return np.exp(-2 * math.pi**2 * np.einsum("gi,aij,gj->ga", g, u, g))
+        s2 = (g**2).sum(axis=1) / 4
+        return np.exp(-s2[:, None] * crystal.b_iso[None, :])
+    return np.exp(-2 * math.pi**2 * np.einsum("gi,aij,gj->ga", g, crystal.u_aniso, g))
 
 
 def _sum_atoms(
@@ -120,14 +118,15 @@ def _sum_atoms(
     atom_f: np.ndarray,
     inverse: np.ndarray,
     voltage: float,
-    anisotropic: bool = False,
+    debye_waller: bool = False,
 ) -> np.ndarray:
     flat = hkl.reshape(-1, 3)
     inv = inverse.reshape(-1)
     phases = _phases(crystal, flat)  # (n_g, n_atoms)
-    if anisotropic:
-        # The factor depends on the direction of g, not only on |g|: one per reflection.
-        phases = phases * anisotropic_debye_waller(crystal, flat)
+    if debye_waller:
+        # Per reflection, not per distinct |g|: an anisotropic factor depends on the direction
+        # of g, and the exact |g| keeps both kinds equal for isotropic tensors.
+        phases = phases * debye_waller_factors(crystal, flat)
     u = np.einsum("ga,ag->g", phases, atom_f[:, inv])
     prefactor = relativistic_gamma(voltage) / (math.pi * crystal.volume)
     return (prefactor * u).reshape(hkl.shape[:-1])

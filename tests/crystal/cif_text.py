@@ -35,6 +35,11 @@ def op_string(rotation: np.ndarray, translation: np.ndarray) -> str:
     return ",".join(parts)
 
 
+def _value(v: object) -> str:
+    # Floats at full precision (repr round-trips), so tests can compare to 1e-12.
+    return repr(float(v)) if isinstance(v, (float, np.floating)) else str(v)
+
+
 def cif_text(
     cell: Sequence[float],
     atoms: Sequence[Sequence[object]],
@@ -68,15 +73,13 @@ def cif_text(
         ]
     lines += ["loop_", "_atom_site_label", "_atom_site_type_symbol"]
     lines += [f"_atom_site_fract_{x}" for x in "xyz"] + [f"_atom_site_{c}" for c in columns]
-    lines += [" ".join(str(v) for v in row) for row in atoms]
+    lines += [" ".join(_value(v) for v in row) for row in atoms]
     if aniso is not None:
         lines += ["loop_", "_atom_site_aniso_label"]
         lines += [
             f"_atom_site_aniso_{aniso_kind}_{ij}" for ij in ("11", "22", "33", "12", "13", "23")
         ]
-        lines += [
-            " ".join(repr(v) if isinstance(v, float) else str(v) for v in row) for row in aniso
-        ]
+        lines += [" ".join(_value(v) for v in row) for row in aniso]
     return "\n".join(lines) + "\n"
 
 
