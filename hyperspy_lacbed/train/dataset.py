@@ -22,7 +22,14 @@ Store layout (group ``<path>/<split>``)::
     seconds            (n,)                    float32  wall time of the sample (not part of
                                                         the reproducible content)
     done               (n,)                    bool     set last, when the sample is complete
-    attrs: recipe, format, domain, reflections, thicknesses, units
+    attrs: recipe, format, domain, reflections, thicknesses, units, space_group_labels
+
+The space-group labels (``space_group`` and the structure's ``"space_group"``) of a split
+created by this version are the symmetry of each crystal's arrangement of atoms
+(``space_group_labels = "arrangement"``,
+:attr:`~hyperspy_lacbed.train.structures.SyntheticStructure.space_group`). A split created
+before has no such attribute and keeps the group each structure was drawn in, also for
+the samples that a resumed run adds to it, so that one split never mixes the two.
 
 :class:`LACBEDDataset` reads a store lazily as a map-style torch dataset, optionally
 with augmentation by random origin shifts and by the operations of the zone axis that
@@ -62,6 +69,7 @@ __all__ = [
     "dataset_summary",
     "generate_dataset",
     "open_dataset",
+    "space_group_label",
 ]
 
 #: Format tag of the stores written here.
@@ -79,6 +87,8 @@ _ARRAYS = (
 )
 #: Arrays that stores written before v1 lack: each sample's convergence estimate and beams.
 _SINCE_V1 = ("convergence", "beams")
+#: Split attribute naming the space-group labels of its samples (absent: "drawn").
+LABELS_ATTR = "space_group_labels"
 
 
 # ----------------------------------------------------------------------------------------
@@ -297,6 +307,7 @@ def _create_or_check(path: str | os.PathLike, recipe: DatasetRecipe, overwrite: 
             "reflections": [list(x) for x in dom.reflections],
             "thicknesses": list(dom.thicknesses),
             "structure_seed": recipe.structure_seed,
+            LABELS_ATTR: "arrangement",
             "units": {
                 "potential": "V·Å (projected potential over one a × a cell, pixel [iy, ix] at "
                 "(ix, iy)·a/P from the cell origin)",
@@ -365,6 +376,27 @@ def compute_sample(recipe: DatasetRecipe, index: int, device: str = "cpu") -> di
     }
 
 
+def space_group_label(attrs: Any, synthetic: Any) -> int:
+    """The space-group label a split stores for a structure (see the module docstring).
+
+    Parameters
+    ----------
+    attrs
+        The split group's attributes.
+    synthetic
+        The :class:`~hyperspy_lacbed.train.structures.SyntheticStructure`.
+
+    Returns
+    -------
+    int
+        Its arrangement's group in a split created with ``space_group_labels =
+        "arrangement"``; in an older split, the group it was drawn in.
+    """
+    if attrs.get(LABELS_ATTR) == "arrangement":
+        return int(synthetic.space_group)
+    return int(synthetic.recipe["space_group"])
+
+
 def _sample_task(path: str, recipe_json: str, index: int, device: str) -> dict[str, Any]:
     """One dask task: compute sample ``index`` and write it, ``done`` last."""
     import zarr
@@ -373,12 +405,13 @@ def _sample_task(path: str, recipe_json: str, index: int, device: str) -> dict[s
     out = compute_sample(recipe, index, device)
     group = zarr.open_group(_split_path(path, recipe.split), mode="r+")
     synthetic = out["structure"]
+    label = space_group_label(group.attrs, synthetic)
     group["potential"][index] = out["potential"]
     group["discs"][index] = out["discs"]
     group["lattice_parameter"][index] = synthetic.lattice_parameter
-    group["space_group"][index] = synthetic.space_group
+    group["space_group"][index] = label
     group["n_atoms"][index] = len(synthetic.crystal)
-    group["structure"][index] = json.dumps(synthetic.to_dict())
+    group["structure"][index] = json.dumps({**synthetic.to_dict(), "space_group": label})
     group["seconds"][index] = out["seconds"]
     report = out["convergence"]
     if report is not None and "convergence" in group:  # not in stores from before v1

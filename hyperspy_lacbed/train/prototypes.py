@@ -68,6 +68,7 @@ from hyperspy_lacbed.train.structures import (
     SyntheticStructure,
     _orbit,
     _sample_rng,
+    arrangement_space_group,
     space_group_operations,
 )
 
@@ -1154,7 +1155,7 @@ class RealisticGenerator:
                 "formula": formula,
                 "random_recipe": s.recipe,
             }
-            return SyntheticStructure(s.crystal, sg, recipe)
+            return SyntheticStructure(s.crystal, s.space_group, recipe)
         raise RuntimeError(f"Only excluded compositions in space group {sg}; widen the elements.")
 
     def _draw_chemistry(self, protos: list[Prototype], rng: np.random.Generator) -> Any:
@@ -1277,7 +1278,7 @@ class RealisticGenerator:
             "n_atoms": len(crystal),
             "config": cfg.to_dict(),
         }
-        return SyntheticStructure(crystal, sg, recipe)
+        return SyntheticStructure(crystal, arrangement_space_group(crystal), recipe)
 
 
 def target_lattice_histogram(

@@ -7,6 +7,9 @@ lattice parameter follows from a bond-length rule so that no two atoms are close
 ``bond_factor × (r_i + r_j)``. A structure is kept only when spglib finds the requested
 space group again, it has at most ``max_atoms`` atoms per cell and its lattice parameter
 lies in the configured range; otherwise it is redrawn (the acceptance rate is reported).
+Its label is the symmetry of its atoms' arrangement (:func:`arrangement_space_group`),
+which is higher than the requested group when only the per-site Debye–Waller factors
+told its sites apart.
 
 Reproducibility: sample ``i`` of seed ``s`` is drawn from its own generator
 ``numpy.random.default_rng(numpy.random.SeedSequence(s, spawn_key=(i,)))`` (the ``i``-th
@@ -48,6 +51,7 @@ __all__ = [
     "StructureGenerator",
     "SyntheticStructure",
     "WyckoffSite",
+    "arrangement_space_group",
     "generate_structures",
     "space_group_operations",
     "wyckoff_positions",
@@ -225,7 +229,11 @@ class SyntheticStructure:
     crystal
         The validated :class:`~hyperspy_lacbed.crystal.structure.Crystal` (all atoms).
     space_group
-        The requested space group (spglib finds it again in ``crystal``).
+        The space group of the atoms' arrangement (:func:`arrangement_space_group`): the
+        drawn one (``recipe["space_group"]``, which ``crystal.space_group_number`` finds)
+        or a supergroup of it, when the sites differ only in their Debye–Waller factors,
+        which the generators draw per site (e.g. two Mn sites of P4_332 that together are
+        the one site of I4_132).
     recipe
         Seed, sample index, attempt, lattice-parameter rule and the sites (element,
         Wyckoff multiplicity and free parameters, representative position, B).
@@ -455,6 +463,43 @@ def wyckoff_positions(number: int) -> tuple[WyckoffSite, ...]:
     return tuple(sites)
 
 
+def arrangement_space_group(crystal: Crystal) -> int:
+    """The space group of a crystal's arrangement of atoms, thermal factors left out.
+
+    :attr:`~hyperspy_lacbed.crystal.structure.Crystal.space_group_number` tells sites
+    apart by their Debye–Waller factors too; here a site's type is its composition
+    (elements and occupancies) only, so that equal atoms on positions that a supergroup
+    makes one orbit count as one site, as a structure type counts them.
+
+    Parameters
+    ----------
+    crystal
+        The crystal.
+
+    Returns
+    -------
+    int
+        The space-group number spglib finds (tolerance 10⁻³, as the crystal's own), 1
+        when it finds none.
+    """
+    import spglib
+
+    positions = np.mod(np.asarray(crystal.positions, float), 1.0)
+    keys = np.round(positions / _ORBIT_TOL).astype(np.int64) % round(1 / _ORBIT_TOL)
+    sites: dict[tuple[int, ...], tuple[np.ndarray, list[tuple[str, float]]]] = {}
+    for key, p, element, occupancy in zip(
+        map(tuple, keys), positions, crystal.elements, crystal.occupancies
+    ):
+        sites.setdefault(key, (p, []))[1].append((str(element), round(float(occupancy), 4)))
+    kinds: dict[tuple, int] = {}
+    types = [kinds.setdefault(tuple(sorted(comp)), len(kinds) + 1) for _, comp in sites.values()]
+    cell = (crystal.direct_basis, np.array([p for p, _ in sites.values()]), types)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # spglib's error-handling notice
+        data = spglib.get_symmetry_dataset(cell, symprec=1e-3)
+    return 1 if data is None else int(data.number)
+
+
 # ----------------------------------------------------------------------------------------
 # Random structures
 # ----------------------------------------------------------------------------------------
@@ -559,75 +604,19 @@ class StructureGenerator:
     def _draw(
         self, number: int, rng: np.random.Generator, index: int, attempt: int
     ) -> SyntheticStructure | str:
+        """One draw of a crystal of space group ``number``, or the reason it was rejected.
+
+        The order of the draws from ``rng`` is part of what a seed means: a stored dataset
+        holds the crystals of this order.
+        """
         cfg = self.config
-        rot, trans = space_group_operations(number)
-        positions = wyckoff_positions(number)
         n_sites = int(rng.integers(1, cfg.max_sites + 1))
         n_elements = int(rng.integers(1, min(cfg.max_elements, n_sites) + 1))
         palette = [str(e) for e in rng.choice(cfg.elements, size=n_elements, replace=False)]
-        general = [s for s in positions if s.dof == 3]
-        special = [s for s in positions if s.dof < 3]
-
         cap = self.max_atoms(number)
-        lo_b, hi_b = cfg.b_iso_range
-        sites: list[dict[str, Any]] = []
-        atoms_pos = np.zeros((0, 3))
-        atoms_el: list[str] = []
-        atoms_b: list[float] = []
-        used_fixed: set[int] = set()
-        for k in range(n_sites):
-            room = cap - len(atoms_el)
-            fits_general = [s for s in general if s.multiplicity <= room]
-            fits_special = [
-                j for j, s in enumerate(special) if s.multiplicity <= room and j not in used_fixed
-            ]
-            if fits_general and (not fits_special or rng.random() < cfg.general_probability):
-                site = fits_general[0]
-            elif fits_special:
-                j = fits_special[int(rng.integers(len(fits_special)))]
-                site = special[j]
-                if site.dof == 0:
-                    used_fixed.add(j)
-            else:
-                break
-            # Every element of the palette appears; the rest are random.
-            element = palette[k] if k < len(palette) else palette[int(rng.integers(len(palette)))]
-            b = float(
-                np.clip(rng.uniform(0.4, 1.2) * (30.0 / atomic_number(element)) ** 0.2, lo_b, hi_b)
-            )
-            # Best of a few random placements: the one that allows the smallest cell
-            # (random sequential addition, so that atoms spread out as in real crystals).
-            radii = np.array([COVALENT_RADII[e] for e in atoms_el])
-            best = None
-            for _ in range(cfg.placement_trials if site.dof else 1):
-                params = rng.random(site.dof)
-                orbit = _orbit(site.point(params), rot, trans)
-                need = _min_lattice_parameter(
-                    np.concatenate([atoms_pos, orbit]),
-                    np.concatenate([radii, np.full(len(orbit), COVALENT_RADII[element])]),
-                    cfg.bond_factor,
-                    new_from=len(atoms_pos),
-                )
-                if best is None or need < best[0]:
-                    best = (need, params, orbit)
-            _, params, orbit = best
-            sites.append(
-                {
-                    "element": element,
-                    "multiplicity": site.multiplicity,
-                    "dof": site.dof,
-                    "params": params.round(10).tolist(),
-                    "position": site.point(params).round(10).tolist(),
-                    "b_iso": round(b, 6),
-                }
-            )
-            atoms_pos = np.concatenate([atoms_pos, orbit])
-            atoms_el.extend([element] * len(orbit))
-            atoms_b.extend([b] * len(orbit))
+        sites, pos, atoms_el, atoms_b = self._place_sites(number, rng, n_sites, palette, cap)
         if len(atoms_el) > cap or not atoms_el or len(set(atoms_el)) < n_elements:
             return "too_many_atoms"  # also: the palette did not fit under the atom cap
-
-        pos = atoms_pos
         radii = np.array([COVALENT_RADII[e] for e in atoms_el])
         a_min = _min_lattice_parameter(pos, radii, cfg.bond_factor)
         slack = float(rng.uniform(1.0, 1.0 + cfg.lattice_slack))
@@ -637,20 +626,10 @@ class StructureGenerator:
             return "lattice_too_large"
         if a < lo:
             return "lattice_too_small"
-        a = round(a, 6)
         formula = _formula(atoms_el)
-        try:
-            crystal = Crystal.from_dict(
-                {
-                    "name": f"{formula} #{number} (seed {self.seed}, sample {index})",
-                    "lattice_parameters": [a, a, a, 90.0, 90.0, 90.0],
-                    "elements": atoms_el,
-                    "positions": pos.tolist(),
-                    "occupancies": [1.0] * len(atoms_el),
-                    "b_iso": atoms_b,
-                }
-            )
-        except StructureError:
+        name = f"{formula} #{number} (seed {self.seed}, sample {index})"
+        crystal = _cubic_crystal(name, round(a, 6), pos, atoms_el, atoms_b)
+        if crystal is None:
             return "invalid"
         if crystal.space_group_number != number:
             return "space_group"
@@ -667,7 +646,128 @@ class StructureGenerator:
             "sites": sites,
             "config": cfg.to_dict(),
         }
-        return SyntheticStructure(crystal, number, recipe)
+        return SyntheticStructure(crystal, arrangement_space_group(crystal), recipe)
+
+    def _place_sites(
+        self, number: int, rng: np.random.Generator, n_sites: int, palette: list[str], cap: int
+    ) -> tuple[list[dict[str, Any]], np.ndarray, list[str], list[float]]:
+        """Up to ``n_sites`` Wyckoff orbits filled in turn, while they fit under ``cap``.
+
+        Returns the sites' recipes and the atoms' fractional positions, elements and B.
+        """
+        cfg = self.config
+        rot, trans = space_group_operations(number)
+        positions = wyckoff_positions(number)
+        general = [s for s in positions if s.dof == 3]
+        special = [s for s in positions if s.dof < 3]
+        lo_b, hi_b = cfg.b_iso_range
+        sites: list[dict[str, Any]] = []
+        atoms_pos = np.zeros((0, 3))
+        atoms_el: list[str] = []
+        atoms_b: list[float] = []
+        used_fixed: set[int] = set()
+        for k in range(n_sites):
+            site = self._choose_site(general, special, used_fixed, cap - len(atoms_el), rng)
+            if site is None:
+                break
+            # Every element of the palette appears; the rest are random.
+            element = palette[k] if k < len(palette) else palette[int(rng.integers(len(palette)))]
+            b = float(
+                np.clip(rng.uniform(0.4, 1.2) * (30.0 / atomic_number(element)) ** 0.2, lo_b, hi_b)
+            )
+            params, orbit = self._best_placement(
+                site, element, rot, trans, atoms_pos, atoms_el, rng
+            )
+            sites.append(
+                {
+                    "element": element,
+                    "multiplicity": site.multiplicity,
+                    "dof": site.dof,
+                    "params": params.round(10).tolist(),
+                    "position": site.point(params).round(10).tolist(),
+                    "b_iso": round(b, 6),
+                }
+            )
+            atoms_pos = np.concatenate([atoms_pos, orbit])
+            atoms_el.extend([element] * len(orbit))
+            atoms_b.extend([b] * len(orbit))
+        return sites, atoms_pos, atoms_el, atoms_b
+
+    def _choose_site(
+        self,
+        general: list[WyckoffSite],
+        special: list[WyckoffSite],
+        used_fixed: set[int],
+        room: int,
+        rng: np.random.Generator,
+    ) -> WyckoffSite | None:
+        """A Wyckoff position with at most ``room`` atoms; None when none fits.
+
+        The general position with probability ``general_probability`` (or when no special
+        one fits), else a random special one; a fixed point is used once (``used_fixed``).
+        """
+        fits_general = [s for s in general if s.multiplicity <= room]
+        fits_special = [
+            j for j, s in enumerate(special) if s.multiplicity <= room and j not in used_fixed
+        ]
+        if fits_general and (not fits_special or rng.random() < self.config.general_probability):
+            return fits_general[0]
+        if not fits_special:
+            return None
+        j = fits_special[int(rng.integers(len(fits_special)))]
+        if special[j].dof == 0:
+            used_fixed.add(j)
+        return special[j]
+
+    def _best_placement(
+        self,
+        site: WyckoffSite,
+        element: str,
+        rot: np.ndarray,
+        trans: np.ndarray,
+        atoms_pos: np.ndarray,
+        atoms_el: list[str],
+        rng: np.random.Generator,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(free parameters, orbit) of the best of a few random placements of a site.
+
+        Best: the one that allows the smallest cell (random sequential addition, so that
+        atoms spread out as in real crystals).
+        """
+        radii = np.array([COVALENT_RADII[e] for e in atoms_el])
+        best = None
+        for _ in range(self.config.placement_trials if site.dof else 1):
+            params = rng.random(site.dof)
+            orbit = _orbit(site.point(params), rot, trans)
+            need = _min_lattice_parameter(
+                np.concatenate([atoms_pos, orbit]),
+                np.concatenate([radii, np.full(len(orbit), COVALENT_RADII[element])]),
+                self.config.bond_factor,
+                new_from=len(atoms_pos),
+            )
+            if best is None or need < best[0]:
+                best = (need, params, orbit)
+        _, params, orbit = best
+        return params, orbit
+
+
+def _cubic_crystal(
+    name: str, a: float, positions: np.ndarray, elements: list[str], b_iso: list[float]
+) -> Crystal | None:
+    """The cubic crystal of the atoms, or None when :class:`Crystal` refuses them."""
+    try:
+        return Crystal.from_dict(
+            {
+                "name": name,
+                "lattice_parameters": [a, a, a, 90.0, 90.0, 90.0],
+                "elements": elements,
+                "positions": positions.tolist(),
+                "occupancies": [1.0] * len(elements),
+                "b_iso": b_iso,
+            }
+        )
+    except StructureError:
+        return None
 
 
 def _formula(elements: list[str]) -> str:

@@ -18,6 +18,7 @@ from hyperspy_lacbed.train.dataset import (
     LACBEDDataset,
     generate_dataset,
     open_dataset,
+    space_group_label,
 )
 from hyperspy_lacbed.train.evaluate import evaluate_forward, evaluate_inverse, plot_cases
 from hyperspy_lacbed.train.metrics import align_potential, lmse, origin_invariant_lmse
@@ -67,12 +68,26 @@ def structures():
 
 def test_structures_have_the_requested_space_group(structures):
     items, stats = structures
-    assert [s.space_group for s in items] == list(GROUPS) * 2  # round robin
+    assert [s.recipe["space_group"] for s in items] == list(GROUPS) * 2  # round robin
     for s in items:
-        assert _spglib_number(s.crystal) == s.space_group
-        assert s.crystal.space_group_number == s.space_group
-        assert s.recipe["space_group"] == s.space_group and s.recipe["sites"]
+        assert s.crystal.space_group_number == s.recipe["space_group"] and s.recipe["sites"]
+        assert _spglib_number(s.crystal) == s.space_group  # the label: the arrangement's
     assert stats.accepted == len(items) and 0 < stats.acceptance_rate <= 1
+
+
+def test_a_crystal_is_labelled_by_the_symmetry_of_its_atoms():
+    """Two Mn sites of P4_332 (212) that differ only in B are the one site of I4_132 (214)."""
+    from hyperspy_lacbed.train.structures import arrangement_space_group
+
+    mn = StructureGenerator(7).structure(53)
+    assert set(mn.crystal.elements) == {"Mn"} and mn.recipe["space_group"] == 212
+    assert mn.crystal.space_group_number == 212  # the Debye-Waller factors tell them apart
+    assert mn.space_group == arrangement_space_group(mn.crystal) == _spglib_number(mn.crystal)
+    assert mn.space_group == 214
+    assert mn.to_dict()["space_group"] == 214 and mn.to_dict()["recipe"]["space_group"] == 212
+    # a split created before the relabelling keeps the drawn groups, also when resumed
+    assert space_group_label({}, mn) == 212
+    assert space_group_label({"space_group_labels": "arrangement"}, mn) == 214
 
 
 def test_structures_respect_the_bond_rule_and_limits(structures):
@@ -240,6 +255,7 @@ def test_store_is_lazy_and_holds_the_recipe(full_store):
     assert recipe.to_dict() == _recipe().to_dict()
     assert Domain.from_dict(recipe.domain) == TINY
     assert group["space_group"][:].tolist() == [198, 227, 230, 195, 212, 221]
+    assert group.attrs["space_group_labels"] == "arrangement"  # a split of this version
     structure = json.loads(group["structure"][2])
     assert structure["space_group"] == 230 and structure["recipe"]["index"] == 2
     assert np.all(group["discs"][:] >= 0) and np.all(np.isfinite(group["potential"][:]))
