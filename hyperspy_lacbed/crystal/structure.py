@@ -465,7 +465,7 @@ def load_structure(
     A CIF is expanded with the symmetry operations it lists; when it lists none, with those
     of its Hall symbol, of its Hermann–Mauguin symbol and setting (``'F d -3 m :2'``,
     ``'R -3 m :R'``) or of its space-group number (origin choice 1, hexagonal axes unless
-    the cell is rhombohedral); see :mod:`hyperspy_lacbed.crystal.cif`. A CIF that states
+    the cell is rhombohedral); see ``hyperspy_lacbed.crystal.cif``. A CIF that states
     no space group and lists no symmetry operation (a "P1 cell": every atom listed, as
     many programs write them) is read as P1. The crystal's symmetry is then found from its
     atoms (``Crystal.space_group_number``, by spglib), so a P1 cell of a cubic crystal is
