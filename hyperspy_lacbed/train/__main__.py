@@ -350,7 +350,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--config", help="TOML file with [dataset], [fit], [evaluate], [export]")
     sub = p.add_subparsers(dest="command", required=True)
+    _add_generate(sub)
+    _add_fit(sub)
+    _add_evaluate(sub)
+    _add_export(sub)
+    _add_ablation(sub)
+    return p
 
+
+def _add_generate(sub: Any) -> None:
+    """The ``generate`` command: simulate a dataset into a zarr store."""
     g = sub.add_parser(
         "generate",
         help="simulate synthetic cubic crystals into a zarr store (resumes where it stopped)",
@@ -372,6 +381,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--quiet", action="store_true", default=None, help="no progress bar")
     g.set_defaults(func=_generate)
 
+
+def _add_fit(sub: Any) -> None:
+    """The ``fit`` command: train or resume a model."""
     f = sub.add_parser("fit", help="train (or resume training) a forward or inverse model")
     f.add_argument("--store", help="dataset folder made by 'generate'")
     f.add_argument("--split", help="training split (default train)")
@@ -413,6 +425,9 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--quiet", action="store_true", default=None, help="no progress bar")
     f.set_defaults(func=_fit)
 
+
+def _add_evaluate(sub: Any) -> None:
+    """The ``evaluate`` command: metrics and figures of a model on a split."""
     e = sub.add_parser("evaluate", help="ℓMSE tables and figures of a model on a split")
     e.add_argument(
         "--model",
@@ -430,6 +445,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", help="write the metrics to this JSON file")
     e.set_defaults(func=_evaluate)
 
+
+def _add_export(sub: Any) -> None:
+    """The ``export`` command: a checkpoint as a model folder."""
     x = sub.add_parser("export", help="write a checkpoint as models/<name>/ (safetensors + card)")
     x.add_argument("--checkpoint", help="checkpoint folder of 'fit'")
     x.add_argument("--name", help="model name, e.g. default-forward")
@@ -438,6 +456,9 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--overwrite", action="store_true", default=None, help="replace a model")
     x.set_defaults(func=_export)
 
+
+def _add_ablation(sub: Any) -> None:
+    """The ``ablation`` command: formulation variants on the same budget."""
     b = sub.add_parser(
         "ablation",
         help="train formulation variants for the same wall-clock budget on the same data and "
@@ -474,7 +495,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     b.add_argument("--quiet", action="store_true", default=None, help="no progress bar")
     b.set_defaults(func=_ablation)
-    return p
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -45,6 +45,7 @@ import os
 import time
 import warnings
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -486,40 +487,13 @@ def generate_dataset(
     if limit is not None:
         pending = pending[: max(int(limit), 0)]
     recipe_json = json.dumps(recipe.to_dict())
-    results: list[dict[str, Any]] = []
+    tasks = [(str(path), recipe_json, int(i), device) for i in pending]
     bar = ProgressBar(len(pending), show_progressbar, f"LACBED dataset [{recipe.split}]", "sample")
     try:
-        if not len(pending):
-            pass
-        elif client is not None:
-            import dask
-            from distributed import as_completed
-
-            tasks = [
-                dask.delayed(_sample_task, pure=False)(str(path), recipe_json, int(i), device)
-                for i in pending
-            ]
-            futures = client.compute(tasks)
-            for fut in as_completed(futures):
-                results.append(fut.result())
-                bar.update(1)
+        if client is not None:
+            results = _run_on_client(client, tasks, bar.update)
         else:
-            # A pool of threads (the solves release the GIL) that takes the samples in index
-            # order, so a run stopped part-way holds a prefix of the recipe but for the few
-            # in flight; no thread waits for a slower one (sample times span 100×).
-            from concurrent.futures import ThreadPoolExecutor, as_completed
-
-            pool = ThreadPoolExecutor(max_workers=max(1, int(num_workers)))
-            try:
-                futures = [
-                    pool.submit(_sample_task, str(path), recipe_json, int(i), device)
-                    for i in pending
-                ]
-                for fut in as_completed(futures):
-                    results.append(fut.result())
-                    bar.update(1)
-            finally:
-                pool.shutdown(wait=True, cancel_futures=True)
+            results = _run_on_threads(tasks, num_workers, bar.update)
     finally:
         bar.close()
     stats = GenerationStats()
@@ -538,6 +512,48 @@ def generate_dataset(
         sample_seconds=[float(r["seconds"]) for r in sorted(results, key=lambda r: r["index"])],
         structure_stats=stats,
     )
+
+
+def _run_on_client(
+    client: Any, tasks: list[tuple], done: Callable[[int], Any]
+) -> list[dict[str, Any]]:
+    """Run the sample tasks on a ``dask.distributed`` client; results as they finish."""
+    if not tasks:
+        return []
+    import dask
+    from distributed import as_completed
+
+    futures = client.compute([dask.delayed(_sample_task, pure=False)(*t) for t in tasks])
+    results = []
+    for fut in as_completed(futures):
+        results.append(fut.result())
+        done(1)
+    return results
+
+
+def _run_on_threads(
+    tasks: list[tuple], num_workers: int, done: Callable[[int], Any]
+) -> list[dict[str, Any]]:
+    """Run the sample tasks on a local thread pool; results as they finish.
+
+    The solves release the GIL. The pool takes the samples in index order, so a run
+    stopped part-way holds a prefix of the recipe but for the few in flight; no thread
+    waits for a slower one (sample times span 100×).
+    """
+    if not tasks:
+        return []
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    pool = ThreadPoolExecutor(max_workers=max(1, int(num_workers)))
+    results = []
+    try:
+        futures = [pool.submit(_sample_task, *t) for t in tasks]
+        for fut in as_completed(futures):
+            results.append(fut.result())
+            done(1)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return results
 
 
 def open_dataset(path: str | os.PathLike, split: str | None = None, mode: str = "r"):
