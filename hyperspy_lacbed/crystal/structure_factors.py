@@ -39,9 +39,11 @@ def _check_absorption(absorption: str, fraction: float) -> None:
 
 def _unique_q(crystal: Crystal, hkl: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     q = np.linalg.norm(crystal.g_vectors(hkl), axis=-1)
-    # Many reflections share |g| (symmetry); evaluate scattering factors once per value.
-    q_unique, inverse = np.unique(np.round(q, 10), return_inverse=True)
-    return q_unique, inverse.reshape(q.shape)
+    # Many reflections share |g| (symmetry); evaluate scattering factors once per value. The
+    # rounded value only groups them: each group keeps one exact |g|, so that exp(−B s²)
+    # equals the anisotropic exp(−2π² gᵀ U g) of U = B/(8π²)·I to rounding, not to 1e-10.
+    _, first, inverse = np.unique(np.round(q, 10), return_index=True, return_inverse=True)
+    return q.reshape(-1)[first], inverse.reshape(q.shape)
 
 
 def _phases(crystal: Crystal, hkl: np.ndarray) -> np.ndarray:
@@ -78,12 +80,16 @@ def structure_factors(
     """
     hkl = np.asarray(hkl)
     q_unique, inverse = _unique_q(crystal, hkl)
+    s2 = (q_unique / 2) ** 2
     atom_f = np.empty((len(crystal), q_unique.size))
     for element in set(crystal.elements):
         rows = [i for i, e in enumerate(crystal.elements) if e == element]
         atom_f[rows] = scattering_factor(element, q_unique, table=scattering_factors)
     atom_f *= crystal.occupancies[:, None]
-    return _sum_atoms(crystal, hkl, atom_f, inverse, voltage, debye_waller)
+    if debye_waller and crystal.u_aniso is None:
+        atom_f *= np.exp(-crystal.b_iso[:, None] * s2[None, :])
+    anisotropic = debye_waller and crystal.u_aniso is not None
+    return _sum_atoms(crystal, hkl, atom_f, inverse, voltage, anisotropic)
 
 
 def debye_waller_factors(crystal: Crystal, hkl: np.ndarray) -> np.ndarray:
@@ -108,7 +114,9 @@ def debye_waller_factors(crystal: Crystal, hkl: np.ndarray) -> np.ndarray:
     g = crystal.g_vectors(np.asarray(hkl).reshape(-1, 3))  # 1/Å, no 2π
     if crystal.u_aniso is None:
         s2 = (g**2).sum(axis=1) / 4
-        return np.exp(-s2[:, None] * crystal.b_iso[None, :])
+        # One exponential per distinct B (most crystals have a few), then one column per atom.
+        b_values, b_index = np.unique(crystal.b_iso, return_inverse=True)
+        return np.exp(-s2[:, None] * b_values[None, :])[:, b_index.reshape(-1)]
     return np.exp(-2 * math.pi**2 * np.einsum("gi,aij,gj->ga", g, crystal.u_aniso, g))
 
 
@@ -118,16 +126,16 @@ def _sum_atoms(
     atom_f: np.ndarray,
     inverse: np.ndarray,
     voltage: float,
-    debye_waller: bool = False,
+    anisotropic: bool = False,
 ) -> np.ndarray:
     flat = hkl.reshape(-1, 3)
     inv = inverse.reshape(-1)
     phases = _phases(crystal, flat)  # (n_g, n_atoms)
-    if debye_waller:
-        # Per reflection, not per distinct |g|: an anisotropic factor depends on the direction
-        # of g, and the exact |g| keeps both kinds equal for isotropic tensors.
-        phases = phases * debye_waller_factors(crystal, flat)
-    u = np.einsum("ga,ag->g", phases, atom_f[:, inv])
+    weights = atom_f[:, inv]  # (n_atoms, n_g)
+    if anisotropic:
+        # Per reflection, not per distinct |g|: the factor depends on the direction of g.
+        weights *= debye_waller_factors(crystal, flat).T
+    u = np.einsum("ga,ag->g", phases, weights)
     prefactor = relativistic_gamma(voltage) / (math.pi * crystal.volume)
     return (prefactor * u).reshape(hkl.shape[:-1])
 
