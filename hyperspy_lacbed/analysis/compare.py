@@ -1,7 +1,8 @@
 """Compare simulated LACBED discs with recorded ones: correlation, blur, orientation, thickness.
 
-Plain NumPy/SciPy on arrays whose last two axes are the disc image (rows, columns); no
-HyperSpy import, so the functions serve the signal classes, refinement and scripts alike.
+Plain NumPy/SciPy (and torch for the differentiable correlation) on arrays whose last two
+axes are the disc image (rows, columns); no HyperSpy import, so the functions serve the
+signal classes, refinement, training metrics and scripts alike.
 
 The figure of merit is the zero-normalised cross-correlation (Pearson's r over the pixels
 of a disc), the one Felix uses: it ignores the scale and offset of the intensities, so raw
@@ -11,6 +12,7 @@ detector counts can be compared with ``|ψ_g|²`` directly.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
@@ -23,11 +25,53 @@ __all__ = [
     "ThicknessFit",
     "best_orientation",
     "block_mean",
+    "centred",
     "fit_thickness",
     "gaussian_blur",
     "orient",
     "zero_normalised_cross_correlation",
+    "zncc",
 ]
+
+
+def centred(x: Any, mask: Any) -> tuple[Any, Any]:
+    """Images centred on their mean over ``mask``, and their norms: the core of every ZNCC.
+
+    Parameters
+    ----------
+    x
+        Real torch tensor (..., ny, nx).
+    mask
+        Bool tensor broadcasting to ``x``: the pixels that count (others become 0).
+
+    Returns
+    -------
+    centred, norm
+        ``x − mean`` inside the mask (0 outside), and its Euclidean norm per image
+        (..., 1, 1). Differentiable; the one implementation behind
+        :func:`zero_normalised_cross_correlation`, the refinement's figure of merit and
+        the surrogates' ZMCC.
+    """
+    import torch
+
+    w = mask.to(x.dtype)
+    n = w.sum((-2, -1), keepdim=True)
+    xm = torch.where(mask, x, torch.zeros((), dtype=x.dtype))
+    c = (xm - xm.sum((-2, -1), keepdim=True) / n) * w
+    return c, torch.sqrt((c**2).sum((-2, -1), keepdim=True))
+
+
+def zncc(a: Any, b: Any, mask: Any) -> Any:
+    """ZNCC (Pearson's r) of torch images over ``mask``, per image; 0 where one is constant.
+
+    Differentiable (the refinement's figure of merit); see :func:`centred`.
+    """
+    import torch
+
+    ca, na = centred(a, mask)
+    cb, nb = centred(b, mask)
+    den = torch.clamp(na * nb, min=1e-300)[..., 0, 0]
+    return (ca * cb).sum((-2, -1)) / den
 
 
 def zero_normalised_cross_correlation(
@@ -56,6 +100,8 @@ def zero_normalised_cross_correlation(
     >>> float(zero_normalised_cross_correlation(x, 3 * x + 1))
     1.0
     """
+    import torch
+
     a = np.asarray(a, dtype=float)
     b = np.asarray(b, dtype=float)
     if a.ndim < 2 or b.ndim < 2 or a.shape[-2:] != b.shape[-2:]:
@@ -71,14 +117,13 @@ def zero_normalised_cross_correlation(
             raise ValueError(f"mask has shape {mask.shape}, the images {a.shape[-2:]}.")
         valid &= mask
     n = valid.sum(axis=(-2, -1))
+    v = torch.as_tensor(valid)
+    ta = torch.as_tensor(np.where(valid, a, 0.0))
+    tb = torch.as_tensor(np.where(valid, b, 0.0))
     with np.errstate(invalid="ignore", divide="ignore"):
-        a0 = np.where(valid, a, 0.0)
-        b0 = np.where(valid, b, 0.0)
-        da = np.where(valid, a0 - (a0.sum(axis=(-2, -1)) / n)[..., None, None], 0.0)
-        db = np.where(valid, b0 - (b0.sum(axis=(-2, -1)) / n)[..., None, None], 0.0)
-        num = (da * db).sum(axis=(-2, -1))
-        den = np.sqrt((da * da).sum(axis=(-2, -1)) * (db * db).sum(axis=(-2, -1)))
-        r = np.where((n >= 2) & (den > 0), num / den, np.nan)
+        r = zncc(ta, tb, v).numpy()
+        constant = (centred(ta, v)[1] * centred(tb, v)[1])[..., 0, 0].numpy() == 0
+    r = np.where((n >= 2) & ~constant, np.clip(r, -1.0, 1.0), np.nan)
     return float(r) if r.ndim == 0 else r
 
 

@@ -48,14 +48,14 @@ def projected_cell(
         _, lx = lattice_period(crystal, frame.ex)
         _, ly = lattice_period(crystal, frame.ey)
         _, lz = lattice_period(crystal, frame.ez)
-    except StructureError:
+    except StructureError as exc:
         angles = ", ".join(f"{v:g}°" for v in crystal.lattice_parameters[3:])
         raise StructureError(
             f"The projection of this cell (angles {angles}) along {list(frame.zone_axis)} "
             f"with x along {list(frame.x_direction)} has no rectangular periodic cell, which "
-            "a projected potential image needs ({exc}). Choose a zone axis along which the "
+            f"a projected potential image needs ({exc}). Choose a zone axis along which the "
             "projected lattice is rectangular, e.g. a cell edge at 90° to the other two."
-        ) from None
+        ) from exc
     return ProjectedCell(lx, ly, lz, frame.zone_axis, frame.x_direction)
 
 

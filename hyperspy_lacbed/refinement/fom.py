@@ -18,6 +18,8 @@ import math
 
 import numpy as np
 
+from hyperspy_lacbed.analysis.compare import centred, zncc
+
 FOMS = ("zncc", "lsq")
 
 
@@ -57,19 +59,12 @@ def orient(images, k: int, transpose: bool):
 
 def zncc_per_disc(sim, data, mask):
     """ZNCC of each disc over the pixels of ``mask`` (R, ny, nx) (bool tensors)."""
-    a, b = _unit(sim, mask), _unit(data, mask)
-    return (a * b).sum((-2, -1))
+    return zncc(sim, data, mask)
 
 
 def _unit(x, mask):
-    import torch
-
-    w = mask.to(x.dtype)
-    n = w.sum((-2, -1), keepdim=True)
-    xm = torch.where(mask, x, torch.zeros((), dtype=x.dtype))
-    centred = (xm - xm.sum((-2, -1), keepdim=True) / n) * w
-    norm = torch.sqrt((centred**2).sum((-2, -1), keepdim=True))
-    return centred / torch.clamp(norm, min=1e-300)
+    c, norm = centred(x, mask)
+    return c / norm.clamp(min=1e-300)
 
 
 def zncc_residuals(sim, data, mask):
