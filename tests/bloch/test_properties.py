@@ -109,3 +109,34 @@ def test_thin_and_thick_crystals_single_and_few_beams(t_scale, n_beams):
     assert np.all(np.isfinite(intensities))
     if n_beams == 1:
         np.testing.assert_allclose(intensities, 1.0, atol=1e-12)
+
+
+def test_structure_matrices_batched_over_crystals_equal_one_by_one():
+    """Many crystals in one call (a (C, P, P) potential) give each crystal's own matrices."""
+    import torch
+
+    from hyperspy_lacbed.bloch.matrix import structure_matrices
+
+    rng = np.random.default_rng(0)
+    c, p, t, m, w = 3, 12, 5, 6, 4
+    pot = torch.as_tensor(rng.normal(size=(c, p, p)) + 1j * rng.normal(size=(c, p, p)))
+    s = torch.as_tensor(rng.uniform(-0.05, 0.05, (c * t, p)))
+    kn = torch.as_tensor(rng.uniform(39.0, 40.0, c * t))
+    gn = torch.as_tensor(rng.uniform(-0.1, 0.1, p))
+    strong = torch.as_tensor(
+        np.stack([np.r_[0, rng.permutation(p - 1)[: m - 1] + 1] for _ in range(c * t)])
+    )
+    strong[1, -2:] = -1  # padding beams
+    weak = torch.as_tensor(np.stack([rng.permutation(p)[:w] for _ in range(c * t)]))
+    weak[2, -1] = -1
+    which = torch.arange(c).repeat_interleave(t)
+    a, scale = structure_matrices(pot, s, 40.0, kn, gn, strong, weak, which)
+    for i in range(c):
+        rows = slice(i * t, (i + 1) * t)
+        a_i, scale_i = structure_matrices(
+            pot[i], s[rows], 40.0, kn[rows], gn, strong[rows], weak[rows]
+        )
+        assert torch.allclose(a[rows], a_i, rtol=0, atol=0)
+        assert torch.allclose(scale[rows], scale_i)
+    # padding rows are isolated: no coupling to the other beams
+    assert (a[1, -2:, :-2] == 0).all() and (a[1, :-2, -2:] == 0).all()
