@@ -240,6 +240,22 @@ def _squash(symbol: str) -> str:
     return re.sub(r"[\s_]", "", symbol).lower()
 
 
+def _hm_keys(sg: Any) -> set[str]:
+    """The spellings of one setting's H-M symbol: spglib's alternatives ('P 2_1/c = P 1 2_1/n
+    1'), the full symbol and, for monoclinic settings, the symbol without its '1' axes
+    ('P 1 21/n 1' is also 'P 21/n')."""
+    spellings = [*sg.international.split("="), sg.international_full, sg.international_short]
+    keys = set()
+    for spelling in spellings:
+        tokens = spelling.split()
+        keys.add(_squash(spelling))
+        reduced = [tokens[0]] + [t for t in tokens[1:] if t != "1"]
+        # Only monoclinic '1' axes are optional: 'P 3 1 2' and 'P 3 2 1' are two groups.
+        if 3 <= sg.number <= 15 and len(reduced) > 1:
+            keys.add(_squash(" ".join(reduced)))
+    return keys
+
+
 def _is_rhombohedral_cell(lp: tuple[float, ...]) -> bool:
     a, b, c, al, be, ga = lp
     return (
@@ -254,7 +270,7 @@ def _is_rhombohedral_cell(lp: tuple[float, ...]) -> bool:
 def _pick(candidates: list[int], choice: str, lp: tuple[float, ...]) -> int | None:
     """The Hall number among ``candidates`` for a setting (``""`` = the default)."""
     table = _hall_table()
-    if choice:
+    if choice and any(table[n - 1].choice for n in candidates):
         hits = [n for n in candidates if table[n - 1].choice.lower() == choice.lower()]
         return hits[0] if hits else None
     if any(table[n - 1].choice == "R" for n in candidates):
@@ -297,16 +313,7 @@ def operations_from_symbols(
         body, choice = (match.group(1), match.group(2) or match.group(3)) if match else (hm, "")
         choice = {"s": "1", "z": "2"}.get(choice.lower(), choice) if choice else ""
         key = _squash(body)
-        candidates = [
-            n
-            for n, sg in enumerate(table, 1)
-            if key
-            in (
-                _squash(sg.international),
-                _squash(sg.international_full),
-                _squash(sg.international_short),
-            )
-        ]
+        candidates = [n for n, sg in enumerate(table, 1) if key in _hm_keys(sg)]
         if candidates:
             n = _pick(candidates, choice, lattice_parameters)
             if n is None:
@@ -483,7 +490,17 @@ def _aniso(block: Any, labels: tuple[str, ...], lp: tuple[float, ...]) -> np.nda
     for kind, scale in kinds.items():
         if f"_atom_site_aniso_{kind}_11" not in block:
             continue
-        aniso_labels = [str(v) for v in block["_atom_site_aniso_label"]]
+        # The aniso columns usually have a loop of their own; some files append them to the
+        # atom loop, which then labels them.
+        label_tag = next(
+            (t for t in ("_atom_site_aniso_label", "_atom_site_label") if t in block), None
+        )
+        if label_tag is None:
+            raise CifError(
+                "The aniso loop has no _atom_site_aniso_label column; add it, naming each "
+                "atom as _atom_site_label does."
+            )
+        aniso_labels = [str(v) for v in block[label_tag]]
         n = len(aniso_labels)
         u = np.zeros((n, 3, 3))
         for i, j in ((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2)):
@@ -568,6 +585,12 @@ def read_cif(path: Path) -> AsymmetricUnit:
         xyz = cart @ np.linalg.inv(direct_basis(lp))
     else:
         xyz = np.zeros((0, 3))
+    missing = np.flatnonzero(~np.all(np.isfinite(xyz), axis=1))
+    if missing.size:
+        raise CifError(
+            f"Atom {labels[missing[0]]} of {path.name} has no coordinates ('?' or '.'); every "
+            "atom needs _atom_site_fract_x, _y and _z."
+        )
     occ = np.nan_to_num(_column(block, "_atom_site_occupancy", n, 1.0), nan=1.0)
     b_iso = _column(block, "_atom_site_b_iso_or_equiv", n)
     u_iso = _column(block, "_atom_site_u_iso_or_equiv", n)

@@ -343,3 +343,91 @@ def test_rhombohedral_and_hexagonal_axes_give_the_same_structure_factors(
     np.testing.assert_allclose(u_r, u_h, rtol=0, atol=1e-12 * abs(u_h[0]))
     # Reverse reflections are absent on hexagonal axes (R centring).
     assert abs(structure_factors(hexagonal, np.array([[1, 0, 0]]))[0]) < 1e-12 * abs(u_h[0])
+
+
+# ----------------------------------------------------------------------------------------
+# Settings named by symbols
+# ----------------------------------------------------------------------------------------
+
+
+def _same_operations(ops, rotations, translations) -> bool:
+    if len(ops) != len(rotations):
+        return False
+    for w, t in zip(rotations, translations, strict=True):
+        same = np.all(ops.rotations == w, axis=(1, 2))
+        d = ops.translations[same] - t
+        if not np.any(np.abs(d - np.round(d)).max(axis=1) < 1e-9):
+            return False
+    return True
+
+
+HEX_CELL = (5.0, 5.0, 13.0, 90, 90, 120)
+RHO_CELL = (5.5, 5.5, 5.5, 55, 55, 55)
+
+
+@pytest.mark.parametrize(
+    ("header", "cell", "number", "choice"),
+    [
+        ("_symmetry_space_group_name_H-M 'P 21/n'", CUBIC, 14, "b2"),  # P 1 21/n 1
+        ("_symmetry_space_group_name_H-M 'P 1 21/n 1'", CUBIC, 14, "b2"),
+        ("_symmetry_space_group_name_H-M 'P 21/c'", CUBIC, 14, "b1"),
+        ("_space_group_name_H-M_alt 'P n m a'", CUBIC, 62, ""),
+        ("_space_group_name_H-M_alt 'P b n m'", CUBIC, 62, "cab"),
+        ("_space_group_name_H-M_alt 'P m -3 m :1'", CUBIC, 221, ""),  # one setting only
+        ("_space_group_name_H-M_alt 'I 41/a m d :2'", CUBIC, 141, "2"),
+        ("_space_group_name_H-M_alt 'R -3 c'", HEX_CELL, 167, "H"),
+        ("_space_group_name_H-M_alt 'R -3 c'", RHO_CELL, 167, "R"),
+        ("_space_group_IT_number 166", RHO_CELL, 166, "R"),
+        ("_space_group_IT_number 166", HEX_CELL, 166, "H"),
+        ("_space_group_name_Hall '-P 4 2 3'", CUBIC, 221, ""),
+        # Spaces matter in trigonal symbols: three different groups.
+        ("_space_group_name_H-M_alt 'P 3 1 2'", HEX_CELL, 149, ""),
+        ("_space_group_name_H-M_alt 'P 3 2 1'", HEX_CELL, 150, ""),
+        ("_space_group_name_H-M_alt 'P 31 2 1'", HEX_CELL, 152, ""),
+    ],
+)
+def test_symbols_name_their_setting(tmp_path, header, cell, number, choice):
+    from hyperspy_lacbed.crystal.cif import read_cif
+
+    unit = read_cif(write(tmp_path, cif_text(cell, SI_O1, header=(header,))))
+    hall = _hall_number(number, choice)
+    assert _same_operations(unit.operations, *_ops(hall))
+
+
+def test_every_symbol_spelling_names_one_space_group():
+    from hyperspy_lacbed.crystal.cif import _hall_table, _hm_keys
+
+    numbers: dict[str, set[int]] = {}
+    for sg in _hall_table():
+        for key in _hm_keys(sg):
+            numbers.setdefault(key, set()).add(sg.number)
+    assert {k: v for k, v in numbers.items() if len(v) > 1} == {}
+    assert len(numbers) > 530  # every setting, with its short spellings
+
+
+def test_unknown_symbol_and_setting_are_refused(tmp_path):
+    for header, match in (
+        ("_space_group_name_H-M_alt 'Q 7'", "Unknown space group 'Q 7'"),
+        ("_space_group_name_H-M_alt 'F d -3 m :3'", "no setting '3'"),
+        ("_space_group_name_Hall '-F 9'", "not one of the 530"),
+        ("_space_group_IT_number 231", "not between 1 and 230"),
+    ):
+        with pytest.raises(StructureError, match=match):
+            load_structure(write(tmp_path, cif_text(CUBIC, SI_O1, header=(header,))))
+
+
+def test_missing_coordinates_are_refused(tmp_path):
+    text = cif_text(CUBIC, [("Si1", "Si", 0, "?", 0, 1, 0.5)])
+    with pytest.raises(StructureError, match="Si1 .*has no coordinates"):
+        load_structure(write(tmp_path, text))
+
+
+def test_aniso_columns_in_the_atom_loop(tmp_path):
+    # Some programs append the aniso columns to the atom loop instead of a loop of their own.
+    text = cif_text(
+        CUBIC,
+        [("Na1", "Na", 0, 0, 0, 1, 0.01, 0.02, 0.03)],
+        columns=("occupancy", "aniso_U_11", "aniso_U_22", "aniso_U_33"),
+    )
+    crystal = load_structure(write(tmp_path, text))
+    np.testing.assert_allclose(crystal.u_aniso[0], np.diag([0.01, 0.02, 0.03]), atol=1e-15)
