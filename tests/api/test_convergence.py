@@ -42,12 +42,13 @@ def default_run(request):
 
 
 @needs_structures
-def test_default_is_within_2_percent_of_a_600_beam_reference(default_run):
+def test_default_is_within_1_percent_of_a_600_beam_reference(default_run):
     name, s = default_run
     ref, reflections = _reference(name)
     assert s.reflections == [tuple(r) for r in reflections.tolist()]
     err = _error(s.data, ref)
-    assert err.max() < 0.02, f"{name}: {err.max():.4f} of the image maximum"
+    # README: every case within 1 % (measured here: SrTiO3 0.56 %, GaAs 0.35 %); 20 % for noise
+    assert err.max() < 1.2 * 0.01, f"{name}: {err.max():.4f} of the image maximum"
     c = s.metadata.LACBED.convergence
     assert c.mode == "auto" and c.converged and c.tolerance == 0.01
     assert c.estimate <= c.tolerance

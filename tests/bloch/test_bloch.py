@@ -13,6 +13,11 @@ from hyperspy_lacbed.bloch.discs import beam_intensities, compute_discs
 from hyperspy_lacbed.bloch.settings import SimulationSettings
 from hyperspy_lacbed.crystal.structure import load_structure, zolz_reflections
 
+#: The README's claims (*What is measured*, read from benchmarks/results/bench_reference.json
+#: by tests/test_readme_results.py); the tests allow 10–20 % above them for noise.
+FELIX_CLAIM = 0.0055  # "max difference ≤ 0.55 % of each image's maximum"
+ABTEM_CLAIM = 1e-4  # "max difference < 1e-4"
+
 
 @pytest.fixture(scope="module")
 def felix_case():
@@ -22,7 +27,8 @@ def felix_case():
 
 
 def _felix_worst(case, images, discs) -> float:
-    """Largest |ours − Felix| / max(Felix) over every image; asserts each is within 1 %."""
+    """Largest |ours − Felix| / max(Felix) over every image; asserts each is within the
+    README's 0.55 % (with 10 % for noise)."""
     inputs = case["inputs"]
     worst = 0.0
     for ti, t in enumerate(inputs["thicknesses_A"]):
@@ -31,7 +37,9 @@ def _felix_worst(case, images, discs) -> float:
             ours = discs[ti, ri]
             err = np.abs(ours - ref).max() / ref.max()
             worst = max(worst, err)
-            assert err < 0.01, f"{hkl} at {t} Å differs by {err:.2%} of the image maximum"
+            assert err <= 1.1 * FELIX_CLAIM, (
+                f"{hkl} at {t} Å differs by {err:.3%} of the image maximum (README: ≤ 0.55 %)"
+            )
             assert np.corrcoef(ours.ravel(), ref.ravel())[0, 1] > 0.999
     return worst
 
@@ -155,7 +163,8 @@ def test_zone_axis_intensities_match_abtem(case, table, dw):
     expected = np.array(
         [[r["I000"], r["I220_each"], r["I400_each"], r["I440_each"]] for r in rows]
     )
-    np.testing.assert_allclose(intensities, expected, atol=2e-3)
+    # README: max difference < 1e-4 (measured 7.8e-5 – 9.8e-5 over the four settings)
+    np.testing.assert_allclose(intensities, expected, rtol=0, atol=1.2 * ABTEM_CLAIM)
 
 
 @pytest.mark.parametrize(("name", "zone"), [("Si", (0, 0, 1)), ("GaAs", (1, 1, 0))])
