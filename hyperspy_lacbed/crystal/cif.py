@@ -438,6 +438,45 @@ def _cell(block: Any, filename: str) -> tuple[float, float, float, float, float,
     return tuple(values)  # type: ignore[return-value]
 
 
+def _symbols(block: Any) -> tuple[str, str, str]:
+    """The Hall symbol, H-M symbol and number the CIF states (empty where it does not)."""
+    hall = _get(block, "_space_group_name_hall", "_symmetry_space_group_name_hall")
+    hm = _get(
+        block,
+        "_space_group_name_h-m_alt",
+        "_space_group_name_h-m_ref",
+        "_symmetry_space_group_name_h-m",
+    )
+    number = _get(block, "_space_group_it_number", "_symmetry_int_tables_number")
+    return hall, hm, number
+
+
+def _warn_if_other_setting(
+    listed: Operations, block: Any, lp: tuple[float, ...], filename: str
+) -> None:
+    """Say so when the listed operations are not those of the setting the symbols name."""
+    hall, hm, number = _symbols(block)
+    if not (hall or hm or number):
+        return
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            named = operations_from_symbols(hall, hm, number, lp)
+    except CifError:
+        return  # a symbol we cannot read says nothing against the list
+    keys = _keys(
+        np.concatenate([listed.rotations, named.rotations]),
+        np.concatenate([listed.translations, _snap(named.translations)]),
+    )
+    if set(keys[: len(listed)]) != set(keys[len(listed) :]):
+        warnings.warn(
+            f"{filename} names {named.source} but lists the operations of another setting "
+            "(e.g. the other origin choice); the listed operations are used.",
+            UserWarning,
+            stacklevel=5,  # the caller of load_structure
+        )
+
+
 def _operations(block: Any, lp: tuple[float, ...], filename: str) -> Operations:
     for tag in ("_space_group_symop_operation_xyz", "_symmetry_equiv_pos_as_xyz"):
         if tag in block:
@@ -461,15 +500,9 @@ def _operations(block: Any, lp: tuple[float, ...], filename: str) -> Operations:
                     f"but its operations have {n_rot} distinct rotations; give the complete "
                     "list of operations, or the right space-group number."
                 )
+            _warn_if_other_setting(operations, block, lp, filename)
             return operations
-    hall = _get(block, "_space_group_name_hall", "_symmetry_space_group_name_hall")
-    hm = _get(
-        block,
-        "_space_group_name_h-m_alt",
-        "_space_group_name_h-m_ref",
-        "_symmetry_space_group_name_h-m",
-    )
-    number = _get(block, "_space_group_it_number", "_symmetry_int_tables_number")
+    hall, hm, number = _symbols(block)
     if not (hall or hm or number):
         if any(tag in block for tag in SYMMETRY_TAGS):
             raise CifError(
