@@ -502,7 +502,20 @@ class FourierForwardGenerator(DomainConditioning, nn.Module):
         # canonical origin by a whole-pixel roll first, then the FFT: bit-exact invariance
         self.origin = FourierCoefficients(h_max, in_size, origin="max_at_centre")
         self.fourier = FourierCoefficients(h_max, in_size, origin="none")
-        n = 2 * int(h_max) + 1
+        self._build_networks(int(h_max), width, latent, n_layers, final_kernel)
+        self.peak = nn.Linear(latent, 1) if output == "scale_free" else None
+        self.symmetriser = (
+            SquareSymmetriser(refl, out_size, in_size, symmetry_tolerance) if symmetrise else None
+        )
+
+    def _build_networks(
+        self, h_max: int, width: int, latent: int, n_layers: int, final_kernel: int
+    ) -> None:
+        """The coefficient encoder, the FiLM pixel network, its head and the smoothing.
+
+        Built in this order, which fixes the initial weights of a seed.
+        """
+        n = 2 * h_max + 1
         self.encoder = nn.Sequential(
             nn.Linear(2 * n * n + 2, latent),
             nn.LeakyReLU(0.1),
@@ -515,22 +528,13 @@ class FourierForwardGenerator(DomainConditioning, nn.Module):
         layers = [_FiLMLayer(cin, width, latent)]
         layers += [_FiLMLayer(width, width, latent) for _ in range(n_layers - 1)]
         self.pixel_net = nn.ModuleList(layers)
-        self.head = nn.Linear(width, out_channels)
+        self.head = nn.Linear(width, self.out_channels)
         # a small residual convolution across neighbouring tilts (cheap: R → R channels)
+        r = self.out_channels
         self.smooth = (
-            nn.Conv2d(
-                out_channels,
-                out_channels,
-                final_kernel,
-                padding=final_kernel // 2,
-                padding_mode="reflect",
-            )
+            nn.Conv2d(r, r, final_kernel, padding=final_kernel // 2, padding_mode="reflect")
             if final_kernel > 1
             else None
-        )
-        self.peak = nn.Linear(latent, 1) if output == "scale_free" else None
-        self.symmetriser = (
-            SquareSymmetriser(refl, out_size, in_size, symmetry_tolerance) if symmetrise else None
         )
 
     def coefficients(self, x: torch.Tensor, cond: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -568,6 +572,24 @@ class FourierForwardGenerator(DomainConditioning, nn.Module):
         if self.symmetriser is not None:
             out = self.symmetriser(out, self.symmetriser.symmetries(v))
         return out
+
+
+def _strided_encoder(
+    cin: int, ngf: int, n_downsampling: int, max_channels: int
+) -> tuple[nn.Sequential, int]:
+    """(CNN of ``n_downsampling`` stride-2 stages, its output channels)."""
+    layers: list[nn.Module] = []
+    c = cin
+    for i in range(n_downsampling):
+        nxt = min(ngf * 2**i, max_channels)
+        layers += [
+            nn.Conv2d(c, nxt, 3, 1, 1, padding_mode="reflect"),
+            nn.LeakyReLU(0.1),
+            nn.Conv2d(nxt, nxt, 3, 2, 1, padding_mode="reflect"),
+            nn.LeakyReLU(0.1),
+        ]
+        c = nxt
+    return nn.Sequential(*layers), c
 
 
 class FourierInverseGenerator(DomainConditioning, nn.Module):
@@ -655,18 +677,7 @@ class FourierInverseGenerator(DomainConditioning, nn.Module):
             geometry_g_max,
         )
         cin = in_channels + cond_channels + self.n_pixel_features()
-        layers: list[nn.Module] = []
-        c = cin
-        for i in range(n_downsampling):
-            nxt = min(ngf * 2**i, max_channels)
-            layers += [
-                nn.Conv2d(c, nxt, 3, 1, 1, padding_mode="reflect"),
-                nn.LeakyReLU(0.1),
-                nn.Conv2d(nxt, nxt, 3, 2, 1, padding_mode="reflect"),
-                nn.LeakyReLU(0.1),
-            ]
-            c = nxt
-        self.encoder = nn.Sequential(*layers)
+        self.encoder, c = _strided_encoder(cin, ngf, n_downsampling, max_channels)
         side = in_size // 2**n_downsampling
         n = 2 * self.h_max + 1
         self.n_coefficients = n * n
@@ -676,9 +687,15 @@ class FourierInverseGenerator(DomainConditioning, nn.Module):
         self.n_half = len(half)
         self.register_buffer("half_index", torch.from_numpy(half), False)
         self.register_buffer("mirror_index", torch.from_numpy(n * n - 1 - half), False)
-        self.head = nn.Sequential(
+        self.head = self._coefficient_head(c * side * side + cond_channels, hidden)
+        self.inverse = InverseFourier(self.h_max, out_size)
+        self.origin = FourierCoefficients(self.h_max, out_size, origin="max_at_centre")
+
+    def _coefficient_head(self, n_in: int, hidden: int) -> nn.Sequential:
+        """The MLP from the encoded discs and (a, t) to V_0 and the half plane's V_g."""
+        head = nn.Sequential(
             nn.Flatten(),
-            nn.Linear(c * side * side + cond_channels, hidden),
+            nn.Linear(n_in, hidden),
             nn.LeakyReLU(0.1),
             nn.Linear(hidden, hidden),
             nn.LeakyReLU(0.1),
@@ -688,14 +705,13 @@ class FourierInverseGenerator(DomainConditioning, nn.Module):
         # ≈ 1 % of V_0. From sigmoid(0) = ½ everywhere, ~n² coefficients of V_0 / 2 with
         # random phases would make a huge, partly negative image, and the quickest way
         # down the loss would be V_0 → 0, where the decode saturates (a dead network).
-        last = self.head[-1]
+        last = head[-1]
         with torch.no_grad():
             last.weight.mul_(0.1)
             last.bias.zero_()
             last.bias[0] = math.log(0.4 / 0.6)
             last.bias[1 : 1 + self.n_half] = math.log(0.01 / 0.99)
-        self.inverse = InverseFourier(self.h_max, out_size)
-        self.origin = FourierCoefficients(self.h_max, out_size, origin="max_at_centre")
+        return head
 
     def bound(self) -> float:
         """Largest ``|V|`` (V·Å) any output can reach: a_max · V_max · (2 h_max + 1)².

@@ -591,54 +591,75 @@ def plot_cases(
     fig = Figure(figsize=(13, 3.3 * len(cases)), layout="constrained")
     axes = fig.subplots(len(cases), 4, squeeze=False)
     for r, (label, row) in enumerate(cases.items()):
-        pred = prediction(row)
-        value = result.lmse[row, k]
         name = f"{label}: #{int(result.indices[row])}, SG {int(result.space_groups[row])}"
-        if result.direction == "forward":
-            ref = dsc[row, k]
-            vmax = float(np.nanmax(ref))
-            panels = [
-                (pot[row], "projected potential (V·Å)", "viridis", None),
-                (grid_montage(ref, reflections), "Bloch waves", "gray", (0, vmax)),
-                (grid_montage(pred, reflections), "cGAN", "gray", (0, vmax)),
-                (
-                    grid_montage(pred - ref, reflections),
-                    f"difference, ℓMSE {value:.2e}",
-                    "RdBu_r",
-                    None,
-                ),
-            ]
-        else:
-            ref = pot[row]
-            aligned = align_potential(pred, ref)
-            oi = result.metrics["lmse_origin_invariant"][row, k]
-            lo, hi = float(ref.min()), float(ref.max())
-            panels = [
-                (grid_montage(dsc[row, k], reflections), "input discs", "gray", None),
-                (ref, "reference potential (V·Å)", "viridis", (lo, hi)),
-                (aligned, "cGAN (aligned)", "viridis", (lo, hi)),
-                (aligned - ref, f"difference, ℓMSE {value:.2e} / o.-i. {oi:.2e}", "RdBu_r", None),
-            ]
+        panels = _case_panels(result, row, k, prediction(row), pot, dsc, reflections)
         for c, (img, ttl, cmap, lim) in enumerate(panels):
-            ax = axes[r, c]
-            if cmap == "RdBu_r":
-                span = float(np.nanmax(np.abs(img))) or 1.0
-                lim = (-span, span)
-            im = ax.imshow(
-                img,
-                cmap=cmap,
-                vmin=None if lim is None else lim[0],
-                vmax=None if lim is None else lim[1],
-                origin="lower",
-            )
-            fig.colorbar(im, ax=ax, shrink=0.8)
-            ax.set_title(ttl if c else f"{name}\n{ttl}", fontsize=9)
-            ax.set_xticks([])
-            ax.set_yticks([])
+            _draw_panel(fig, axes[r, c], img, ttl if c else f"{name}\n{ttl}", cmap, lim)
     fig.suptitle(title or f"{result.direction} model, thickness {t / 10:g} nm")
     if path is not None:
         fig.savefig(path, dpi=110)
     return fig
+
+
+#: A panel of the case figure: image, title, colour map and (vmin, vmax) or None.
+_Panel = tuple[np.ndarray, str, str, tuple[float, float] | None]
+
+
+def _case_panels(
+    result: EvaluationResult,
+    row: int,
+    k: int,
+    pred: np.ndarray,
+    pot: np.ndarray,
+    dsc: np.ndarray,
+    reflections: Sequence[Sequence[int]] | None,
+) -> list[_Panel]:
+    """The four panels of one case: input, reference, prediction and their difference."""
+    value = result.lmse[row, k]
+    if result.direction == "forward":
+        ref = dsc[row, k]
+        vmax = float(np.nanmax(ref))
+        return [
+            (pot[row], "projected potential (V·Å)", "viridis", None),
+            (grid_montage(ref, reflections), "Bloch waves", "gray", (0, vmax)),
+            (grid_montage(pred, reflections), "cGAN", "gray", (0, vmax)),
+            (
+                grid_montage(pred - ref, reflections),
+                f"difference, ℓMSE {value:.2e}",
+                "RdBu_r",
+                None,
+            ),
+        ]
+    ref = pot[row]
+    aligned = align_potential(pred, ref)
+    oi = result.metrics["lmse_origin_invariant"][row, k]
+    lo, hi = float(ref.min()), float(ref.max())
+    return [
+        (grid_montage(dsc[row, k], reflections), "input discs", "gray", None),
+        (ref, "reference potential (V·Å)", "viridis", (lo, hi)),
+        (aligned, "cGAN (aligned)", "viridis", (lo, hi)),
+        (aligned - ref, f"difference, ℓMSE {value:.2e} / o.-i. {oi:.2e}", "RdBu_r", None),
+    ]
+
+
+def _draw_panel(
+    fig: Any, ax: Any, img: np.ndarray, title: str, cmap: str, lim: tuple[float, float] | None
+) -> None:
+    """One image with its colour bar; a difference (RdBu_r) symmetric about zero."""
+    if cmap == "RdBu_r":
+        span = float(np.nanmax(np.abs(img))) or 1.0
+        lim = (-span, span)
+    im = ax.imshow(
+        img,
+        cmap=cmap,
+        vmin=None if lim is None else lim[0],
+        vmax=None if lim is None else lim[1],
+        origin="lower",
+    )
+    fig.colorbar(im, ax=ax, shrink=0.8)
+    ax.set_title(title, fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
 
 
 # ----------------------------------------------------------------------------------------

@@ -54,11 +54,11 @@ __all__ = [
     "ArrayDataset",
     "TrainConfig",
     "amplitude_loss",
+    "as_surrogate",
     "checkpoint_surrogate",
     "export",
     "fit",
     "load_checkpoint",
-    "run_surrogate",
     "validation_scores",
 ]
 
@@ -646,7 +646,7 @@ def _loss_record(step: int, time_s: float, lr: float, losses: dict[str, Any]) ->
 
 
 # ----------------------------------------------------------------------------- validation
-def run_surrogate(module: Any, identity: dict[str, Any], name: str = "training run") -> Any:
+def as_surrogate(module: Any, identity: dict[str, Any], name: str = "training run") -> Any:
     """A generator of a run as a :class:`~hyperspy_lacbed.nets.surrogate.Surrogate`.
 
     Training, the ablation and inference all run a generator the same way
@@ -661,6 +661,11 @@ def run_surrogate(module: Any, identity: dict[str, Any], name: str = "training r
         architecture, generator keywords, domain and normalisation.
     name
         The surrogate's name.
+
+    Returns
+    -------
+    hyperspy_lacbed.nets.surrogate.Surrogate
+        With a card of the run's identity (no weights file, no metrics).
     """
     from hyperspy_lacbed.nets.surrogate import Surrogate
 
@@ -684,6 +689,11 @@ def checkpoint_surrogate(out_dir: str | os.PathLike) -> Any:
     ----------
     out_dir
         The ``out_dir`` of :func:`fit`.
+
+    Returns
+    -------
+    hyperspy_lacbed.nets.surrogate.Surrogate
+        The checkpoint's generator in eval mode, on the CPU.
     """
     from hyperspy_lacbed.nets.architectures import build_generator
 
@@ -692,7 +702,7 @@ def checkpoint_surrogate(out_dir: str | os.PathLike) -> Any:
     module = build_generator(identity.get("architecture", "pix2pixhd"), identity["generator"])
     module.load_state_dict(ck["generator"])
     module.eval()
-    return run_surrogate(module, identity, Path(out_dir).name)
+    return as_surrogate(module, identity, Path(out_dir).name)
 
 
 def validation_scores(result: Any) -> dict[str, float]:
@@ -726,7 +736,7 @@ def _validate(run: _Run, arrays: dict[str, np.ndarray]) -> dict[str, float]:
 
     run.G.eval()
     try:
-        result = evaluate_arrays(run_surrogate(run.G, run.identity), arrays)
+        result = evaluate_arrays(as_surrogate(run.G, run.identity), arrays)
     finally:
         run.G.train()
     return validation_scores(result)

@@ -88,7 +88,8 @@ def test_encoding_round_trip():
     np.testing.assert_allclose(enc.decode_potential(enc.encode_potential(v, False)), v, rtol=1e-5)
     i = np.linspace(0, 1, 100)
     np.testing.assert_allclose(enc.decode_discs(enc.encode_discs(i)), i, atol=1e-6)
-    c = enc.encode_conditioning([3.0, 12.0], [500.0, 1000.0])
+    lo, hi = DOMAIN.lattice_parameter_range
+    c = enc.encode_conditioning([lo, hi], [500.0, 1000.0])
     np.testing.assert_allclose(c, [[-1, -1], [1, 1]])
     assert Encoding.from_dict(json.loads(json.dumps(enc.to_dict()))) == enc
 
