@@ -247,8 +247,10 @@ def domain(pixels: int, names: list[str] | None) -> list[dict]:
         if extra or (names and not any(n.lower() in name.lower() for n in names)):
             continue  # the domain is cubic [001]
         a = load_structure(structure).lattice_parameters[0]
-        kw = {**dom.simulation_kwargs(a), "pixels": pixels}
-        kw.pop("strong_beams")
+        # The domain's geometry and physics; the beams are what each run below sets.
+        beams = ("strong_beams", "weak_beams", "tolerance", "max_beams")
+        kw = {k: v for k, v in dom.simulation_kwargs(a).items() if k not in beams}
+        kw["pixels"] = pixels
         # The reference's own convergence is measured too (against 900 + 1800, 5 tilts).
         ref, _, ref_rep = _discs(
             structure,
