@@ -362,6 +362,7 @@ def feature_matching_loss(
     return loss  # type: ignore[return-value]
 
 
+from hyperspy_lacbed.nets.physics_forward import PhysicsForwardGenerator  # noqa: E402
 from hyperspy_lacbed.nets.physics_informed import (  # noqa: E402 (they import nothing from here)
     FourierForwardGenerator,
     FourierInverseGenerator,
@@ -372,9 +373,14 @@ ARCHITECTURES: dict[str, type[nn.Module]] = {
     "pix2pixhd": Pix2PixHDGenerator,
     "fourier-forward": FourierForwardGenerator,
     "fourier-inverse": FourierInverseGenerator,
+    "physics-forward": PhysicsForwardGenerator,
 }
 #: The direction of each architecture that serves only one (pix2pixhd serves both).
-ARCHITECTURE_DIRECTION = {"fourier-forward": "forward", "fourier-inverse": "inverse"}
+ARCHITECTURE_DIRECTION = {
+    "fourier-forward": "forward",
+    "fourier-inverse": "inverse",
+    "physics-forward": "forward",
+}
 
 
 def build_generator(name: str, kwargs: dict[str, Any]) -> nn.Module:
@@ -445,7 +451,7 @@ def generator_kwargs(
         )
     r, d, p = len(domain.reflections), domain.disc_pixels, domain.potential_pixels
     if architecture != "pix2pixhd":
-        return _physics_kwargs(direction, domain, overrides, encoding)
+        return _physics_kwargs(direction, domain, overrides, encoding, architecture)
     if direction == "forward":
         kw: dict[str, Any] = {
             "in_channels": 1,
@@ -481,7 +487,11 @@ def generator_kwargs(
 
 
 def _physics_kwargs(
-    direction: str, domain: Any, overrides: dict[str, Any] | None, encoding: Any
+    direction: str,
+    domain: Any,
+    overrides: dict[str, Any] | None,
+    encoding: Any,
+    architecture: str = "",
 ) -> dict[str, Any]:
     from hyperspy_lacbed.nets.normalisation import Encoding
 
@@ -513,6 +523,13 @@ def _physics_kwargs(
         # Small test grids get what they hold (2 h_max < P).
         "h_max": min(12 if direction == "forward" else 24, (p - 1) // 2),
     }
+    if architecture == "physics-forward":
+        # the Bloch layer simulates the domain's own physics, encoded as the targets are
+        kw.update(
+            absorption_fraction=float(domain.absorption_fraction),
+            mean_absorption=bool(domain.mean_absorption),
+            disc_transform=enc.disc_transform,
+        )
     kw.update(overrides or {})
     return kw
 
