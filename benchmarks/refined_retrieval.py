@@ -27,14 +27,15 @@ from hyperspy_lacbed.train.metrics import origin_invariant_lmse
 
 def rst_table(rows: list[dict]) -> str:
     """The rows as the RST table of docs/user_guide/refinement.rst."""
+    e = lambda x: f"{x:.1e}".replace("e-0", "e-")  # noqa: E731
     head = ["crystal", "FoM before", "FoM after", "ℓMSE cGAN", "ℓMSE refined", "time/s"]
     body = [
         [
             r["crystal"],
-            f"{r['fom_before']:.2g}",
-            f"{r['fom_after']:.2g}",
-            f"{r['lmse_cgan']:.2g}",
-            f"{r['lmse_refined']:.2g}",
+            e(r["fom_before"]),
+            e(r["fom_after"]),
+            e(r["lmse_cgan"]),
+            e(r["lmse_refined"]),
             f"{r['refine_s']:.0f}",
         ]
         for r in rows
