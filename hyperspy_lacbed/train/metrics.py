@@ -4,7 +4,8 @@
     Mean over the pixels of an image of (prediction − reference)², both divided by the
     reference image's maximum (so the reference lies in [0, 1]). For discs the "image" is
     by default the whole pattern of one thickness (all R discs, one maximum), as the
-    training loop's validation; :func:`lmse` takes other axes for per-disc values.
+    evaluation and the training log's validation score it; :func:`lmse` takes other axes
+    for per-disc values.
 Origin-invariant ℓMSE (potentials)
     The minimum of the ℓMSE over every cyclic translation of the predicted cell
     (all at once by an FFT cross-correlation) and over the operations of the zone axis
