@@ -145,12 +145,26 @@ class Crystal:
             data = spglib.get_symmetry_dataset(cell, symprec=1e-3)
         if data is None:
             return {"number": 1, "symbol": "P1", "rotations": np.eye(3, dtype=int)[None]}
-        rotations = np.unique(np.asarray(data.rotations), axis=0)
+        ops_w, ops_t = np.asarray(data.rotations), np.asarray(data.translations)
+        number, symbol = int(data.number), str(data.international)
+        if self.u_aniso is not None:
+            # spglib sees positions only: drop the operations that do not carry each atom's
+            # tensor onto its image's (U_j = R U_i Rᵀ), so that tilts related by the point
+            # group give the same pattern.
+            keep = _keeps_tensors(self, ops_w, ops_t)
+            if not keep.all():
+                ops_w, ops_t = ops_w[keep], ops_t[keep]
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    sg = spglib.get_spacegroup_type_from_symmetry(
+                        ops_w, ops_t, self.direct_basis, symprec=1e-3
+                    )
+                number, symbol = int(sg.number), str(sg.international_short)
         return {
-            "number": int(data.number),
-            "symbol": str(data.international),
-            "rotations": rotations,
-            "translations": np.asarray(data.translations),
+            "number": number,
+            "symbol": symbol,
+            "rotations": np.unique(ops_w, axis=0),
+            "translations": ops_t,
         }
 
     @property
@@ -229,6 +243,32 @@ class Crystal:
             source="dict",
             u_aniso=None if d.get("u_aniso") is None else np.asarray(d["u_aniso"], float),
         )
+
+
+def _keeps_tensors(
+    crystal: Crystal, rotations: np.ndarray, translations: np.ndarray
+) -> np.ndarray:
+    """Which operations (W, w) map every atom's U tensor onto that of its image."""
+    from hyperspy_lacbed.crystal.cif import U_SYMMETRY_TOLERANCE, cartesian_rotations
+
+    basis = crystal.direct_basis
+    elements = np.array(crystal.elements)
+    same_kind = (elements[:, None] == elements[None]) & np.isclose(
+        crystal.occupancies[:, None], crystal.occupancies[None]
+    )
+    cart = cartesian_rotations(rotations.astype(float), basis)
+    keep = np.ones(len(rotations), bool)
+    for k, (w, t) in enumerate(zip(rotations, translations, strict=True)):
+        d = (crystal.positions @ w.T + t)[:, None, :] - crystal.positions[None]
+        d -= np.round(d)
+        match = (np.linalg.norm(d @ basis, axis=-1) < SHARED_SITE_TOLERANCE) & same_kind
+        if not match.any(axis=1).all():
+            keep[k] = False
+            continue
+        image = match.argmax(axis=1)
+        mapped = cart[k] @ crystal.u_aniso @ cart[k].T
+        keep[k] = np.abs(mapped - crystal.u_aniso[image]).max() <= U_SYMMETRY_TOLERANCE
+    return keep
 
 
 def _group_sites(crystal: Crystal) -> list[tuple[np.ndarray, list[tuple[str, float, float]]]]:

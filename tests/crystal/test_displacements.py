@@ -82,6 +82,7 @@ GAN_ANISO = [
 
 def test_wurtzite_damping_is_stronger_along_c_star(tmp_path):
     gan = _gan(tmp_path, GAN_ANISO)
+    assert gan.space_group_number == 186
     # In-plane vibration U11, along c U33: the Cartesian tensor is diagonal.
     np.testing.assert_allclose(gan.u_aniso[0], np.diag([GAN_U11, GAN_U11, GAN_U33]), atol=1e-15)
     hkl = np.array([[0, 0, 2], [0, 0, 4], [1, 0, 0], [2, 0, 0], [1, 1, 0]])
@@ -155,6 +156,7 @@ def test_site_constrained_tensor_follows_the_symmetry_operations(tmp_path):
 
     crystal = load_structure(_rutile(tmp_path))
     assert crystal.elements.count("O") == 4 and crystal.elements.count("Ti") == 2
+    assert crystal.space_group_number == 136  # the tensors keep the whole group
     ops = hall_operations(419)  # P4_2/mnm
     basis = np.diag(RUTILE_CELL[:3])  # orthogonal cell: Cartesian axes along a, b, c
     for element, p, u0 in (("Ti", np.zeros(3), U_TI), ("O", np.array([0.3049, 0.3049, 0]), U_O)):
@@ -207,6 +209,7 @@ def _monoclinic(tmp_path):
 def test_general_position_tensor_in_an_oblique_cell(tmp_path):
     crystal = load_structure(_monoclinic(tmp_path))
     assert len(crystal) == 4
+    assert crystal.space_group_number == 14
     # The crystallographers' form of the factor, exp(−2π² Σ h_i h_j a*_i a*_j U_ij),
     # for the atom as listed (the first one).
     a, b, c, _, beta, _ = MONO_CELL
@@ -268,3 +271,24 @@ def test_no_debye_waller_ignores_the_tensors(tmp_path):
         structure_factors(iso, hkl, debye_waller=False),
         rtol=1e-14,
     )
+
+
+def test_symmetry_search_keeps_only_operations_that_respect_the_tensors():
+    # fcc Cu whose atoms all vibrate more along z: the positions are cubic (225), the
+    # crystal with its tensors is tetragonal (I4/mmm on the F-centred cell's axes).
+    cu = load_structure("Cu")
+    u = np.diag([0.005, 0.005, 0.012])
+    d = cu.to_dict()
+    d["u_aniso"] = [u.tolist()] * len(cu)
+    d["b_iso"] = [EIGHT_PI2 * np.trace(u) / 3] * len(cu)
+    stretched = Crystal.from_dict(d)
+    assert cu.space_group_number == 225
+    assert stretched.space_group_number == 139
+    rotations = stretched.point_group_rotations
+    assert len(rotations) == 16  # 4/mmm
+    for w in rotations:  # cubic cell: fractional rotations are Cartesian ones
+        np.testing.assert_allclose(w @ u @ w.T, u, atol=1e-15)
+    # Tensors that obey the cubic symmetry keep it.
+    d["u_aniso"] = [(np.eye(3) * 0.006).tolist()] * len(cu)
+    d["b_iso"] = [EIGHT_PI2 * 0.006] * len(cu)
+    assert Crystal.from_dict(d).space_group_number == 225
