@@ -249,7 +249,8 @@ def _keeps_tensors(
     crystal: Crystal, rotations: np.ndarray, translations: np.ndarray
 ) -> np.ndarray:
     """Which operations (W, w) map every atom's U tensor onto that of its image."""
-    from hyperspy_lacbed.crystal.cif import U_SYMMETRY_TOLERANCE, cartesian_rotations
+    from hyperspy_lacbed.crystal.cif import U_SYMMETRY_TOLERANCE
+    from hyperspy_lacbed.crystal.spacegroup import cartesian_rotations
 
     basis = crystal.direct_basis
     elements = np.array(crystal.elements)

@@ -400,10 +400,10 @@ def test_symbols_name_their_setting(tmp_path, header, cell, number, choice):
 
 
 def test_every_symbol_spelling_names_one_space_group():
-    from hyperspy_lacbed.crystal.cif import _hall_table, _hm_keys
+    from hyperspy_lacbed.crystal.spacegroup import _hm_keys, hall_table
 
     numbers: dict[str, set[int]] = {}
-    for sg in _hall_table():
+    for sg in hall_table():
         for key in _hm_keys(sg):
             numbers.setdefault(key, set()).add(sg.number)
     assert {k: v for k, v in numbers.items() if len(v) > 1} == {}
@@ -436,3 +436,21 @@ def test_aniso_columns_in_the_atom_loop(tmp_path):
     )
     crystal = load_structure(write(tmp_path, text))
     np.testing.assert_allclose(crystal.u_aniso[0], np.diag([0.01, 0.02, 0.03]), atol=1e-15)
+
+
+def test_operation_text_forms():
+    from hyperspy_lacbed.crystal.spacegroup import SpaceGroupError, parse_operation
+
+    w, t = parse_operation("1/2+X, -x+y ,z-1/6")
+    np.testing.assert_array_equal(w, [[1, 0, 0], [-1, 1, 0], [0, 0, 1]])
+    np.testing.assert_allclose(t, [0.5, 0, 5 / 6])
+    w, t = parse_operation("'-y+0.25,x,-z'")
+    np.testing.assert_array_equal(w, [[0, -1, 0], [1, 0, 0], [0, 0, -1]])
+    np.testing.assert_allclose(t, [0.25, 0, 0])
+    for bad, match in (
+        ("x,y", "three parts"),
+        ("x,x,z", "not a crystallographic"),
+        ("q,y,z", "'q'"),
+    ):
+        with pytest.raises(SpaceGroupError, match=match):
+            parse_operation(bad)

@@ -152,7 +152,7 @@ def _rutile(tmp_path, u_o=U_O):
 
 
 def test_site_constrained_tensor_follows_the_symmetry_operations(tmp_path):
-    from hyperspy_lacbed.crystal.cif import hall_operations
+    from hyperspy_lacbed.crystal.spacegroup import hall_operations
 
     crystal = load_structure(_rutile(tmp_path))
     assert crystal.elements.count("O") == 4 and crystal.elements.count("Ti") == 2
