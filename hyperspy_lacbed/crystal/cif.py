@@ -374,6 +374,11 @@ def read_cif(path: Path) -> AsymmetricUnit:
     u_iso = _column(block, "_atom_site_u_iso_or_equiv", n)
     b_iso = np.where(np.isnan(b_iso), 8 * math.pi**2 * u_iso, b_iso)
     u_cif = _aniso(block, labels, lp)
+    if u_cif is not None and "_atom_site_adp_type" in block:
+        # An atom the file calls isotropic (Uiso, Biso) keeps its U_iso even where the aniso
+        # loop has a row for it: that row is the refinement's left-over, not its result.
+        types = [str(v).lower() for v in block["_atom_site_adp_type"]]
+        u_cif[[t in ("uiso", "biso") for t in types]] = np.nan
     mult = np.nan_to_num(_column(block, "_atom_site_symmetry_multiplicity", n, 0.0))
     has_displacements = bool(np.any(np.isfinite(b_iso))) or u_cif is not None
     return AsymmetricUnit(

@@ -292,3 +292,29 @@ def test_symmetry_search_keeps_only_operations_that_respect_the_tensors():
     d["u_aniso"] = [(np.eye(3) * 0.006).tolist()] * len(cu)
     d["b_iso"] = [EIGHT_PI2 * 0.006] * len(cu)
     assert Crystal.from_dict(d).space_group_number == 225
+
+
+def test_atom_typed_uiso_keeps_its_isotropic_value(tmp_path):
+    # MnO2-like file: O2 is 'Uiso' but the aniso loop still has a row for it.
+    text = cif_text(
+        (4.97, 2.84, 7.18, 90, 98.0, 90),
+        [
+            ("Mn1", "Mn", 0, 0, 0, 1.0, 0.0459, "Uani"),
+            ("O2", "O", 0.5087, 0, 0.5521, 0.43, 0.0041, "Uiso"),
+        ],
+        header=("_symmetry_space_group_name_H-M 'C 1 2/m 1'",),
+        columns=("occupancy", "U_iso_or_equiv", "adp_type"),
+        aniso=[
+            ("Mn1", 0.0044, 0.0044, 0.1265, 0.0, 0.0, 0.0),
+            ("O2", 0.0044, 0.0044, 0.0173, 0.0, 0.0, 0.0),
+        ],
+    )
+    crystal = load_structure(write(tmp_path, text))
+    oxygen = np.flatnonzero(np.array(crystal.elements) == "O")
+    np.testing.assert_allclose(
+        crystal.u_aniso[oxygen], np.broadcast_to(0.0041 * np.eye(3), (4, 3, 3)), atol=1e-15
+    )
+    np.testing.assert_allclose(crystal.b_iso[oxygen], EIGHT_PI2 * 0.0041)
+    # Mn keeps its tensor (U33 along c, which is not Cartesian z's only component here).
+    assert crystal.b_iso[0] == pytest.approx(EIGHT_PI2 * np.trace(crystal.u_aniso[0]) / 3)
+    assert np.ptp(np.linalg.eigvalsh(crystal.u_aniso[0])) > 0.1
