@@ -87,7 +87,7 @@ def eigen_propagate(a: Any, thickness: Any, pos: Any, single: bool = False) -> A
     a
         Structure matrices (T, M, M) with 000 as row 0.
     thickness
-        Thicknesses in Å, real tensor (n_t,).
+        Thicknesses in Å, real tensor (n_t,), or (T, n_t) for each tilt its own.
     pos
         Long tensor (T, R): row of each output beam (clipped to ≥ 0; mask the missing
         ones with :func:`output_intensities`).
@@ -113,7 +113,8 @@ def eigen_propagate(a: Any, thickness: Any, pos: Any, single: bool = False) -> A
     alpha = map_per_core(_solve, vec, e0)[..., 0]  # (T, M)
     rows = torch.arange(t, device=a.device)[:, None]
     c_out = vec[rows, pos]  # (T, R, M)
-    phase = torch.exp(2j * math.pi * gamma[:, None, :] * thickness[None, :, None])
+    th = thickness[None, :, None] if thickness.dim() == 1 else thickness[:, :, None]
+    phase = torch.exp(2j * math.pi * gamma[:, None, :] * th)
     # ψ_g(t) = Σ_j C_gj exp(2πi γ_j t) α_j as one batched matmul (einsum without
     # opt_einsum was a quarter of the run time).
     return torch.matmul(phase, (c_out * alpha[:, None, :]).transpose(1, 2))

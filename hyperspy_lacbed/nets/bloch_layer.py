@@ -36,7 +36,12 @@ from torch import nn
 
 from hyperspy_lacbed.bloch.geometry import excitation_errors, tilt_grid
 from hyperspy_lacbed.bloch.matrix import output_positions, structure_matrices, with_diagonal
-from hyperspy_lacbed.bloch.propagate import PROPAGATORS, column_propagate, output_intensities
+from hyperspy_lacbed.bloch.propagate import (
+    PROPAGATORS,
+    column_propagate,
+    eigen_propagate,
+    output_intensities,
+)
 from hyperspy_lacbed.bloch.solver import BeamPool, BeamRule, padded_indices, select_beams
 from hyperspy_lacbed.units import electron_wavelength
 
@@ -240,11 +245,12 @@ class FewBeamBloch(nn.Module):
         pot = ucx[:, dk, dh] * complex(1.0, self.absorption_fraction)
         pot = with_diagonal(pot, self.diagonal)
         if diagonal_correction is not None:
+            # beams beyond the correction's table keep their plain diagonal
             cd = diagonal_correction.shape[-1] // 2
-            d = diagonal_correction.to(torch.complex128)[
-                :, torch.as_tensor(hk[:, 1] + cd), torch.as_tensor(hk[:, 0] + cd)
-            ]
-            pot = pot + torch.diag_embed(d)
+            inside = torch.as_tensor((np.abs(hk) <= cd).all(1))
+            hh = torch.as_tensor(np.clip(hk, -cd, cd) + cd)
+            d = diagonal_correction.to(torch.complex128)[:, hh[:, 1], hh[:, 0]]
+            pot = pot + torch.diag_embed(torch.where(inside, d, torch.zeros_like(d)))
         return pot
 
     def forward(
@@ -282,8 +288,13 @@ class FewBeamBloch(nn.Module):
         mats, scale = structure_matrices(
             pot, s, k0[which][:, None], kn, gn, beams.strong, beams.weak, which
         )
-        psi = column_propagate(mats, t.to(torch.float64)[which], self.propagator)
-        rows = torch.arange(len(psi), device=u.device)[:, None]
-        inten = output_intensities(psi[rows, beams.pos], scale, beams.pos, beams.missing)
+        thick = t.to(torch.float64)[which]
+        if torch.is_grad_enabled() and mats.requires_grad:
+            psi = column_propagate(mats, thick, self.propagator)
+            rows = torch.arange(len(psi), device=u.device)[:, None]
+            psi = psi[rows, beams.pos]
+        else:  # no gradient wanted: one eigen-solve, no inverse (the engine's path)
+            psi = eigen_propagate(mats, thick[:, None], beams.pos)[:, 0]
+        inten = output_intensities(psi, scale, beams.pos, beams.missing)
         d = self.disc_pixels
         return inten.reshape(b, d, d, -1).permute(0, 3, 1, 2)
