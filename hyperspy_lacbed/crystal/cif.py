@@ -166,7 +166,10 @@ def _get(block: Any, *tags: str) -> str:
 def _column(block: Any, tag: str, n: int, default: float = math.nan) -> np.ndarray:
     if tag not in block:
         return np.full(n, default)
-    return np.array([cif_number(v) for v in block[tag]], float)
+    try:
+        return np.array([cif_number(v) for v in block[tag]], float)
+    except CifError as exc:
+        raise CifError(f"{tag}: {exc}") from None
 
 
 def _cell(block: Any, filename: str) -> tuple[float, float, float, float, float, float]:

@@ -104,6 +104,16 @@ def test_shared_mg_doped_linbo3_loads_with_its_split_site():
     assert crystal.space_group_number == 161
 
 
+@needs_shared
+def test_linbo3_as_its_authors_wrote_it_is_refused(tmp_path):
+    # Their input had Li at occupancy 1.0 beside the 5 % Mg: 1.05 on one site.
+    text = (EXPERIMENTAL / "LiNbO3_1-10" / "LiNbO3.cif").read_text()
+    assert "Li1 Li 0 0 0.2916 0.1 0.95" in text
+    path = write(tmp_path, text.replace("0.2916 0.1 0.95", "0.2916 0.1 1.0"), "authors")
+    with pytest.raises(StructureError, match=r"Li \(1\) .*Mg \(0\.05\).*0\.075 Å away.*1\.05 > 1"):
+        load_structure(path)
+
+
 # ----------------------------------------------------------------------------------------
 # Origin choices: the CIF's operations are the truth
 # ----------------------------------------------------------------------------------------
