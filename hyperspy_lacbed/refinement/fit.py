@@ -147,12 +147,69 @@ def refine_discs(
     -------
     RefinementResult
     """
-    import torch
-
-    from hyperspy_lacbed.refinement.result import RefinementResult
-
     t_start = time.perf_counter()
     crystal = load_structure(structure) if not isinstance(structure, Crystal) else structure
+    data, reflections = _checked_inputs(data, reflections, fom, dk)
+    phys = SimulationSettings.from_user(**physics)
+    pixels = data.shape[1]
+    full_mask = F.disc_mask(pixels, disc_shape)[None] & np.isfinite(data)
+    if mask is not None:
+        mask = np.asarray(mask, bool)
+        full_mask = full_mask & (mask if mask.ndim == 3 else mask[None])
+    poisson, inv_sigma_full = _weights(fom, weights, data, full_mask)
+    t_range = np.atleast_1d(np.asarray(thickness, float))
+    t0 = float(t_range.mean())
+    phys = fixed_beam_settings(crystal, phys, reflections, dk * pixels / 2, t0)
+    params = resolve_parameters(
+        parameters, crystal, thickness=t0, absorption=phys.absorption,
+        absorption_fraction=phys.absorption_fraction, fom=fom, blur=blur,
+        keep_site_sums=keep_site_sums, disc_radius=dk * pixels / 2,
+    )  # fmt: skip
+    if not params:
+        raise ValueError(
+            "No parameter to refine; give at least one, e.g. parameters=['thickness']."
+        )
+    start_values = {p.name: p.value for p in params}
+    stages = _checked_stages(stages, pixels)
+    run = _StageRun(
+        crystal, phys, reflections, dk, params, data, full_mask, disc_shape, fom, poisson,
+        inv_sigma_full, blur, t0, t_range, thickness_scan, orientation, tolerance,
+    )  # fmt: skip
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        n_eval = sum(int(st.max_iter * 1.5) + 5 for st in stages)
+        bar = tqdm(total=n_eval, desc="Refining", unit="eval")
+    try:
+        for si, st in enumerate(stages):
+            if run.stage(si, st, bar).startswith("diverged"):
+                break
+    finally:
+        if bar is not None:
+            bar.close()
+    recipe = {
+        "structure": crystal.to_dict(),
+        "reflections": reflections.tolist(),
+        "dk": float(dk),
+        "parameters": list(parameters) if not isinstance(parameters, str) else [parameters],
+        "thickness": t_range.tolist(),
+        "orientation": [int(run.orientation[0]), bool(run.orientation[1])],
+        "blur": float(blur),
+        "fom": fom,
+        "disc_shape": disc_shape,
+        "weights": weights if isinstance(weights, str) or weights is None else "array",
+        "stages": [_stage_dict(s) for s in stages],
+        "thickness_scan": thickness_scan,
+        "keep_site_sums": keep_site_sums,
+        "tolerance": tolerance,
+        "physics": _physics_record(phys),
+    }
+    return run.result(start_values, recipe, time.perf_counter() - t_start)
+
+
+def _checked_inputs(data: Any, reflections: Any, fom: str, dk: float):
+    """The discs (R, 2N, 2N) and reflections (R, 3) as arrays, or a clear error."""
     data = np.asarray(data, float)
     reflections = np.asarray(reflections, int).reshape(-1, 3)
     if data.ndim != 3 or data.shape[1] != data.shape[2] or data.shape[1] % 2:
@@ -169,45 +226,29 @@ def refine_discs(
         raise ValueError(f"Unknown fom {fom!r}; choose 'zncc' or 'lsq'.")
     if not (math.isfinite(dk) and dk > 0):
         raise ValueError(f"dk must be a positive pixel size in 1/Å, got {dk}.")
-    phys = SimulationSettings.from_user(**physics)
-    pixels = data.shape[1]
-    full_mask = F.disc_mask(pixels, disc_shape)[None] & np.isfinite(data)
-    if mask is not None:
-        mask = np.asarray(mask, bool)
-        full_mask = full_mask & (mask if mask.ndim == 3 else mask[None])
+    return data, reflections
+
+
+def _weights(fom: str, weights: Any, data: np.ndarray, mask: np.ndarray):
+    """(Poisson weights?, 1/σ per pixel or None) of a least-squares fit."""
     poisson = fom == "lsq" and isinstance(weights, str) and weights == "poisson"
+    inv_sigma = None
     if fom == "lsq" and not poisson:
         if weights is None:
-            inv_sigma_full = np.ones_like(data)
+            inv_sigma = np.ones_like(data)
         elif isinstance(weights, str):
             raise ValueError(f"weights must be 'poisson', None or an array of σ, not {weights!r}.")
         else:
-            inv_sigma_full = 1.0 / np.asarray(weights, float)
-    else:
-        inv_sigma_full = None
-    if poisson and has_negative_values(data, full_mask):
+            inv_sigma = 1.0 / np.asarray(weights, float)
+    if poisson and has_negative_values(data, mask):
         raise ValueError(
             "weights='poisson' needs non-negative counts; give weights=None or σ per pixel."
         )
-    t_range = np.atleast_1d(np.asarray(thickness, float))
-    t0 = float(t_range.mean())
-    phys = fixed_beam_settings(crystal, phys, reflections, dk * pixels / 2, t0)
-    params = resolve_parameters(
-        parameters,
-        crystal,
-        thickness=t0,
-        absorption=phys.absorption,
-        absorption_fraction=phys.absorption_fraction,
-        fom=fom,
-        blur=blur,
-        keep_site_sums=keep_site_sums,
-        disc_radius=dk * pixels / 2,
-    )
-    if not params:
-        raise ValueError(
-            "No parameter to refine; give at least one, e.g. parameters=['thickness']."
-        )
-    start_values = {p.name: p.value for p in params}
+    return poisson, inv_sigma
+
+
+def _checked_stages(stages: Sequence[Stage] | None, pixels: int) -> list[Stage]:
+    """The stages (default: one at full resolution), each checked against the disc size."""
     stages = list(stages) if stages else [Stage()]
     for st in stages:
         if st.supersample < 1:
@@ -217,179 +258,165 @@ def refine_discs(
                 f"Stage bin {st.bin} must divide the disc size {pixels} into an even number "
                 "of pixels."
             )
-    history: list[float] = []
-    stage_log: list[dict[str, Any]] = []
-    n_eval = sum(int(st.max_iter * 1.5) + 5 for st in stages)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
+    return stages
 
-        bar = tqdm(total=n_eval, desc="Refining", unit="eval")
-    orient = orientation
-    messages = []
-    try:
-        for si, st in enumerate(stages):
-            d_st, m_st = _bin_stack(data, full_mask, st.bin)
-            m_st = m_st & F.disc_mask(pixels // st.bin, disc_shape)[None]
-            inv_st = None
-            if poisson and st.bin > 1:
-                d_st = d_st * st.bin**2  # block sums of counts are Poisson counts again
-            if inv_sigma_full is not None:
-                # the mean of f = bin² pixels has variance Σσ²/f²
-                inv_st = _bin_stack(inv_sigma_full**-2, full_mask, st.bin)[0]
-                inv_st = 1.0 / np.sqrt(np.maximum(inv_st / st.bin**2, 1e-300))
-            ph = phys
-            if st.strong_beams is not None:
-                ph = replace(ph, strong_beams=st.strong_beams)
-            if st.weak_beams is not None:
-                ph = replace(ph, weak_beams=st.weak_beams)
-            current = {p.name: p.value for p in params}
-            model = BlochModel(
-                crystal,
-                ph,
-                reflections,
-                (pixels // st.bin) * st.supersample,
-                dk * st.bin / st.supersample,
-                params,
-                thickness=current.get("thickness", t0),
-            )
-            blur_st = blur / st.bin
-            for p in params:  # blur is in data pixels of the stage
-                if p.kind == "blur":
-                    blur_bounds = (p.lower, p.upper)
-                    p.value, p.lower, p.upper = (
-                        p.value / st.bin,
-                        p.lower / st.bin,
-                        p.upper / st.bin,
-                    )
-                    p.lower = max(p.lower, 0.05)
-            problem = Problem(
-                model,
-                d_st,
-                m_st,
-                fom,
-                orient if orient != "auto" else (0, False),
-                blur_st,
-                inv_st,
-                supersample=st.supersample,
-            )
-            x = model.start_vector()
-            scan = thickness_scan > 1 and ("thickness" in model.names or len(t_range) > 1)
-            if si == 0 and (scan or orient == "auto"):
-                x, orient = _seed(problem, x, t_range, thickness_scan, orient)
-                problem.orientation = orient
-                for p, v in zip(params, x.tolist()):
-                    p.value = v
-            x, best, msg = lbfgs(problem, x, st.max_iter, history, bar, tolerance)
-            messages.append(msg)
-            for p, v in zip(params, x.tolist()):
-                p.value = float(v)
-            stage_log.append(
-                {
-                    "bin": st.bin,
-                    "pixels": pixels // st.bin,
-                    "strong_beams": ph.strong_beams,
-                    "weak_beams": ph.weak_beams,
-                    "max_beams": model.max_beams,
-                    "fom": best,
-                    "evaluations": len(history),
-                    "message": msg,
-                }
-            )
-            for p in params:
-                if p.kind == "blur":
-                    p.value = p.value * st.bin
-                    p.lower, p.upper = blur_bounds
-            if msg.startswith("diverged"):
-                break
-    finally:
-        if bar is not None:
-            bar.close()
-    # The last stage's problem gives the uncertainties (its blur is in its pixels).
-    x_final = torch.tensor(
-        [p.value / (st.bin if p.kind == "blur" else 1) for p in params], dtype=torch.float64
-    )
-    cov, _, s2 = covariance(problem, x_final)
-    scale = np.array([st.bin if p.kind == "blur" else 1.0 for p in params])
-    cov = cov * scale[:, None] * scale[None, :]
-    sigma = np.sqrt(np.clip(np.diag(cov), 0, None))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        corr = cov / np.outer(sigma, sigma)
-    with torch.no_grad():
-        inten = model.intensities(x_final)
-        best_images = problem.images(inten, x_final).numpy()
-        zncc_end = F.zncc_per_disc(
-            torch.as_tensor(best_images), problem.data, problem.mask
-        ).numpy()
-        x_start = torch.tensor(
-            [start_values[p.name] / (st.bin if p.kind == "blur" else 1) for p in params],
-            dtype=torch.float64,
-        )
-        start_images = problem.images(model.intensities(x_start), x_start)
-        zncc_start = F.zncc_per_disc(start_images, problem.data, problem.mask).numpy()
-    refined_crystal = model.crystal_at(x_final)
-    values = {p.name: float(p.value) for p in params}
-    recipe = {
-        "structure": crystal.to_dict(),
-        "reflections": reflections.tolist(),
-        "dk": float(dk),
-        "parameters": list(parameters) if not isinstance(parameters, str) else [parameters],
-        "thickness": t_range.tolist(),
-        "orientation": [int(orient[0]), bool(orient[1])],
-        "blur": float(blur),
-        "fom": fom,
-        "disc_shape": disc_shape,
-        "weights": weights if isinstance(weights, str) or weights is None else "array",
-        "stages": [
-            {
-                "bin": s.bin,
-                "strong_beams": s.strong_beams,
-                "weak_beams": s.weak_beams,
-                "max_iter": s.max_iter,
-                "supersample": s.supersample,
-            }
-            for s in stages
-        ],
-        "thickness_scan": thickness_scan,
-        "keep_site_sums": keep_site_sums,
-        "tolerance": tolerance,
-        # the physics alone: the discs' own settings are the recipe's other entries, and
-        # the beam counts are fixed (so the engine's tolerance and budget played no part;
-        # ``tolerance`` would also collide with the optimiser's keyword)
-        "physics": {
-            k: v
-            for k, v in phys.to_dict().items()
-            if k
-            not in ("thickness", "reflections", "pixels", "disc_radius", "tolerance", "max_beams")
-        },
+
+def _stage_dict(st: Stage) -> dict[str, Any]:
+    return {
+        "bin": st.bin,
+        "strong_beams": st.strong_beams,
+        "weak_beams": st.weak_beams,
+        "max_iter": st.max_iter,
+        "supersample": st.supersample,
     }
-    return RefinementResult(
-        names=[p.name for p in params],
-        values=values,
-        start=start_values,
-        uncertainties={p.name: float(s) for p, s in zip(params, sigma)},
-        units={p.name: p.unit for p in params},
-        covariance=cov,
-        correlation=corr,
-        residual_variance=s2,
-        crystal=refined_crystal,
-        thickness=values.get("thickness", t0),
-        fom=fom,
-        fom_value=float(problem.value(x_final)),
-        history=np.array(history),
-        zncc_start=zncc_start,
-        zncc=zncc_end,
-        simulated=best_images,
-        experiment=problem.data_np.copy(),
-        mask=problem.mask_np.copy(),
-        reflections=reflections,
-        dk=float(dk) * st.bin,
-        bin=st.bin,
-        message="; ".join(messages),
-        stages=stage_log,
-        wall_time=time.perf_counter() - t_start,
-        recipe=recipe,
-    )
+
+
+def _physics_record(phys: SimulationSettings) -> dict[str, Any]:
+    """The physics alone, as keywords that rebuild it.
+
+    The discs' own settings are the recipe's other entries, and the beam counts are
+    fixed (so the engine's tolerance and budget played no part; ``tolerance`` would
+    also collide with the optimiser's keyword).
+    """
+    skip = ("thickness", "reflections", "pixels", "disc_radius", "tolerance", "max_beams")
+    return {k: v for k, v in phys.to_dict().items() if k not in skip}
+
+
+class _StageRun:
+    """The state of a coarse-to-fine fit: its data, parameters and the last stage's problem."""
+
+    def __init__(
+        self, crystal, phys, reflections, dk, params, data, mask, disc_shape, fom, poisson,
+        inv_sigma, blur, t0, t_range, thickness_scan, orientation, tolerance,
+    ):  # fmt: skip
+        self.crystal, self.phys, self.reflections, self.dk = crystal, phys, reflections, dk
+        self.params, self.data, self.mask, self.disc_shape = params, data, mask, disc_shape
+        self.fom, self.poisson, self.inv_sigma, self.blur = fom, poisson, inv_sigma, blur
+        self.t0, self.t_range, self.thickness_scan = t0, t_range, thickness_scan
+        self.orientation, self.tolerance = orientation, tolerance
+        self.history: list[float] = []
+        self.log: list[dict[str, Any]] = []
+        self.messages: list[str] = []
+        self.problem: Problem | None = None
+        self.bin = 1
+
+    def _binned(self, st: Stage):
+        """The stage's data, mask and 1/σ (block sums of counts are Poisson counts again)."""
+        pixels = self.data.shape[1]
+        d_st, m_st = _bin_stack(self.data, self.mask, st.bin)
+        m_st = m_st & F.disc_mask(pixels // st.bin, self.disc_shape)[None]
+        if self.poisson and st.bin > 1:
+            d_st = d_st * st.bin**2
+        inv_st = None
+        if self.inv_sigma is not None:
+            # the mean of f = bin² pixels has variance Σσ²/f²
+            inv_st = _bin_stack(self.inv_sigma**-2, self.mask, st.bin)[0]
+            inv_st = 1.0 / np.sqrt(np.maximum(inv_st / st.bin**2, 1e-300))
+        return d_st, m_st, inv_st
+
+    def stage(self, si: int, st: Stage, bar) -> str:
+        """Fit one stage; returns its stop message."""
+        d_st, m_st, inv_st = self._binned(st)
+        ph = self.phys
+        if st.strong_beams is not None:
+            ph = replace(ph, strong_beams=st.strong_beams)
+        if st.weak_beams is not None:
+            ph = replace(ph, weak_beams=st.weak_beams)
+        current = {p.name: p.value for p in self.params}
+        pixels = self.data.shape[1]
+        model = BlochModel(
+            self.crystal, ph, self.reflections, (pixels // st.bin) * st.supersample,
+            self.dk * st.bin / st.supersample, self.params,
+            thickness=current.get("thickness", self.t0),
+        )  # fmt: skip
+        blur_bounds = _blur_to_stage(self.params, st.bin)
+        orient = self.orientation if self.orientation != "auto" else (0, False)
+        problem = Problem(
+            model, d_st, m_st, self.fom, orient, self.blur / st.bin, inv_st,
+            supersample=st.supersample,
+        )  # fmt: skip
+        x = model.start_vector()
+        scan = self.thickness_scan > 1 and ("thickness" in model.names or len(self.t_range) > 1)
+        if si == 0 and (scan or self.orientation == "auto"):
+            x, self.orientation = _seed(
+                problem, x, self.t_range, self.thickness_scan, self.orientation
+            )
+            problem.orientation = self.orientation
+            for p, v in zip(self.params, x.tolist()):
+                p.value = v
+        x, best, msg = lbfgs(problem, x, st.max_iter, self.history, bar, self.tolerance)
+        self.messages.append(msg)
+        for p, v in zip(self.params, x.tolist()):
+            p.value = float(v)
+        self.log.append(
+            {
+                "bin": st.bin, "pixels": pixels // st.bin, "strong_beams": ph.strong_beams,
+                "weak_beams": ph.weak_beams, "max_beams": model.max_beams, "fom": best,
+                "evaluations": len(self.history), "message": msg,
+            }
+        )  # fmt: skip
+        _blur_from_stage(self.params, st.bin, blur_bounds)
+        self.problem, self.bin = problem, st.bin
+        return msg
+
+    def result(self, start_values: dict[str, float], recipe: dict[str, Any], seconds: float):
+        """The :class:`~hyperspy_lacbed.refinement.result.RefinementResult` of the last stage."""
+        import torch
+
+        from hyperspy_lacbed.refinement.result import RefinementResult
+
+        problem, params, b = self.problem, self.params, self.bin
+        model = problem.model
+        # The last stage's problem gives the uncertainties (its blur is in its pixels).
+        per_stage = lambda name, v: v / (b if name == "blur" else 1)  # noqa: E731
+        x_final = torch.tensor([per_stage(p.kind, p.value) for p in params], dtype=torch.float64)
+        cov, _, s2 = covariance(problem, x_final)
+        scale = np.array([b if p.kind == "blur" else 1.0 for p in params])
+        cov = cov * scale[:, None] * scale[None, :]
+        sigma = np.sqrt(np.clip(np.diag(cov), 0, None))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            corr = cov / np.outer(sigma, sigma)
+        x_start = torch.tensor(
+            [per_stage(p.kind, start_values[p.name]) for p in params], dtype=torch.float64
+        )
+        with torch.no_grad():
+            best_images = problem.images(model.intensities(x_final), x_final)
+            zncc_end = F.zncc_per_disc(best_images, problem.data, problem.mask).numpy()
+            start_images = problem.images(model.intensities(x_start), x_start)
+            zncc_start = F.zncc_per_disc(start_images, problem.data, problem.mask).numpy()
+        values = {p.name: float(p.value) for p in params}
+        return RefinementResult(
+            names=[p.name for p in params], values=values, start=start_values,
+            uncertainties={p.name: float(s) for p, s in zip(params, sigma)},
+            units={p.name: p.unit for p in params}, covariance=cov, correlation=corr,
+            residual_variance=s2, crystal=model.crystal_at(x_final),
+            thickness=values.get("thickness", self.t0), fom=self.fom,
+            fom_value=float(problem.value(x_final)), history=np.array(self.history),
+            zncc_start=zncc_start, zncc=zncc_end, simulated=best_images.numpy(),
+            experiment=problem.data_np.copy(), mask=problem.mask_np.copy(),
+            reflections=self.reflections, dk=float(self.dk) * b, bin=b,
+            message="; ".join(self.messages), stages=self.log, wall_time=seconds,
+            recipe=recipe,
+        )  # fmt: skip
+
+
+def _blur_to_stage(params, factor: int):
+    """Blur parameters in the stage's pixels (binned by ``factor``); returns the old bounds."""
+    bounds = None
+    for p in params:
+        if p.kind == "blur":
+            bounds = (p.lower, p.upper)
+            p.value, p.lower, p.upper = p.value / factor, p.lower / factor, p.upper / factor
+            p.lower = max(p.lower, 0.05)
+    return bounds
+
+
+def _blur_from_stage(params, factor: int, bounds) -> None:
+    """Blur parameters back in data pixels, with their bounds."""
+    for p in params:
+        if p.kind == "blur":
+            p.value = p.value * factor
+            p.lower, p.upper = bounds
 
 
 def _seed(problem: Problem, x, t_range: np.ndarray, n: int, orient):
