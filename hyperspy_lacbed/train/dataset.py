@@ -24,12 +24,13 @@ Store layout (group ``<path>/<split>``)::
     done               (n,)                    bool     set last, when the sample is complete
     attrs: recipe, format, domain, reflections, thicknesses, units, space_group_labels
 
-The space-group labels (``space_group`` and the structure's ``"space_group"``) of a split
-created by this version are the symmetry of each crystal's arrangement of atoms
+The space-group labels (``space_group`` and the structure's ``"space_group"``) of a store
+begun by this version are the symmetry of each crystal's arrangement of atoms
 (``space_group_labels = "arrangement"``,
-:attr:`~hyperspy_lacbed.train.structures.SyntheticStructure.space_group`). A split created
-before has no such attribute and keeps the group each structure was drawn in, also for
-the samples that a resumed run adds to it, so that one split never mixes the two.
+:attr:`~hyperspy_lacbed.train.structures.SyntheticStructure.space_group`). A store begun
+before has splits without that attribute, which keep the group each structure was drawn
+in, also for the samples a resumed run adds; a split added to such a store is marked
+``"drawn"`` and does the same, so that one store never mixes the two.
 
 :class:`LACBEDDataset` reads a store lazily as a map-style torch dataset, optionally
 with augmentation by random origin shifts and by the operations of the zone axis that
@@ -299,6 +300,7 @@ def _create_or_check(path: str | os.PathLike, recipe: DatasetRecipe, overwrite: 
                 arr.resize((b_n, *arr.shape[1:]))
             group.attrs["recipe"] = recipe.to_dict()
         return group
+    labels = _labels_of_a_new_split(root)
     group = root.create_group(split)
     group.attrs.update(
         {
@@ -308,7 +310,7 @@ def _create_or_check(path: str | os.PathLike, recipe: DatasetRecipe, overwrite: 
             "reflections": [list(x) for x in dom.reflections],
             "thicknesses": list(dom.thicknesses),
             "structure_seed": recipe.structure_seed,
-            LABELS_ATTR: "arrangement",
+            LABELS_ATTR: labels,
             "units": {
                 "potential": "V·Å (projected potential over one a × a cell, pixel [iy, ix] at "
                 "(ix, iy)·a/P from the cell origin)",
@@ -333,6 +335,16 @@ def _create_or_check(path: str | os.PathLike, recipe: DatasetRecipe, overwrite: 
     group.zeros("convergence", shape=(n,), chunks=(1,), dtype="f4", **kw)
     group.zeros("beams", shape=(n, 2), chunks=(1, 2), dtype="i4", **kw)
     return group
+
+
+def _labels_of_a_new_split(root: Any) -> str:
+    """``"arrangement"``, or ``"drawn"`` in a store that has a split from before the labels.
+
+    A store is one dataset: a split added to a store begun by an earlier version (whose
+    splits keep the drawn groups) takes the drawn groups too.
+    """
+    older = [name for name, g in root.groups() if g.attrs.get(LABELS_ATTR) != "arrangement"]
+    return "drawn" if older else "arrangement"
 
 
 def compute_sample(recipe: DatasetRecipe, index: int, device: str = "cpu") -> dict[str, Any]:
@@ -390,8 +402,9 @@ def space_group_label(attrs: Any, synthetic: Any) -> int:
     Returns
     -------
     int
-        Its arrangement's group in a split created with ``space_group_labels =
-        "arrangement"``; in an older split, the group it was drawn in.
+        Its arrangement's group in a split with ``space_group_labels = "arrangement"``;
+        otherwise (``"drawn"``, or a split from before the attribute) the group it was
+        drawn in.
     """
     if attrs.get(LABELS_ATTR) == "arrangement":
         return int(synthetic.space_group)

@@ -87,7 +87,23 @@ def test_a_crystal_is_labelled_by_the_symmetry_of_its_atoms():
     assert mn.to_dict()["space_group"] == 214 and mn.to_dict()["recipe"]["space_group"] == 212
     # a split created before the relabelling keeps the drawn groups, also when resumed
     assert space_group_label({}, mn) == 212
+    assert space_group_label({"space_group_labels": "drawn"}, mn) == 212
     assert space_group_label({"space_group_labels": "arrangement"}, mn) == 214
+
+
+def test_a_store_keeps_one_kind_of_label(tmp_path):
+    """A split added to a store begun before the relabelling keeps the drawn groups."""
+    from hyperspy_lacbed.train.dataset import _create_or_check
+
+    new, old = tmp_path / "new.zarr", tmp_path / "old.zarr"
+    first = _recipe(2)
+    assert _create_or_check(new, first, False).attrs["space_group_labels"] == "arrangement"
+    del _create_or_check(old, first, False).attrs["space_group_labels"]  # as before
+    second = DatasetRecipe(TINY.to_dict(), 2, 5, {}, "test")
+    assert _create_or_check(new, second, False).attrs["space_group_labels"] == "arrangement"
+    assert _create_or_check(old, second, False).attrs["space_group_labels"] == "drawn"
+    # resuming keeps what a split has
+    assert "space_group_labels" not in _create_or_check(old, first, False).attrs
 
 
 def test_structures_respect_the_bond_rule_and_limits(structures):
