@@ -307,179 +307,207 @@ def resolve_parameters(
     """
     if isinstance(names, str):
         names = [names]
-    sites = crystal_sites(crystal)
+    ctx = _Context(
+        crystal, crystal_sites(crystal), thickness, absorption, absorption_fraction, fom,
+        blur, keep_site_sums, disc_radius,
+    )  # fmt: skip
     out: list[Parameter] = []
     seen: set[str] = set()
-
-    def add(p: Parameter) -> None:
-        if p.name in seen:
-            raise ParameterError(f"Parameter {p.name!r} is given twice; list it once.")
-        seen.add(p.name)
-        out.append(p)
-
-    elements = sorted(set(crystal.elements), key=crystal.elements.index)
     for raw in names:
         m = _PATTERN.match(str(raw))
         if not m:
             raise ParameterError(f"Cannot read parameter {raw!r}; see KINDS for the names.")
         kind, key, suffix = m.group(1), m.group(2), m.group(3)
-        kind_l = kind.lower()
-        if kind_l == "thickness":
-            add(
-                Parameter(
-                    "thickness",
-                    "thickness",
-                    thickness,
-                    0.5 * thickness,
-                    2.0 * thickness,
-                    "Å",
-                    10.0,
-                )
-            )
-        elif kind in ("B", "b_iso", "B_iso"):
-            keys = elements if key is None else [key.strip()]
-            for k in keys:
-                atoms, label = _atoms_of(crystal, sites, k, "B")
-                b0 = float(np.mean(crystal.b_iso[atoms]))
-                if not np.allclose(crystal.b_iso[atoms], b0):
-                    raise ParameterError(
-                        f"B[{label}]: its atoms start with different B; refine the sites "
-                        f"separately ({', '.join(s.label for s in sites)})."
-                    )
-                weights = np.zeros(len(crystal))
-                weights[atoms] = 1.0
-                add(Parameter(f"B[{label}]", "B", b0, 0.0, max(4.0, 3 * b0), "Å²", 0.05, weights))
-        elif kind_l in ("occupancy", "occ"):
-            if key is None:
-                raise ParameterError("occupancy needs an element or site: 'occupancy[Sn]'.")
-            atoms, label = _atoms_of(crystal, sites, key.strip(), "occupancy")
-            o0 = float(np.mean(crystal.occupancies[atoms]))
-            weights = np.zeros(len(crystal))
-            weights[atoms] = 1.0
-            if keep_site_sums:
-                for a in atoms:
-                    others = [
-                        j
-                        for j in range(len(crystal))
-                        if j not in atoms
-                        and _same_position(crystal.positions[j], crystal.positions[a])
-                    ]
-                    total = crystal.occupancies[others].sum()
-                    for j in others:
-                        weights[j] -= crystal.occupancies[j] / total if total > 0 else 0.0
-            # Above 1 is unphysical but keeps a full site off the bound of the transform.
-            add(Parameter(f"occupancy[{label}]", "occupancy", o0, 0.0, 1.5, "", 0.01, weights))
-        elif kind_l == "xyz":
-            by_label = {s.label: s for s in sites}
-            if key is None or key.strip() not in by_label:
-                hint = ", ".join(f"{s.label} ({len(s.free_directions)} free)" for s in sites)
-                raise ParameterError(
-                    f"xyz needs a site label, got {key!r}; the sites are: {hint}."
-                )
-            site = by_label[key.strip()]
-            if len(site.free_directions) == 0:
-                raise ParameterError(
-                    f"xyz[{site.label}]: the site at {np.round(site.representative, 4).tolist()} "
-                    "is fixed by symmetry (no free coordinate); refine another site or lower "
-                    "the symmetry of the model."
-                )
-            for k in range(len(site.free_directions)):
-                name = f"xyz[{site.label}]" + (
-                    f".{k + 1}" if len(site.free_directions) > 1 else ""
-                )
-                add(
-                    Parameter(
-                        name, "xyz", 0.0, -0.05, 0.05, "fractional", 1e-3, site.displacement[k]
-                    )
-                )
-        elif kind_l == "ug":
-            if key is None:
-                raise ParameterError("Ug needs a reflection: 'Ug[1,1,1]'.")
-            hkl = _parse_hkl(key)
-            if hkl == (0, 0, 0):
-                raise ParameterError(
-                    "Ug[0,0,0] is the mean inner potential; refine a reflection g ≠ 0."
-                )
-            orbit, friedel = reflection_orbit(crystal, hkl)
-            from hyperspy_lacbed.crystal.structure_factors import structure_factors
-
-            u = structure_factors(crystal, np.array([hkl]))[0]
-            if abs(u) < 1e-9:
-                raise ParameterError(
-                    f"Ug[{','.join(map(str, hkl))}] is zero (forbidden reflection); refine an "
-                    "allowed reflection."
-                )
-            mates = np.array(
-                [r for r in (-orbit).tolist() if tuple(r) not in {tuple(o) for o in orbit}]
-            ).reshape(-1, 3)
-            allh = np.concatenate([orbit, mates])
-            signs = np.concatenate([np.ones(len(orbit)), -np.ones(len(mates))])
-            label = ",".join(map(str, hkl))
-            if suffix is None:
-                add(
-                    Parameter(
-                        f"Ug[{label}]",
-                        "Ug",
-                        0.0,
-                        -0.2,
-                        0.2,
-                        "relative",
-                        1e-3,
-                        hkl=allh,
-                        signs=signs,
-                    )
-                )
-            elif suffix == "phase":
-                if friedel:
-                    raise ParameterError(
-                        f"Ug[{label}].phase: symmetry maps g onto −g, which fixes the phase of "
-                        "U_g; refine its amplitude 'Ug[...]' only."
-                    )
-                add(
-                    Parameter(
-                        f"Ug[{label}].phase",
-                        "Ug_phase",
-                        0.0,
-                        -0.5,
-                        0.5,
-                        "rad",
-                        1e-3,
-                        hkl=allh,
-                        signs=signs,
-                    )
-                )
-            else:
-                raise ParameterError(f"Unknown suffix .{suffix} of {raw!r}; only '.phase'.")
-        elif kind_l == "absorption":
-            if absorption != "proportional":
-                raise ParameterError(
-                    f"'absorption' refines the proportional fraction κ, but the absorption model "
-                    f"is {absorption!r}; use absorption='proportional' or drop the parameter."
-                )
-            add(Parameter("absorption", "absorption", absorption_fraction, 0.0, 0.5, "", 0.005))
-        elif kind_l == "scale":
-            add(Parameter("scale", "scale", 1.0, 0.85, 1.15, "", 1e-3))
-        elif kind_l == "offset":
-            lim = 0.3 * disc_radius
-            add(Parameter("offset_x", "offset", 0.0, -lim, lim, "1/Å", 1e-3 * disc_radius))
-            add(Parameter("offset_y", "offset", 0.0, -lim, lim, "1/Å", 1e-3 * disc_radius))
-        elif kind_l == "blur":
-            add(Parameter("blur", "blur", max(blur, 0.3), 0.1, 6.0, "px", 0.01))
-        elif kind_l == "background":
-            if fom == "zncc":
-                raise ParameterError(
-                    "'background' cannot change the ZNCC (it ignores offsets); refine it with "
-                    "fom='lsq' or drop it."
-                )
-            add(Parameter("background", "background", 0.0, -1.0, 1.0, "relative", 1e-3))
-        else:
+        build = _BUILDERS.get(kind if kind in ("B", "b_iso", "B_iso") else kind.lower())
+        if build is None:
             raise ParameterError(
                 f"Unknown parameter {raw!r}; choose from {', '.join(KINDS)} "
                 "(e.g. 'B[Ge]', 'xyz[O1]', 'Ug[1,1,1]')."
             )
+        for p in build(ctx, None if key is None else key.strip(), suffix, str(raw)):
+            if p.name in seen:
+                raise ParameterError(f"Parameter {p.name!r} is given twice; list it once.")
+            seen.add(p.name)
+            out.append(p)
     for p in out:
         if not (p.lower <= p.value <= p.upper) or not math.isfinite(p.value):
             raise ParameterError(
                 f"{p.name} starts at {p.value}, outside its bounds [{p.lower}, {p.upper}]."
             )
     return out
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What the parameter builders read: the crystal, its sites and the fit's settings."""
+
+    crystal: Crystal
+    sites: list[Site]
+    thickness: float
+    absorption: str
+    absorption_fraction: float
+    fom: str
+    blur: float
+    keep_site_sums: bool
+    disc_radius: float
+
+    @property
+    def elements(self) -> list[str]:
+        return sorted(set(self.crystal.elements), key=self.crystal.elements.index)
+
+    def atom_weights(self, atoms: np.ndarray) -> np.ndarray:
+        weights = np.zeros(len(self.crystal))
+        weights[atoms] = 1.0
+        return weights
+
+
+def _thickness(ctx: _Context, key, suffix, raw) -> list[Parameter]:
+    t = ctx.thickness
+    return [Parameter("thickness", "thickness", t, 0.5 * t, 2.0 * t, "Å", 10.0)]
+
+
+def _b_iso(ctx: _Context, key, suffix, raw) -> list[Parameter]:
+    out = []
+    for k in ctx.elements if key is None else [key]:
+        atoms, label = _atoms_of(ctx.crystal, ctx.sites, k, "B")
+        b0 = float(np.mean(ctx.crystal.b_iso[atoms]))
+        if not np.allclose(ctx.crystal.b_iso[atoms], b0):
+            raise ParameterError(
+                f"B[{label}]: its atoms start with different B; refine the sites "
+                f"separately ({', '.join(s.label for s in ctx.sites)})."
+            )
+        w = ctx.atom_weights(atoms)
+        out.append(Parameter(f"B[{label}]", "B", b0, 0.0, max(4.0, 3 * b0), "Å²", 0.05, w))
+    return out
+
+
+def _occupancy(ctx: _Context, key, suffix, raw) -> list[Parameter]:
+    if key is None:
+        raise ParameterError("occupancy needs an element or site: 'occupancy[Sn]'.")
+    c = ctx.crystal
+    atoms, label = _atoms_of(c, ctx.sites, key, "occupancy")
+    o0 = float(np.mean(c.occupancies[atoms]))
+    weights = ctx.atom_weights(atoms)
+    if ctx.keep_site_sums:
+        # the other atoms of a mixed site change by the opposite amount, shared in
+        # proportion to their start occupancies
+        for a in atoms:
+            others = [
+                j
+                for j in range(len(c))
+                if j not in atoms and _same_position(c.positions[j], c.positions[a])
+            ]
+            total = c.occupancies[others].sum()
+            for j in others:
+                weights[j] -= c.occupancies[j] / total if total > 0 else 0.0
+    # Above 1 is unphysical but keeps a full site off the bound of the transform.
+    return [Parameter(f"occupancy[{label}]", "occupancy", o0, 0.0, 1.5, "", 0.01, weights)]
+
+
+def _xyz(ctx: _Context, key, suffix, raw) -> list[Parameter]:
+    by_label = {s.label: s for s in ctx.sites}
+    if key is None or key not in by_label:
+        hint = ", ".join(f"{s.label} ({len(s.free_directions)} free)" for s in ctx.sites)
+        raise ParameterError(f"xyz needs a site label, got {key!r}; the sites are: {hint}.")
+    site = by_label[key]
+    n_free = len(site.free_directions)
+    if n_free == 0:
+        raise ParameterError(
+            f"xyz[{site.label}]: the site at {np.round(site.representative, 4).tolist()} "
+            "is fixed by symmetry (no free coordinate); refine another site or lower "
+            "the symmetry of the model."
+        )
+    return [
+        Parameter(
+            f"xyz[{site.label}]" + (f".{k + 1}" if n_free > 1 else ""),
+            "xyz",
+            0.0,
+            -0.05,
+            0.05,
+            "fractional",
+            1e-3,
+            site.displacement[k],
+        )
+        for k in range(n_free)
+    ]
+
+
+def _ug(ctx: _Context, key, suffix, raw) -> list[Parameter]:
+    from hyperspy_lacbed.crystal.structure_factors import structure_factors
+
+    if key is None:
+        raise ParameterError("Ug needs a reflection: 'Ug[1,1,1]'.")
+    hkl = _parse_hkl(key)
+    if hkl == (0, 0, 0):
+        raise ParameterError("Ug[0,0,0] is the mean inner potential; refine a reflection g ≠ 0.")
+    orbit, friedel = reflection_orbit(ctx.crystal, hkl)
+    if abs(structure_factors(ctx.crystal, np.array([hkl]))[0]) < 1e-9:
+        raise ParameterError(
+            f"Ug[{','.join(map(str, hkl))}] is zero (forbidden reflection); refine an "
+            "allowed reflection."
+        )
+    in_orbit = {tuple(o) for o in orbit}
+    mates = np.array([r for r in (-orbit).tolist() if tuple(r) not in in_orbit]).reshape(-1, 3)
+    allh = np.concatenate([orbit, mates])
+    signs = np.concatenate([np.ones(len(orbit)), -np.ones(len(mates))])
+    label = ",".join(map(str, hkl))
+    if suffix is None:
+        return [
+            Parameter(f"Ug[{label}]", "Ug", 0.0, -0.2, 0.2, "relative", 1e-3, hkl=allh,
+                      signs=signs)
+        ]  # fmt: skip
+    if suffix != "phase":
+        raise ParameterError(f"Unknown suffix .{suffix} of {raw!r}; only '.phase'.")
+    if friedel:
+        raise ParameterError(
+            f"Ug[{label}].phase: symmetry maps g onto −g, which fixes the phase of "
+            "U_g; refine its amplitude 'Ug[...]' only."
+        )
+    return [
+        Parameter(f"Ug[{label}].phase", "Ug_phase", 0.0, -0.5, 0.5, "rad", 1e-3, hkl=allh,
+                  signs=signs)
+    ]  # fmt: skip
+
+
+def _absorption(ctx: _Context, key, suffix, raw) -> list[Parameter]:
+    if ctx.absorption != "proportional":
+        raise ParameterError(
+            f"'absorption' refines the proportional fraction κ, but the absorption model "
+            f"is {ctx.absorption!r}; use absorption='proportional' or drop the parameter."
+        )
+    return [Parameter("absorption", "absorption", ctx.absorption_fraction, 0.0, 0.5, "", 0.005)]
+
+
+def _offset(ctx: _Context, key, suffix, raw) -> list[Parameter]:
+    lim, step = 0.3 * ctx.disc_radius, 1e-3 * ctx.disc_radius
+    return [
+        Parameter("offset_x", "offset", 0.0, -lim, lim, "1/Å", step),
+        Parameter("offset_y", "offset", 0.0, -lim, lim, "1/Å", step),
+    ]
+
+
+def _background(ctx: _Context, key, suffix, raw) -> list[Parameter]:
+    if ctx.fom == "zncc":
+        raise ParameterError(
+            "'background' cannot change the ZNCC (it ignores offsets); refine it with "
+            "fom='lsq' or drop it."
+        )
+    return [Parameter("background", "background", 0.0, -1.0, 1.0, "relative", 1e-3)]
+
+
+#: The builder of each parameter kind (lower-case name; ``B`` as written).
+_BUILDERS = {
+    "thickness": _thickness,
+    "B": _b_iso,
+    "b_iso": _b_iso,
+    "B_iso": _b_iso,
+    "occupancy": _occupancy,
+    "occ": _occupancy,
+    "xyz": _xyz,
+    "ug": _ug,
+    "absorption": _absorption,
+    "scale": lambda ctx, *_: [Parameter("scale", "scale", 1.0, 0.85, 1.15, "", 1e-3)],
+    "offset": _offset,
+    "blur": lambda ctx, *_: [Parameter("blur", "blur", max(ctx.blur, 0.3), 0.1, 6.0, "px", 0.01)],
+    "background": _background,
+}
