@@ -254,6 +254,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--quiet", action="store_true", help="no progress bar")
     demo.set_defaults(func=_demo)
 
+    _add_simulate(sub)
+    _add_surrogate_commands(sub)
+    return parser
+
+
+def _add_simulate(sub: Any) -> None:
+    """The ``simulate`` command: every setting of :func:`hyperspy_lacbed.simulate`."""
     sim = sub.add_parser(
         "simulate",
         help="Bloch-wave LACBED discs of a crystal",
@@ -334,6 +341,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--quiet", action="store_true", help="no progress bar")
     sim.set_defaults(func=_simulate)
 
+
+def _add_surrogate_commands(sub: Any) -> None:
+    """The ``models``, ``generate`` and ``retrieve`` commands (the cGAN surrogates)."""
     mod = sub.add_parser("models", help="list the pretrained surrogate models")
     mod.add_argument("--models-dir", dest="models_dir", help="another models folder")
     mod.set_defaults(func=_models)
@@ -365,7 +375,6 @@ def build_parser() -> argparse.ArgumentParser:
     ret.add_argument("--models-dir", dest="models_dir", help="another models folder")
     _output_options(ret, "<pattern>_potential.hspy and <pattern>_potential.png")
     ret.set_defaults(func=_retrieve)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

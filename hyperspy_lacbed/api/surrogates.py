@@ -103,89 +103,82 @@ def generate(
         dom.check_beam_energy(float(to_magnitude(voltage, "V", "voltage")) / 1e3, label)
     t_list, multi = dom.resolve_thickness(thickness)
     dom.check_thickness(t_list, label)
-    out_refl = [tuple(r) for r in dom.reflections]
-    if reflections is not None:
-        req = list(reflection_tuples(reflections))
-        if (0, 0, 0) not in req:
-            req.insert(0, (0, 0, 0))
-        unknown = [list(r) for r in req if tuple(r) not in out_refl]
-        if unknown:
-            raise ValueError(
-                f"{label} does not know the reflections {unknown}; it predicts "
-                f"{[list(r) for r in out_refl]}. Use hyperspy_lacbed.simulate for others."
-            )
-        out_refl = [tuple(r) for r in req]
-    pick = [list(map(tuple, dom.reflections)).index(r) for r in out_refl]
-
+    out_refl = _requested_reflections(dom, reflections, label)
     many = is_many(structure)
     structures = list(structure) if many else [structure]
     if not structures:
         raise ValueError("No structures given: pass at least one CIF path, Structure or name.")
-    crystals, potentials, frames = [], [], []
-    for s in structures:
-        c = load_structure(s)
+    crystals = [load_structure(s) for s in structures]
+    for c in crystals:
         dom.check_crystal(c, label)
-        frame = zone_frame(c, dom.zone_axis, dom.x_direction)
-        img, _ = projected_potential_array(
-            c,
-            dom.zone_axis,
-            dom.x_direction,
-            (dom.potential_pixels, dom.potential_pixels),
-            dom.scattering_factors,
-            True,
-        )
-        crystals.append(c)
-        potentials.append(img)
-        frames.append(frame)
+    potentials = [
+        projected_potential_array(
+            c, dom.zone_axis, dom.x_direction, (dom.potential_pixels, dom.potential_pixels),
+            dom.scattering_factors, True,
+        )[0]
+        for c in crystals
+    ]  # fmt: skip
     a = np.array([c.lattice_parameters[0] for c in crystals])
     start = time.perf_counter()
     with ProgressBar(
         len(crystals) * len(t_list), show_progressbar, "cGAN forward", "pattern"
     ) as bar:
         discs = sur.forward_discs(np.stack(potentials), a, t_list, batch_size, bar.update)
-    wall = time.perf_counter() - start
-
-    signals = []
-    for i, (c, frame) in enumerate(zip(crystals, frames, strict=True)):
-        d = discs[i][:, pick]
-        if not dom.mean_absorption:
-            # The network learnt patterns without the mean absorption (a uniform factor
-            # per thickness, see Domain.mean_absorption); put it back analytically.
-            factor = mean_absorption_factor(
-                c,
-                t_list,
-                dom.voltage,
-                dom.absorption,
-                dom.absorption_fraction,
-                dom.scattering_factors,
-            )
-            d = d * factor.reshape(-1, *([1] * (d.ndim - 1))).astype(d.dtype)
-        if not multi:
-            d = d[0]
-        hkl = np.asarray(out_refl, int)
-        g = (c.g_vectors(hkl) @ frame.rotation.T)[:, :2]
-        radius = dom.disc_radius(float(a[i]))
-        settings = dom.simulation_settings(float(a[i]), t_list, out_refl).to_dict()
-        # The factor above puts the mean absorption back: the Bloch-wave settings that
-        # reproduce these discs include it, so simulate(**settings) compares 1:1.
-        settings.update(structure=c.to_dict(), mean_absorption=True)
-        signal = LACBED.from_discs(
-            d,
-            reflections=hkl.tolist(),
-            g_vectors=g.tolist(),
-            thickness=t_list if multi else t_list[0],
-            dk=radius / (dom.disc_pixels / 2),
-            voltage=dom.voltage,
-            zone_axis=list(frame.zone_axis),
-            x_direction=list(frame.x_direction),
-            source="cgan",
-            settings=settings,
-        )
-        # Beside the settings, as simulate keeps its timing, so that the settings stay
-        # exactly the keyword arguments of simulate.
-        signal.metadata.set_item("LACBED.model", sur.info())
-        signal.metadata.set_item(
-            "LACBED.timing", {"wall_s": wall / len(crystals), "device": str(sur.device)}
-        )
-        signals.append(signal)
+    timing = {"wall_s": (time.perf_counter() - start) / len(crystals), "device": str(sur.device)}
+    pick = [list(map(tuple, dom.reflections)).index(r) for r in out_refl]
+    signals = [
+        _forward_signal(sur, c, discs[i][:, pick], t_list, multi, out_refl, timing)
+        for i, c in enumerate(crystals)
+    ]
     return signals if many else signals[0]
+
+
+def _requested_reflections(dom: Any, reflections: Any, label: str) -> list[tuple[int, ...]]:
+    """The discs to return: the model's, or those asked for among them (000 always)."""
+    out_refl = [tuple(r) for r in dom.reflections]
+    if reflections is None:
+        return out_refl
+    req = list(reflection_tuples(reflections))
+    if (0, 0, 0) not in req:
+        req.insert(0, (0, 0, 0))
+    unknown = [list(r) for r in req if tuple(r) not in out_refl]
+    if unknown:
+        raise ValueError(
+            f"{label} does not know the reflections {unknown}; it predicts "
+            f"{[list(r) for r in out_refl]}. Use hyperspy_lacbed.simulate for others."
+        )
+    return [tuple(r) for r in req]
+
+
+def _forward_signal(sur, c, d, t_list, multi, out_refl, timing):
+    """One crystal's discs as a calibrated LACBED signal with the model's metadata."""
+    dom = sur.domain
+    frame = zone_frame(c, dom.zone_axis, dom.x_direction)
+    a = float(c.lattice_parameters[0])
+    if not dom.mean_absorption:
+        # The network learnt patterns without the mean absorption (a uniform factor
+        # per thickness, see Domain.mean_absorption); put it back analytically.
+        factor = mean_absorption_factor(
+            c, t_list, dom.voltage, dom.absorption, dom.absorption_fraction,
+            dom.scattering_factors,
+        )  # fmt: skip
+        d = d * factor.reshape(-1, *([1] * (d.ndim - 1))).astype(d.dtype)
+    if not multi:
+        d = d[0]
+    hkl = np.asarray(out_refl, int)
+    g = (c.g_vectors(hkl) @ frame.rotation.T)[:, :2]
+    settings = dom.simulation_settings(a, t_list, out_refl).to_dict()
+    # The factor above puts the mean absorption back: the Bloch-wave settings that
+    # reproduce these discs include it, so simulate(**settings) compares 1:1.
+    settings.update(structure=c.to_dict(), mean_absorption=True)
+    signal = LACBED.from_discs(
+        d, reflections=hkl.tolist(), g_vectors=g.tolist(),
+        thickness=t_list if multi else t_list[0], dk=dom.disc_radius(a) / (dom.disc_pixels / 2),
+        voltage=dom.voltage, zone_axis=list(frame.zone_axis),
+        x_direction=list(frame.x_direction), source="cgan", settings=settings,
+    )  # fmt: skip
+    # Beside the settings, as simulate keeps its timing, so that the settings stay
+    # exactly the keyword arguments of simulate.
+    signal.metadata.set_item("LACBED.model", sur.info())
+    signal.metadata.set_item("LACBED.timing", timing)
+    return signal
