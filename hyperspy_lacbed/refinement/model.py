@@ -39,6 +39,7 @@ from hyperspy_lacbed.bloch.settings import SimulationSettings
 from hyperspy_lacbed.bloch.solver import padded_indices, select_beams
 from hyperspy_lacbed.crystal.scattering import absorptive_scattering_factor, scattering_factor
 from hyperspy_lacbed.crystal.structure import Crystal, zone_frame
+from hyperspy_lacbed.crystal.structure_factors import debye_waller_factors
 from hyperspy_lacbed.refinement.parameters import Parameter
 from hyperspy_lacbed.units import electron_wavelength, relativistic_gamma
 
@@ -251,6 +252,12 @@ class BlochModel:
             f[rows] = scattering_factor(element, q, table=settings.scattering_factors)
         self._f = torch.as_tensor(f)
         self._hkl_u = torch.as_tensor(uniq.astype(float))
+        # exp(−2π² gᵀUg) of anisotropic atoms, as the engine's structure factors
+        self._dw_aniso = (
+            None
+            if crystal.u_aniso is None
+            else torch.as_tensor(debye_waller_factors(crystal, uniq).T)
+        )
         self._prefactor = relativistic_gamma(settings.voltage) / (math.pi * crystal.volume)
         self._bird_king = (
             _BirdKing(q, settings.voltage, settings.scattering_factors)
@@ -320,8 +327,12 @@ class BlochModel:
         occ, b, pos = self.atom_values(x)
         phase = torch.exp(-2j * math.pi * (self._hkl_u @ pos.T))  # (n_u, n_atoms)
         weight = occ[:, None] * self._f
-        if self.settings.debye_waller:
+        if self.settings.debye_waller and self._dw_aniso is None:
             weight = weight * torch.exp(-b[:, None] * self._s2[None, :])
+        elif self.settings.debye_waller:
+            # anisotropic tensors at the start; a refined B adds an isotropic change
+            db = b - torch.as_tensor(self.crystal.b_iso)
+            weight = weight * self._dw_aniso * torch.exp(-db[:, None] * self._s2[None, :])
         u = self._prefactor * (phase * weight.T).sum(1)
         factor = torch.ones(len(self.uniq), dtype=torch.complex128)
         for name, kind, hits in self._ug_index:

@@ -274,3 +274,34 @@ def test_model_takes_the_engines_converged_beams():
         ref.settings.strong_beams,
         ref.settings.weak_beams,
     )
+
+
+def test_model_matches_engine_with_anisotropic_displacements():
+    """The model's torch structure factors carry the tensors as the engine's do."""
+    crystal = load_structure("GaAs")
+    u = np.diag([0.004, 0.009, 0.015])  # not isotropic: B_eq alone would differ
+    b_eq = 8 * np.pi**2 * np.trace(u) / 3
+    aniso = Crystal.from_dict(
+        {
+            **crystal.to_dict(),
+            "u_aniso": [u.tolist()] * len(crystal),
+            "b_iso": [b_eq] * len(crystal),
+        }
+    )
+    kw = {"zone_axis": (0, 0, 1), "voltage": 200e3, "strong_beams": 14}
+    ref = compute_discs(
+        aniso, thickness=[800.0], reflections=SI_DISCS, pixels=6, solver="exact",
+        device="cpu", symmetry=False, show_progressbar=False, **kw,
+    )  # fmt: skip
+    model = BlochModel(
+        aniso, SimulationSettings.from_user(**kw), np.array(SI_DISCS), 6, ref.dk, thickness=800.0
+    )
+    out = model.discs(model.start_vector()).detach().numpy()
+    assert np.abs(out - ref.discs[0]).max() <= 1e-9 * ref.discs[0].max()
+    iso = compute_discs(
+        Crystal.from_dict({**crystal.to_dict(), "b_iso": [b_eq] * len(crystal)}),
+        thickness=[800.0], reflections=SI_DISCS, pixels=6, solver="exact",
+        device="cpu", symmetry=False, show_progressbar=False, **kw,
+    ).discs[0]  # fmt: skip
+    # the same B_eq, isotropic: the anisotropy itself matters here
+    assert np.abs(out - iso).max() > 1e-4 * iso.max()
