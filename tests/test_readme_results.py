@@ -106,7 +106,7 @@ class Num:
             "<=": t / 2 <= value <= t,
             "<": t / 2 <= value < t,
             ">=": t <= value <= 2 * t,
-            "==": value == t,
+            "==": math.isclose(value, t, rel_tol=1e-12),
         }[self.how]
         return None if ok else f"{text} ({self.how}) but the file says {value:.6g}"
 
