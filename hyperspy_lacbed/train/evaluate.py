@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -32,6 +32,9 @@ from hyperspy_lacbed.train.metrics import (
     zmcc,
 )
 from hyperspy_lacbed.train.structures import space_group_symbol
+
+if TYPE_CHECKING:
+    from hyperspy_lacbed.nets.surrogate import Surrogate
 
 __all__ = [
     "EvaluationResult",
@@ -723,7 +726,7 @@ def dataset_arrays(dataset: Any, limit: int | None = None) -> dict[str, np.ndarr
 
 
 def evaluate_arrays(
-    surrogate: Any, arrays: dict[str, np.ndarray], batch_size: int = 16
+    surrogate: Surrogate, arrays: dict[str, np.ndarray], batch_size: int = 16
 ) -> EvaluationResult:
     """The card's metrics of a surrogate on arrays of :func:`dataset_arrays`.
 

@@ -41,7 +41,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -49,6 +49,9 @@ from hyperspy_lacbed.nets.domain import Domain
 from hyperspy_lacbed.nets.normalisation import Encoding
 from hyperspy_lacbed.parsing import dataclass_kwargs
 from hyperspy_lacbed.train.recipe import fit_defaults
+
+if TYPE_CHECKING:
+    from hyperspy_lacbed.nets.surrogate import Surrogate
 
 __all__ = [
     "ArrayDataset",
@@ -646,7 +649,7 @@ def _loss_record(step: int, time_s: float, lr: float, losses: dict[str, Any]) ->
 
 
 # ----------------------------------------------------------------------------- validation
-def as_surrogate(module: Any, identity: dict[str, Any], name: str = "training run") -> Any:
+def as_surrogate(module: Any, identity: dict[str, Any], name: str = "training run") -> Surrogate:
     """A generator of a run as a :class:`~hyperspy_lacbed.nets.surrogate.Surrogate`.
 
     Training, the ablation and inference all run a generator the same way
@@ -682,7 +685,7 @@ def as_surrogate(module: Any, identity: dict[str, Any], name: str = "training ru
     return Surrogate(module, card)
 
 
-def checkpoint_surrogate(out_dir: str | os.PathLike) -> Any:
+def checkpoint_surrogate(out_dir: str | os.PathLike) -> Surrogate:
     """The generator of a run's checkpoint as a :class:`~hyperspy_lacbed.nets.surrogate.Surrogate`.
 
     Parameters
