@@ -1,7 +1,7 @@
 """List functions longer than a limit (lines of code, docstrings excluded).
 
-    python tools/long_functions.py            # the package, limit 80
-    python tools/long_functions.py --limit 60 hyperspy_lacbed/bloch
+python tools/long_functions.py            # the package, limit 80
+python tools/long_functions.py --limit 60 hyperspy_lacbed/bloch
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ def code_lines(node: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
     """Lines of a function without its docstring."""
     body = node.body
     start = body[0].end_lineno + 1 if ast.get_docstring(node) else body[0].lineno
-    return max(node.end_lineno - start + 1, 0) if len(body) > 1 or not ast.get_docstring(node) else 0
+    return (
+        max(node.end_lineno - start + 1, 0) if len(body) > 1 or not ast.get_docstring(node) else 0
+    )
 
 
 def long_functions(paths: list[Path], limit: int) -> list[tuple[int, str]]:
