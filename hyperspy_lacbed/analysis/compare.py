@@ -68,10 +68,10 @@ def zncc(a: Any, b: Any, mask: Any) -> Any:
     """
     import torch
 
-    ca, na = centred(a, mask)
-    cb, nb = centred(b, mask)
-    den = torch.clamp(na * nb, min=1e-300)[..., 0, 0]
-    return (ca * cb).sum((-2, -1)) / den
+    ca, cb = centred(a, mask)[0], centred(b, mask)[0]
+    # sqrt of the product (not the product of norms): exactly 1 for identical images
+    den = torch.sqrt((ca * ca).sum((-2, -1)) * (cb * cb).sum((-2, -1)))
+    return (ca * cb).sum((-2, -1)) / torch.clamp(den, min=1e-300)
 
 
 def zero_normalised_cross_correlation(

@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from hyperspy_lacbed.analysis.compare import zero_normalised_cross_correlation
 from hyperspy_lacbed.analysis.square import square_grid_operations, transform_potential
 
 __all__ = [
@@ -225,14 +226,15 @@ def zmcc(
     0.0249...
     """
     pred, ref = _same_shape(prediction, reference)
-    axes = tuple(int(a) for a in axes)
+    axes = tuple(int(a) % pred.ndim for a in axes)
     p, r = stretch_8bit(pred, axes), stretch_8bit(ref, axes)
-    p = p - p.mean(axis=axes, keepdims=True)
-    r = r - r.mean(axis=axes, keepdims=True)
-    num = np.sum(p * r, axis=axes)
-    den = np.sqrt(np.sum(p * p, axis=axes) * np.sum(r * r, axis=axes))
-    equal = np.all(p == r, axis=axes)
-    corr = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.where(equal, 1.0, 0.0))
+    # the pixels of an image as one column, for the package's one ZNCC
+    dest = tuple(range(pred.ndim - len(axes), pred.ndim))
+    p = np.moveaxis(p, axes, dest).reshape(*p.shape[: pred.ndim - len(axes)], -1, 1)
+    r = np.moveaxis(r, axes, dest).reshape(p.shape)
+    corr = np.asarray(zero_normalised_cross_correlation(p, r))
+    equal = np.all(p == r, axis=(-2, -1))
+    corr = np.where(np.isfinite(corr), corr, np.where(equal, 1.0, 0.0))
     return 0.5 + 0.5 * np.clip(corr, -1.0, 1.0)
 
 
