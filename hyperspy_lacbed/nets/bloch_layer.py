@@ -174,6 +174,7 @@ class FewBeamBloch(nn.Module):
 
     def choose_beams(self, u: torch.Tensor, a: torch.Tensor) -> BeamChoice:
         """Strong and weak beams of every tilt of every crystal (the engine's rule)."""
+        self._check_table(u)
         with torch.no_grad():
             k0 = self.wave_numbers(u)
             k = self.incident_vectors(a, k0)
@@ -201,6 +202,14 @@ class FewBeamBloch(nn.Module):
             torch.as_tensor(np.where(pos < 0, 0, pos), device=dev),
             torch.as_tensor(pos < 0, device=dev),
         )
+
+    def _check_table(self, u: torch.Tensor) -> None:
+        if u.shape[-1] // 2 < self.table_h_max:
+            raise ValueError(
+                f"The U_g table reaches |h|, |k| ≤ {u.shape[-1] // 2}, the pool's differences "
+                f"need {self.table_h_max}; give a larger table (FourierCoefficients h_max) or "
+                "a smaller pool_h_max."
+            )
 
     def _pool(self, table: np.ndarray, g: np.ndarray, k0: float) -> BeamPool:
         """The engine's pool description of one crystal (coupling, |U_g|, K)."""

@@ -34,7 +34,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from hyperspy_lacbed.nets.bloch_layer import FewBeamBloch
+from hyperspy_lacbed.nets.bloch_layer import FewBeamBloch, pool_h_max_for
 from hyperspy_lacbed.nets.fourier import FourierCoefficients
 from hyperspy_lacbed.nets.physics_informed import FourierForwardGenerator
 from hyperspy_lacbed.units import relativistic_gamma, u_to_volts
@@ -102,6 +102,8 @@ class PhysicsForwardGenerator(FourierForwardGenerator):
             absorption_fraction=absorption_fraction,
             mean_inner_potential=mean_inner_potential,
             mean_absorption=mean_absorption,
+            # the pool's differences must be resolved by the potential image (2 H < P / 2)
+            pool_h_max=min(pool_h_max_for(strong_beams + weak_beams), (self.in_size - 1) // 4),
         )
         voltage = float(kwargs.get("voltage", 200e3))
         self._u_per_volt = 1.0 / u_to_volts(relativistic_gamma(voltage))

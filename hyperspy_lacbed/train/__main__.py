@@ -395,7 +395,7 @@ def _add_fit(sub: Any) -> None:
     )
     f.add_argument(
         "--architecture",
-        choices=["pix2pixhd", "fourier-forward", "fourier-inverse"],
+        choices=["pix2pixhd", "fourier-forward", "fourier-inverse", "physics-forward"],
         help="generator (default fourier-<direction>: physics-informed; or the paper's)",
     )
     f.add_argument(

@@ -20,6 +20,13 @@ A *variant* is a name made of ``+``-joined tokens:
     Symmetrise the output over the input potential's 4mm operations (forward).
 ``scale``
     The scale-free output: pattern shape / its maximum × a predicted peak (forward).
+``blochS`` / ``blochSwW``
+    Put a few-beam Bloch-wave layer of S strong (and W Bethe weak) beams inside the
+    forward generator (``physics-forward``, :mod:`hyperspy_lacbed.nets.physics_forward`;
+    issue 21): ``bloch10``, ``bloch20w40``, ``bloch40w80``.
+``residual`` / ``effective``
+    How the network and that layer combine: a gated residual on the layer's discs (the
+    default), or learned effective structure factors that the layer turns into discs.
 ``amp``
     Add the origin-invariant Fourier-amplitude loss
     (:func:`~hyperspy_lacbed.train.loop.amplitude_loss`, weight :data:`AMPLITUDE_WEIGHT`;
@@ -39,6 +46,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 from collections.abc import Sequence
@@ -61,7 +69,12 @@ __all__ = [
 ]
 
 #: What each token of a variant name means (see the module docstring).
-TOKENS = ("v0", "realistic", "fourier", "geometry", "phase", "sym", "scale", "amp")
+TOKENS = (
+    "v0", "realistic", "fourier", "geometry", "phase", "sym", "scale", "amp", "bloch<S>w<W>",
+    "residual", "effective",
+)  # fmt: skip
+#: A physics-layer token: ``bloch10`` or ``bloch20w40`` (strong, weak beams).
+_BLOCH = re.compile(r"^bloch(\d+)(?:w(\d+))?$")
 #: ``lambda_amplitude`` of the ``amp`` token.
 AMPLITUDE_WEIGHT = 10.0
 #: The variants of issue 13's ablation, in order.
@@ -74,6 +87,16 @@ DEFAULT_VARIANTS = {
         "fourier+geometry+phase",
         "fourier+geometry+phase+sym",
         "fourier+geometry+phase+sym+scale",
+    ),
+    # issue 21: physics size 0 (v1's generator), 10, 20 + 40 and 40 + 80 beams, × (a), (b)
+    "physics": (
+        "fourier+geometry+phase+sym",
+        "fourier+geometry+phase+sym+bloch10+residual",
+        "fourier+geometry+phase+sym+bloch20w40+residual",
+        "fourier+geometry+phase+sym+bloch40w80+residual",
+        "fourier+geometry+phase+sym+bloch10+effective",
+        "fourier+geometry+phase+sym+bloch20w40+effective",
+        "fourier+geometry+phase+sym+bloch40w80+effective",
     ),
     "inverse": ("v0", "v0+realistic", "fourier", "fourier+geometry", "fourier+geometry+amp"),
 }
@@ -116,7 +139,7 @@ def parse_variant(name: str, direction: str) -> AblationVariant:
         forward-only tokens in an inverse ablation.
     """
     tokens = [t.strip() for t in str(name).split("+") if t.strip()]
-    bad = [t for t in tokens if t not in TOKENS]
+    bad = [t for t in tokens if t not in TOKENS and not _BLOCH.match(t)]
     if bad or not tokens or tokens[0] not in ("v0", "fourier"):
         raise ValueError(
             f"Invalid variant {name!r}: write 'v0' or 'fourier' followed by +tokens from "
@@ -148,7 +171,28 @@ def parse_variant(name: str, direction: str) -> AblationVariant:
         "symmetrise": "sym" in tokens,
         "output": "scale_free" if "scale" in tokens else "tanh",
     }
-    return AblationVariant(name, "fourier-forward", gen, "realistic")
+    return _with_physics(name, tokens, gen)
+
+
+def _with_physics(name: str, tokens: list[str], gen: dict[str, Any]) -> AblationVariant:
+    """A forward variant, with the Bloch layer of its ``bloch…`` token when it has one."""
+    bloch = [m for m in map(_BLOCH.match, tokens) if m]
+    modes = [t for t in tokens if t in ("residual", "effective")]
+    if not bloch:
+        if modes:
+            raise ValueError(f"Variant {name!r}: {modes[0]!r} needs a 'bloch<S>' token.")
+        return AblationVariant(name, "fourier-forward", gen, "realistic")
+    if len(bloch) > 1 or len(modes) > 1:
+        raise ValueError(f"Variant {name!r}: give one 'bloch…' token and at most one mode.")
+    if "scale" in tokens:
+        raise ValueError(f"Variant {name!r}: the Bloch layer makes the scale; drop 'scale'.")
+    gen.pop("output")
+    gen.update(
+        physics=modes[0] if modes else "residual",
+        strong_beams=int(bloch[0].group(1)),
+        weak_beams=int(bloch[0].group(2) or 0),
+    )
+    return AblationVariant(name, "physics-forward", gen, "realistic")
 
 
 def _summary(result: Any) -> dict[str, Any]:
@@ -200,7 +244,8 @@ def run_ablation(
     direction
         ``"forward"`` or ``"inverse"``.
     variants
-        Variant names (:func:`parse_variant`); default :data:`DEFAULT_VARIANTS`.
+        Variant names (:func:`parse_variant`), or the name of a set of
+        :data:`DEFAULT_VARIANTS` (``["physics"]``: issue 21's); default the direction's set.
     minutes
         Wall-clock training budget of each variant.
     random_train
@@ -233,6 +278,8 @@ def run_ablation(
     import torch
 
     names = list(variants or DEFAULT_VARIANTS[direction])
+    if len(names) == 1 and names[0] in DEFAULT_VARIANTS:  # a named set, e.g. "physics"
+        names = list(DEFAULT_VARIANTS[names[0]])
     parsed = [parse_variant(n, direction) for n in names]
     _check_request(parsed, random_train, config)
     out = Path(out_dir)

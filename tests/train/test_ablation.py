@@ -20,6 +20,7 @@ SMALL = {
     "pix2pixhd": TINY_G,
     "fourier-forward": {"width": 16, "latent": 32, "n_layers": 2},
     "fourier-inverse": {"ngf": 8, "hidden": 64, "n_downsampling": 2},
+    "physics-forward": {"width": 16, "latent": 32, "n_layers": 2},
 }
 
 
@@ -47,6 +48,38 @@ def test_variant_names():
     ]:
         with pytest.raises(ValueError, match=match):
             parse_variant(bad, direction)
+
+
+def test_physics_variant_names():
+    a = parse_variant("fourier+geometry+phase+sym+bloch20w40", "forward")
+    assert a.architecture == "physics-forward"
+    assert (a.generator["physics"], a.generator["strong_beams"], a.generator["weak_beams"]) == (
+        "residual",
+        20,
+        40,
+    )
+    b = parse_variant("fourier+geometry+bloch10+effective", "forward")
+    assert b.generator["physics"] == "effective" and b.generator["weak_beams"] == 0
+    for bad, match in [
+        ("fourier+geometry+effective", "needs a 'bloch"),
+        ("fourier+bloch10+bloch20", "one 'bloch"),
+        ("fourier+bloch10+scale", "drop 'scale'"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            parse_variant(bad, "forward")
+
+
+def test_physics_variants_train_and_score(tiny_arrays, tmp_path):
+    """Both ways of putting the Bloch layer in the generator train through the harness."""
+    variants = ["fourier+geometry+sym+bloch6+residual", "fourier+geometry+sym+bloch6w4+effective"]
+    rep = run_ablation(
+        tiny_arrays, tiny_arrays, tmp_path / "abl", variants=variants, minutes=0.01,
+        config={"batch_size": 2, "discriminator": TINY_D}, generator=SMALL,
+    )  # fmt: skip
+    for name in variants:
+        r = rep["results"][name]
+        assert r["architecture"] == "physics-forward" and r["steps"] >= 1
+        assert 0 < r["summary"]["lmse_median"] < 1
 
 
 def test_in_memory_ablation(tiny_arrays, tmp_path, monkeypatch):
