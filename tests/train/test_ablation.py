@@ -225,3 +225,21 @@ def test_a_random_split_in_a_realistic_store():
     # the merged settings are valid recipes of each kind
     DatasetRecipe(DOMAIN.to_dict(), 2, 0, split_structures(common, {"kind": "random"}), "random")
     DatasetRecipe(DOMAIN.to_dict(), 2, 0, held, "heldout")
+
+
+def test_physics_ablation_config_names_valid_variants():
+    """configs/v2-physics.toml asks for issue 21's set, and every variant of it parses."""
+    import tomllib
+    from pathlib import Path
+
+    from hyperspy_lacbed.train.ablation import DEFAULT_VARIANTS
+
+    root = Path(__file__).resolve().parents[2]
+    opts = tomllib.loads((root / "configs" / "v2-physics.toml").read_text())["ablation"]
+    names = DEFAULT_VARIANTS[opts["variants"]]
+    parsed = [parse_variant(n, opts["direction"]) for n in names]
+    sizes = {
+        (v.generator.get("strong_beams", 0), v.generator.get("weak_beams", 0)) for v in parsed
+    }
+    assert sizes == {(0, 0), (10, 0), (20, 40), (40, 80)}
+    assert {v.generator.get("physics") for v in parsed} == {None, "residual", "effective"}
