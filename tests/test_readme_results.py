@@ -280,6 +280,15 @@ README_ROWS: dict[str, Row] = {
         ],
         ["bench_gesn-quick"],
     ),
+    "Refinement of the recorded GeSn [1-10] discs": Row(
+        [
+            Num(lambda: res("refine_validation-gesn-extra")["refined_mean_zncc"]),
+            Num(lambda: res("refine_validation-gesn-extra")["felix_mean_zncc"], "=="),
+            Num(lambda: res("refine_validation-gesn-extra")["fit_s"]),
+            Num(lambda: res("refine_validation-gesn-extra")["check_s"]),
+        ],
+        ["refine_validation-gesn-extra"],
+    ),
     "Refinement known answers": Row(
         [
             Num(lambda: res("refine_validation-synthetic")["settings"]["counts"], "=="),
