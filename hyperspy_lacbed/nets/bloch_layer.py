@@ -165,29 +165,46 @@ class FewBeamBloch(nn.Module):
         c = u.shape[-1] // 2
         return torch.sqrt(k**2 + u[:, c, c].real.to(torch.float64))
 
-    def incident_vectors(self, a: torch.Tensor, k0: torch.Tensor) -> torch.Tensor:
-        """Incident wave vectors (B, T, 3) of the tilt grid of each crystal."""
-        dk = self.disc_radius_g200 * 2.0 / a.to(torch.float64) / (self.disc_pixels // 2)
-        t2 = torch.as_tensor(self.tilt_units, device=a.device)[None] * dk[:, None, None]
-        kz = torch.sqrt(k0[:, None] ** 2 - (t2**2).sum(-1))
-        return torch.cat([t2, kz[..., None]], -1)
+    def incident_vectors(
+        self, a: torch.Tensor, k0: torch.Tensor, pixels: Sequence[np.ndarray] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Incident wave vectors (N, 3) of the tilts solved, and each one's crystal (N,).
 
-    def choose_beams(self, u: torch.Tensor, a: torch.Tensor) -> BeamChoice:
-        """Strong and weak beams of every tilt of every crystal (the engine's rule)."""
+        ``pixels`` lists, per crystal, the flat (row-major) pixels to solve; default all.
+        """
+        n_pix = len(self.tilt_units)
+        if pixels is None:
+            pixels = [np.arange(n_pix)] * len(a)
+        which = torch.as_tensor(np.repeat(np.arange(len(a)), [len(p) for p in pixels]))
+        flat = torch.as_tensor(np.concatenate([np.asarray(p, int) for p in pixels]))
+        dk = self.disc_radius_g200 * 2.0 / a.to(torch.float64) / (self.disc_pixels // 2)
+        t2 = torch.as_tensor(self.tilt_units, device=a.device)[flat] * dk[which, None]
+        kz = torch.sqrt(k0[which] ** 2 - (t2**2).sum(-1))
+        return torch.cat([t2, kz[:, None]], -1), which.to(a.device)
+
+    def _excitation_errors(self, k, which, hk, a, k0) -> torch.Tensor:
+        """s_g (N, Q) of every solved tilt for the beams ``hk`` of its crystal."""
+        g = self._g(torch.as_tensor(hk, device=a.device), a)[which]  # (N, Q, 3)
+        return excitation_errors(k[:, None, :], g, k0[which, None, None])[:, 0]
+
+    def choose_beams(
+        self, u: torch.Tensor, a: torch.Tensor, pixels: Sequence[np.ndarray] | None = None
+    ) -> BeamChoice:
+        """Strong and weak beams of every solved tilt of every crystal (the engine's rule)."""
         self._check_table(u)
         with torch.no_grad():
             k0 = self.wave_numbers(u)
-            k = self.incident_vectors(a, k0)
-            g = self._g(torch.as_tensor(self.pool_hk), a)
-            s = excitation_errors(k, g, k0[:, None, None]).cpu().numpy()  # (B, T, P)
+            k, which = self.incident_vectors(a, k0, pixels)
+            s = self._excitation_errors(k, which, self.pool_hk, a, k0).cpu().numpy()
             table = np.abs(u.detach().cpu().numpy()) * math.hypot(1.0, self.absorption_fraction)
-        strong, weak = [], []
+            g = self._g(torch.as_tensor(self.pool_hk), a).cpu().numpy()
+        which_np = which.cpu().numpy()
+        strong = np.zeros(s.shape, bool)
+        weak = np.zeros(s.shape, bool)
         for b in range(len(table)):
-            pool = self._pool(table[b], g[b].cpu().numpy(), float(k0[b]))
-            st, wk = select_beams(s[b], pool, self.rule, self.out_idx)
-            strong.append(st)
-            weak.append(wk)
-        strong, weak = np.concatenate(strong), np.concatenate(weak)
+            rows = which_np == b
+            pool = self._pool(table[b], g[b], float(k0[b]))
+            strong[rows], weak[rows] = select_beams(s[rows], pool, self.rule, self.out_idx)
         used = np.flatnonzero(strong.any(0) | weak.any(0) | (np.arange(strong.shape[1]) == 0))
         remap = np.full(strong.shape[1], -1)
         remap[used] = np.arange(len(used))
@@ -283,19 +300,33 @@ class FewBeamBloch(nn.Module):
         beams
             A :class:`BeamChoice` to reuse (default: chosen from ``u`` and ``a``).
         """
-        b = u.shape[0]
-        beams = beams or self.choose_beams(u, a)
+        d = self.disc_pixels
+        inten = self.intensities(u, a, t, None, diagonal_correction, beams)
+        return inten.reshape(u.shape[0], d, d, -1).permute(0, 3, 1, 2)
+
+    def intensities(
+        self,
+        u: torch.Tensor,
+        a: torch.Tensor,
+        t: torch.Tensor,
+        pixels: Sequence[np.ndarray] | None = None,
+        diagonal_correction: torch.Tensor | None = None,
+        beams: BeamChoice | None = None,
+    ) -> torch.Tensor:
+        """Intensities (N, R) of the discs at the tilts ``pixels`` of each crystal.
+
+        ``pixels`` lists, per crystal, the flat (row-major) pixels to solve (default
+        all); the rows are those pixels, crystal after crystal. A symmetric crystal needs
+        only one pixel of each orbit (the generator folds and unfolds).
+        """
+        beams = beams or self.choose_beams(u, a, pixels)
         pot = self.potential_matrices(u, beams.hk, diagonal_correction)
         k0 = self.wave_numbers(u)
-        k = self.incident_vectors(a, k0)  # (B, T, 3)
-        n_t = k.shape[1]
-        g = self._g(torch.as_tensor(beams.hk, device=u.device), a)
-        s = excitation_errors(k, g, k0[:, None, None]).reshape(b * n_t, -1)
-        which = torch.arange(b, device=u.device).repeat_interleave(n_t)
-        kn = k[..., 2].reshape(-1)
+        k, which = self.incident_vectors(a, k0, pixels)
+        s = self._excitation_errors(k, which, beams.hk, a, k0)
         gn = torch.zeros(len(beams.hk), dtype=torch.float64, device=u.device)
         mats, scale = structure_matrices(
-            pot, s, k0[which][:, None], kn, gn, beams.strong, beams.weak, which
+            pot, s, k0[which][:, None], k[:, 2], gn, beams.strong, beams.weak, which
         )
         thick = t.to(torch.float64)[which]
         if torch.is_grad_enabled() and mats.requires_grad:
@@ -304,6 +335,4 @@ class FewBeamBloch(nn.Module):
             psi = psi[rows, beams.pos]
         else:  # no gradient wanted: one eigen-solve, no inverse (the engine's path)
             psi = eigen_propagate(mats, thick[:, None], beams.pos)[:, 0]
-        inten = output_intensities(psi, scale, beams.pos, beams.missing)
-        d = self.disc_pixels
-        return inten.reshape(b, d, d, -1).permute(0, 3, 1, 2)
+        return output_intensities(psi, scale, beams.pos, beams.missing)

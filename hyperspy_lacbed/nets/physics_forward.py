@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -144,24 +145,54 @@ class PhysicsForwardGenerator(FourierForwardGenerator):
     def physics_discs(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """The layer's discs alone (B, R, D, D), encoded: the generator at zero correction."""
         _, v, a, t = self.code(x, cond)
-        return self.encode(self.bloch(self.structure_factors(v, a), a, t)).to(torch.float32)
+        return self.encode(self.layer(self.structure_factors(v, a), a, t, v)).to(torch.float32)
+
+    def layer(self, u, a, t, v, diagonal_correction=None) -> torch.Tensor:
+        """The Bloch layer's intensities (B, R, D, D), one tilt of each symmetry orbit solved.
+
+        The 4mm operations that leave each potential ``v`` invariant (the symmetriser's)
+        map tilts onto tilts: I_g(p) = I_{g'}(rep(p)) with rep(p) the orbit's first pixel
+        and g' the reflection the operation takes g from. A 4mm crystal costs an eighth.
+        """
+        sym = self.symmetriser
+        if sym is None:
+            return self.bloch(u, a, t, diagonal_correction)
+        groups = sym.symmetries(v).numpy()
+        index = sym.disc_index.cpu().numpy()
+        source = sym.source.cpu().numpy()
+        pixels, rows, cols = [], [], []
+        offset = 0
+        for b in range(len(groups)):
+            ks = np.flatnonzero(groups[b])
+            images = index[ks]  # (n_ops, D²): each pixel's image under each operation
+            rep, kstar = images.min(0), ks[images.argmin(0)]
+            reps = np.unique(rep)
+            pixels.append(reps)
+            rows.append(offset + np.searchsorted(reps, rep))
+            cols.append(source[kstar])  # (D², R): the reflection each disc reads
+            offset += len(reps)
+        inten = self.bloch.intensities(u, a, t, pixels, diagonal_correction)  # (N, R)
+        rows_t = torch.as_tensor(np.stack(rows))[..., None]  # (B, D², 1)
+        out = inten[rows_t, torch.as_tensor(np.stack(cols))]  # (B, D², R)
+        d = self.out_size
+        return out.reshape(len(groups), d, d, -1).permute(0, 3, 1, 2)
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """Encoded discs (B, R, D, D) of encoded potentials ``x`` (B, 1, P, P)."""
         z, v, a, t = self.code(x, cond)
         u = self.structure_factors(v, a)
         if self.physics == "residual":
-            out = self._residual(z, u, a, t)
+            out = self._residual(z, u, a, t, v)
         else:
-            out = self._effective(z, u, a, t)
+            out = self._effective(z, u, a, t, v)
         if self.symmetriser is not None:
             out = self.symmetriser(out, self.symmetriser.symmetries(v))
         return out
 
-    def _residual(self, z, u, a, t) -> torch.Tensor:
+    def _residual(self, z, u, a, t, v) -> torch.Tensor:
         b, d = z.shape[0], self.out_size
         with torch.no_grad():  # the physics is fixed; only the network learns
-            y_phys = self.encode(self.bloch(u, a, t)).to(torch.float32)
+            y_phys = self.encode(self.layer(u, a, t, v)).to(torch.float32)
         h = self.pixel_features_last(b, a, t)
         h = torch.cat([h, y_phys.flatten(2).transpose(1, 2)], dim=-1)
         for layer in self.pixel_net:
@@ -172,7 +203,7 @@ class PhysicsForwardGenerator(FourierForwardGenerator):
         gate = torch.sigmoid(self.gate(z))[:, :, None, None]
         return y_phys + gate * torch.tanh(h)
 
-    def _effective(self, z, u, a, t) -> torch.Tensor:
+    def _effective(self, z, u, a, t, v) -> torch.Tensor:
         m = 2 * self.correction_h_max + 1
         w = self.correction(z).view(-1, 3, 2, m, m).to(torch.float64)
         rel, ab, diag = (torch.complex(w[:, i, 0], w[:, i, 1]) for i in range(3))
@@ -189,7 +220,8 @@ class PhysicsForwardGenerator(FourierForwardGenerator):
         pad_abs[:, sl, sl] = ab
         pad_abs[:, c, c] = 0.0  # U_0 (refraction) is the potential's own
         u_eff = u * (1 + pad_rel) + pad_abs
-        return self.encode(self.bloch(u_eff, a, t, self.correction_scale * diag)).to(torch.float32)
+        inten = self.layer(u_eff, a, t, v, self.correction_scale * diag)
+        return self.encode(inten).to(torch.float32)
 
 
 def physics_generator_kwargs(
