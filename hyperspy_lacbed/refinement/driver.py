@@ -44,6 +44,7 @@ class Problem:
         blur: float,
         inv_sigma: np.ndarray | None,
         supersample: int = 1,
+        bin: int = 1,
     ):
         import torch
 
@@ -52,6 +53,8 @@ class Problem:
         self.orientation = orientation
         self.blur0 = float(blur)
         self.supersample = int(supersample)
+        #: model pixels per data pixel: the blur (in data pixels) acts on the model's grid
+        self.blur_scale = self.supersample / int(bin)
         valid = mask & np.isfinite(data)
         self.mask_np = valid
         self.data_np = np.where(valid, data, 0.0)
@@ -79,17 +82,22 @@ class Problem:
         return self.lo + (self.hi - self.lo) * torch.sigmoid(u)
 
     def images(self, inten, x):
-        """Raw intensities (T, R) → the images compared with the data (R, ny, nx)."""
+        """Raw intensities (T, R) → the images compared with the data (R, ny, nx).
+
+        The blur σ is in data pixels; it acts on the model's own grid (σ · supersample /
+        bin of its pixels) before the sub-pixels are averaged like the binned data, so
+        that a blur smaller than a binned pixel still reaches a supersampled stage.
+        """
         import torch
 
         n = self.model.pixels
         img = inten.T.reshape(-1, n, n)
+        img = F.orient(img, *self.orientation)
+        sigma = self.model.get(x, "blur", self.blur0)
+        img = F.gaussian_blur(img, sigma * self.blur_scale)
         if self.supersample > 1:
             # the model's sub-pixels averaged like the binned data (block means)
             img = torch.nn.functional.avg_pool2d(img[:, None], self.supersample)[:, 0]
-        img = F.orient(img, *self.orientation)
-        sigma = self.model.get(x, "blur", self.blur0)
-        img = F.gaussian_blur(img, sigma)
         return img + self.model.get(x, "background", 0.0)
 
     def loss(self, inten, x):

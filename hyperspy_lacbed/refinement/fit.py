@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -30,7 +31,7 @@ from hyperspy_lacbed.analysis.compare import ORIENTATIONS, block_mean
 from hyperspy_lacbed.bloch.settings import SimulationSettings
 from hyperspy_lacbed.crystal.structure import Crystal, load_structure
 from hyperspy_lacbed.refinement import fom as F
-from hyperspy_lacbed.refinement.driver import Problem, covariance, lbfgs
+from hyperspy_lacbed.refinement.driver import Problem, RefinementWarning, covariance, lbfgs
 from hyperspy_lacbed.refinement.model import BlochModel, fixed_beam_settings
 from hyperspy_lacbed.refinement.parameters import resolve_parameters
 
@@ -60,14 +61,107 @@ class Stage:
     supersample: int = 1
 
 
+#: Model tilts per side of the finest default stage at :data:`_REF_BEAMS` strong beams
+#: (fewer with more beams: a tilt costs about the cube of the beams).
+_FINE_SIDE = 32
+_REF_BEAMS = 60
+
+
+def fringe_period(
+    crystal: Crystal, reflections: np.ndarray, dk: float, thickness: float, voltage: float
+) -> float:
+    """Period (pixels) of the thickness fringes of the discs: K / (|g| t dk).
+
+    Along a disc the excitation error of g changes by |g|/K per 1/Å of tilt, and the
+    fringes repeat every 1/t in excitation error; |g| is the median over the non-zero
+    discs (the shortest reflection of the zone with only 000).
+
+    Parameters
+    ----------
+    crystal
+        The crystal.
+    reflections
+        The discs (R, 3).
+    dk
+        Pixel size in 1/Å.
+    thickness
+        Thickness in Å.
+    voltage
+        Accelerating voltage in V.
+
+    Returns
+    -------
+    float
+    """
+    from hyperspy_lacbed.units import electron_wavelength
+
+    g = np.linalg.norm(crystal.g_vectors(np.asarray(reflections, int).reshape(-1, 3)), axis=1)
+    g = g[g > 1e-9]
+    g_typ = float(np.median(g)) if len(g) else 1.0 / max(crystal.lattice_parameters[:3])
+    return 1.0 / (electron_wavelength(voltage) * g_typ * thickness * dk)
+
+
+def default_stages(pixels: int, period: float, strong_beams: int) -> list[Stage]:
+    """The coarse-to-fine stages ``refine_discs`` chooses for discs of ``pixels``.
+
+    The finest stage computes at most :data:`_FINE_SIDE` × :data:`_FINE_SIDE` tilts at
+    60 strong beams (fewer with more beams, ∝ beams^−1.5 per side, at least 12), and
+    never more than resolve the fringes (two tilts per ``period``); it fits the data
+    binned to that grid. The coarse stage before it computes a quarter of those tilts
+    and averages them 2 × 2 like the data, binned four times as much
+    (``supersample=2``: the model is binned as the data are, so fine fringes average out
+    instead of aliasing). Both use every beam of the physics. Discs of at most 12 pixels
+    are fitted at full resolution only.
+
+    Parameters
+    ----------
+    pixels
+        Disc size 2N.
+    period
+        Fringe period in pixels (:func:`fringe_period`).
+    strong_beams
+        Strong beams of the physics.
+
+    Returns
+    -------
+    list of Stage
+    """
+    budget = round(_FINE_SIDE * (_REF_BEAMS / max(int(strong_beams), 1)) ** 1.5)
+    budget = int(np.clip(budget, 12, _FINE_SIDE))
+    need = math.ceil(pixels / max(period / 2.0, 1.0))
+    side = max(min(budget, need), 12)
+    fine_bin = max(1, math.ceil(pixels / side))
+    if pixels <= 12:
+        return [Stage(bin=1, max_iter=30)]
+    coarse = Stage(bin=4 * fine_bin, supersample=2, max_iter=20)
+    return [coarse, Stage(bin=fine_bin, max_iter=20)]
+
+
 def has_negative_values(data: np.ndarray, mask: np.ndarray) -> bool:
     """True when the data are not counts: a negative value inside the mask."""
     return bool((np.where(mask, data, 0.0) < 0).any())
 
 
+def padded_size(pixels: int, factor: int) -> int:
+    """The disc size a bin of ``factor`` needs: ``pixels`` rounded up to a multiple of 2·factor."""
+    return 2 * factor * math.ceil(pixels / (2 * factor))
+
+
+def _pad(images: np.ndarray, size: int, fill) -> np.ndarray:
+    """Pad the last two axes symmetrically to ``size`` (the disc centre stays put)."""
+    q = (size - images.shape[-1]) // 2
+    if q == 0:
+        return images
+    width = [(0, 0)] * (images.ndim - 2) + [(q, q), (q, q)]
+    return np.pad(images, width, constant_values=fill)
+
+
 def _bin_stack(data: np.ndarray, mask: np.ndarray, factor: int) -> tuple[np.ndarray, np.ndarray]:
+    """Block means of the valid pixels (padded with invalid ones to a whole, even grid)."""
     if factor == 1:
         return data, mask
+    size = padded_size(data.shape[-1], factor)
+    data, mask = _pad(data, size, np.nan), _pad(mask, size, False)
     binned = block_mean(np.where(mask, data, 0.0), factor)
     frac = block_mean(mask.astype(float), factor)
     ok = frac > 0.999  # a block is valid when every pixel of it is
@@ -88,11 +182,12 @@ def refine_discs(
     mask: np.ndarray | None = None,
     disc_shape: str = "circle",
     weights: str | np.ndarray | None = "poisson",
-    stages: Sequence[Stage] | None = None,
+    stages: Sequence[Stage] | str | None = "auto",
     thickness_scan: int = 41,
     keep_site_sums: bool = True,
     tolerance: float = 1e-10,
     progress: bool = True,
+    check: bool = True,
     **physics: Any,
 ):
     """Refine a crystal and the experimental parameters against recorded discs (arrays).
@@ -130,13 +225,24 @@ def refine_discs(
     weights
         For ``"lsq"``: ``"poisson"`` (σ² = max(data, 1)), None (uniform) or an array of σ.
     stages
-        Coarse-to-fine :class:`Stage` list; default one stage at full resolution.
+        Coarse-to-fine :class:`Stage` list, or ``"auto"`` (None too): the stages
+        :func:`default_stages` chooses from the disc size, the fringe period of the crystal
+        at the start thickness (:func:`fringe_period`) and the beams. Any bin is accepted:
+        discs whose size the bin does not divide into an even number of binned pixels are
+        padded with invalid pixels (which leave the blocks at the rim out).
     keep_site_sums
         Occupancy changes keep the total of mixed sites.
     tolerance
         L-BFGS stops when the figure of merit changes less than this.
     progress
         Show a tqdm progress bar (one tick per figure-of-merit evaluation).
+    check
+        Compare the result with the start at full resolution (every pixel, every beam),
+        on the same grid: ``result.check`` holds both figures of merit and the result's
+        images, ZNCC and best fit are those of full resolution. A result that fits worse
+        than the start there comes with a
+        :class:`~hyperspy_lacbed.refinement.driver.RefinementWarning` that says so.
+        False: the last stage's grid (faster; nothing checked).
     **physics
         Settings of :class:`~hyperspy_lacbed.bloch.settings.SimulationSettings`, as for
         :func:`~hyperspy_lacbed.simulate` (zone_axis, x_direction, surface_normal, voltage,
@@ -170,6 +276,9 @@ def refine_discs(
             "No parameter to refine; give at least one, e.g. parameters=['thickness']."
         )
     start_values = {p.name: p.value for p in params}
+    if stages is None or (isinstance(stages, str) and stages == "auto"):
+        period = fringe_period(crystal, reflections, dk, t0, phys.voltage)
+        stages = default_stages(pixels, period, phys.strong_beams)
     stages = _checked_stages(stages, pixels)
     run = _StageRun(
         crystal, phys, reflections, dk, params, data, full_mask, disc_shape, fom, poisson,
@@ -203,9 +312,10 @@ def refine_discs(
         "thickness_scan": thickness_scan,
         "keep_site_sums": keep_site_sums,
         "tolerance": tolerance,
+        "check": check,
         "physics": _physics_record(phys),
     }
-    return run.result(start_values, recipe, time.perf_counter() - t_start)
+    return run.result(start_values, recipe, time.perf_counter() - t_start, check)
 
 
 def _checked_inputs(data: Any, reflections: Any, fom: str, dk: float):
@@ -247,16 +357,21 @@ def _weights(fom: str, weights: Any, data: np.ndarray, mask: np.ndarray):
     return poisson, inv_sigma
 
 
-def _checked_stages(stages: Sequence[Stage] | None, pixels: int) -> list[Stage]:
-    """The stages (default: one at full resolution), each checked against the disc size."""
-    stages = list(stages) if stages else [Stage()]
+def _checked_stages(stages: Any, pixels: int) -> list[Stage]:
+    """The stages, each checked against the disc size."""
+    if isinstance(stages, (str, Stage)) or not stages:
+        raise ValueError(
+            f"stages must be 'auto' or a non-empty list of Stage, not {stages!r}; e.g. "
+            "stages=[Stage(bin=4, supersample=2), Stage(bin=2)]."
+        )
+    stages = list(stages)
     for st in stages:
         if st.supersample < 1:
             raise ValueError(f"Stage supersample must be ≥ 1, got {st.supersample}.")
-        if pixels % st.bin or (pixels // st.bin) % 2:
+        if not 1 <= st.bin <= pixels // 2:
             raise ValueError(
-                f"Stage bin {st.bin} must divide the disc size {pixels} into an even number "
-                "of pixels."
+                f"Stage bin {st.bin} leaves fewer than 2 × 2 binned pixels of a {pixels}-pixel "
+                f"disc; give a bin from 1 to {pixels // 2}."
             )
     return stages
 
@@ -302,46 +417,62 @@ class _StageRun:
 
     def _binned(self, st: Stage):
         """The stage's data, mask and 1/σ (block sums of counts are Poisson counts again)."""
-        pixels = self.data.shape[1]
         d_st, m_st = _bin_stack(self.data, self.mask, st.bin)
-        m_st = m_st & F.disc_mask(pixels // st.bin, self.disc_shape)[None]
+        m_st = m_st & F.disc_mask(d_st.shape[-1], self.disc_shape)[None]
         if self.poisson and st.bin > 1:
             d_st = d_st * st.bin**2
         inv_st = None
         if self.inv_sigma is not None:
             # the mean of f = bin² pixels has variance Σσ²/f²
             inv_st = _bin_stack(self.inv_sigma**-2, self.mask, st.bin)[0]
-            inv_st = 1.0 / np.sqrt(np.maximum(inv_st / st.bin**2, 1e-300))
+            inv_st = 1.0 / np.sqrt(np.maximum(np.nan_to_num(inv_st) / st.bin**2, 1e-300))
         return d_st, m_st, inv_st
 
     def stage(self, si: int, st: Stage, bar) -> str:
         """Fit one stage; returns its stop message."""
         d_st, m_st, inv_st = self._binned(st)
+        if not m_st.any():
+            raise ValueError(
+                f"Stage bin {st.bin} leaves no binned pixel whose every pixel is valid (inside "
+                f"the {self.disc_shape} disc and the mask); give a smaller bin, or "
+                "disc_shape='square'."
+            )
         ph = self.phys
         if st.strong_beams is not None:
             ph = replace(ph, strong_beams=st.strong_beams)
         if st.weak_beams is not None:
             ph = replace(ph, weak_beams=st.weak_beams)
         current = {p.name: p.value for p in self.params}
-        pixels = self.data.shape[1]
+        side = d_st.shape[-1]
         model = BlochModel(
-            self.crystal, ph, self.reflections, (pixels // st.bin) * st.supersample,
+            self.crystal, ph, self.reflections, side * st.supersample,
             self.dk * st.bin / st.supersample, self.params,
             thickness=current.get("thickness", self.t0),
         )  # fmt: skip
-        blur_bounds = _blur_to_stage(self.params, st.bin)
         orient = self.orientation if self.orientation != "auto" else (0, False)
         problem = Problem(
-            model, d_st, m_st, self.fom, orient, self.blur / st.bin, inv_st,
-            supersample=st.supersample,
+            model, d_st, m_st, self.fom, orient, self.blur, inv_st,
+            supersample=st.supersample, bin=st.bin,
         )  # fmt: skip
         x = model.start_vector()
         scan = self.thickness_scan > 1 and ("thickness" in model.names or len(self.t_range) > 1)
         if si == 0 and (scan or self.orientation == "auto"):
+            # the scan sees every beam of the physics, as the engine's plain scan does
+            seeder = problem
+            if ph != self.phys:
+                seeder = Problem(
+                    BlochModel(
+                        self.crystal, self.phys, self.reflections, model.pixels, model.dk,
+                        self.params, thickness=current.get("thickness", self.t0),
+                    ),
+                    d_st, m_st, self.fom, orient, self.blur, inv_st,
+                    supersample=st.supersample, bin=st.bin,
+                )  # fmt: skip
             x, self.orientation = _seed(
-                problem, x, self.t_range, self.thickness_scan, self.orientation
+                seeder, x, self.t_range, self.thickness_scan, self.orientation
             )
             problem.orientation = self.orientation
+            problem.lo, problem.hi = seeder.lo, seeder.hi
             for p, v in zip(self.params, x.tolist()):
                 p.value = v
         x, best, msg = lbfgs(problem, x, st.max_iter, self.history, bar, self.tolerance)
@@ -350,40 +481,81 @@ class _StageRun:
             p.value = float(v)
         self.log.append(
             {
-                "bin": st.bin, "pixels": pixels // st.bin, "strong_beams": ph.strong_beams,
+                "bin": st.bin, "pixels": side, "supersample": st.supersample,
+                "model_pixels": model.pixels, "strong_beams": ph.strong_beams,
                 "weak_beams": ph.weak_beams, "max_beams": model.max_beams, "fom": best,
                 "evaluations": len(self.history), "message": msg,
             }
         )  # fmt: skip
-        _blur_from_stage(self.params, st.bin, blur_bounds)
         self.problem, self.bin = problem, st.bin
         return msg
 
-    def result(self, start_values: dict[str, float], recipe: dict[str, Any], seconds: float):
-        """The :class:`~hyperspy_lacbed.refinement.result.RefinementResult` of the last stage."""
+    def full_resolution(self, start: dict[str, float]) -> dict[str, Any]:
+        """The start and the result at full resolution (every pixel, every beam), one grid.
+
+        Warns when the result fits worse than the start there.
+        """
+        import torch
+
+        pixels = self.data.shape[-1]
+        mask = self.mask & F.disc_mask(pixels, self.disc_shape)[None]
+        model = BlochModel(
+            self.crystal, self.phys, self.reflections, pixels, self.dk, self.params,
+            thickness=self.t0,
+        )  # fmt: skip
+        problem = Problem(
+            model, self.data, mask, self.fom, self.orientation, self.blur, self.inv_sigma
+        )
+        out: dict[str, Any] = {"pixels": pixels, "max_beams": model.max_beams}
+        for key, values in (("start", start), ("end", {p.name: p.value for p in self.params})):
+            x = torch.tensor([values[p.name] for p in self.params], dtype=torch.float64)
+            with torch.no_grad():
+                img = problem.images(model.intensities(x), x)
+                out[f"zncc_{key}"] = F.zncc_per_disc(img, problem.data, problem.mask).numpy()
+                out[f"fom_{key}"] = float(
+                    F.figure_of_merit(self.fom, img, problem.data, problem.mask, problem.inv_sigma)
+                )
+            out[f"images_{key}"] = img.numpy()
+        out["experiment"], out["mask"] = problem.data_np.copy(), problem.mask_np.copy()
+        if out["fom_end"] > out["fom_start"]:
+            warnings.warn(
+                f"At full resolution ({pixels} × {pixels} pixels, {model.max_beams} beams) the "
+                f"refined parameters fit worse than the start: {self.fom} figure of merit "
+                f"{out['fom_start']:.6g} → {out['fom_end']:.6g}, mean ZNCC "
+                f"{np.nanmean(out['zncc_start']):.4f} → {np.nanmean(out['zncc_end']):.4f}. "
+                "The coarse stages did not represent the full-resolution discs; compare with "
+                "result.start, or give finer stages (smaller bin, supersample, more beams).",
+                RefinementWarning,
+                stacklevel=4,
+            )
+        return out
+
+    def result(
+        self, start_values: dict[str, float], recipe: dict[str, Any], seconds: float, check=True
+    ):
+        """The :class:`~hyperspy_lacbed.refinement.result.RefinementResult` of the fit."""
         import torch
 
         from hyperspy_lacbed.refinement.result import RefinementResult
 
-        problem, params, b = self.problem, self.params, self.bin
+        problem, params = self.problem, self.params
         model = problem.model
-        # The last stage's problem gives the uncertainties (its blur is in its pixels).
-        per_stage = lambda name, v: v / (b if name == "blur" else 1)  # noqa: E731
-        x_final = torch.tensor([per_stage(p.kind, p.value) for p in params], dtype=torch.float64)
+        x_final = torch.tensor([p.value for p in params], dtype=torch.float64)
+        # the last stage's problem gives the uncertainties
         cov, _, s2 = covariance(problem, x_final)
-        scale = np.array([b if p.kind == "blur" else 1.0 for p in params])
-        cov = cov * scale[:, None] * scale[None, :]
         sigma = np.sqrt(np.clip(np.diag(cov), 0, None))
         with np.errstate(invalid="ignore", divide="ignore"):
             corr = cov / np.outer(sigma, sigma)
-        x_start = torch.tensor(
-            [per_stage(p.kind, start_values[p.name]) for p in params], dtype=torch.float64
-        )
-        with torch.no_grad():
-            best_images = problem.images(model.intensities(x_final), x_final)
-            zncc_end = F.zncc_per_disc(best_images, problem.data, problem.mask).numpy()
-            start_images = problem.images(model.intensities(x_start), x_start)
-            zncc_start = F.zncc_per_disc(start_images, problem.data, problem.mask).numpy()
+        fom_value = float(problem.value(x_final))
+        if check:
+            full = self.full_resolution(start_values)
+            images = {k: full[k] for k in ("images_end", "experiment", "mask")}
+            zncc_start, zncc_end, b = full["zncc_start"], full["zncc_end"], 1
+            check_record = {k: v for k, v in full.items() if not k.startswith(("images", "exp"))}
+            check_record.pop("mask")
+        else:
+            images, zncc_start, zncc_end = self._stage_images(problem, start_values, x_final)
+            b, check_record = self.bin, None
         values = {p.name: float(p.value) for p in params}
         return RefinementResult(
             names=[p.name for p in params], values=values, start=start_values,
@@ -391,32 +563,30 @@ class _StageRun:
             units={p.name: p.unit for p in params}, covariance=cov, correlation=corr,
             residual_variance=s2, crystal=model.crystal_at(x_final),
             thickness=values.get("thickness", self.t0), fom=self.fom,
-            fom_value=float(problem.value(x_final)), history=np.array(self.history),
-            zncc_start=zncc_start, zncc=zncc_end, simulated=best_images.numpy(),
-            experiment=problem.data_np.copy(), mask=problem.mask_np.copy(),
+            fom_value=fom_value, history=np.array(self.history),
+            zncc_start=zncc_start, zncc=zncc_end, simulated=images["images_end"],
+            experiment=images["experiment"], mask=images["mask"],
             reflections=self.reflections, dk=float(self.dk) * b, bin=b,
             message="; ".join(self.messages), stages=self.log, wall_time=seconds,
-            recipe=recipe,
+            recipe=recipe, check=check_record,
         )  # fmt: skip
 
+    def _stage_images(self, problem: Problem, start_values: dict[str, float], x_final):
+        """Best fit, data and mask of the last stage, and the ZNCC at the start and the end."""
+        import torch
 
-def _blur_to_stage(params, factor: int):
-    """Blur parameters in the stage's pixels (binned by ``factor``); returns the old bounds."""
-    bounds = None
-    for p in params:
-        if p.kind == "blur":
-            bounds = (p.lower, p.upper)
-            p.value, p.lower, p.upper = p.value / factor, p.lower / factor, p.upper / factor
-            p.lower = max(p.lower, 0.05)
-    return bounds
-
-
-def _blur_from_stage(params, factor: int, bounds) -> None:
-    """Blur parameters back in data pixels, with their bounds."""
-    for p in params:
-        if p.kind == "blur":
-            p.value = p.value * factor
-            p.lower, p.upper = bounds
+        x_start = torch.tensor([start_values[p.name] for p in self.params], dtype=torch.float64)
+        with torch.no_grad():
+            best = problem.images(problem.model.intensities(x_final), x_final)
+            end = F.zncc_per_disc(best, problem.data, problem.mask).numpy()
+            first = problem.images(problem.model.intensities(x_start), x_start)
+            start = F.zncc_per_disc(first, problem.data, problem.mask).numpy()
+        images = {
+            "images_end": best.numpy(),
+            "experiment": problem.data_np.copy(),
+            "mask": problem.mask_np.copy(),
+        }
+        return images, start, end
 
 
 def _seed(problem: Problem, x, t_range: np.ndarray, n: int, orient):

@@ -56,12 +56,13 @@ class RefinementResult:
     history
         Figure of merit at each evaluation, over all stages.
     zncc_start, zncc
-        ZNCC of each disc at the start values and at the optimum (final stage grid).
+        ZNCC of each disc at the start values and at the optimum, at full resolution
+        (``check``; the final stage's grid when the fit ran with ``check=False``).
     simulated, experiment, mask
         Best-fit images (data frame, blurred), the compared data and the valid pixels
-        (R, ny, nx) of the final stage.
+        (R, ny, nx), on the same grid.
     reflections, dk, bin
-        Discs, pixel size (1/Å) and binning of the final stage.
+        Discs, pixel size (1/Å) and binning of that grid.
     message
         How each stage stopped.
     stages
@@ -70,6 +71,10 @@ class RefinementResult:
         Seconds.
     recipe
         Every input needed to run the fit again (plain values, metadata-ready).
+    check
+        The full-resolution comparison of the start and the result (figures of merit
+        ``fom_start``/``fom_end``, per-disc ``zncc_start``/``zncc_end``, pixels, beams), or
+        None.
     signal, difference_signal
         The best fit and the z-scored differences as ``LACBED`` signals (set by the
         signal-level API, :func:`hyperspy_lacbed.refinement`).
@@ -100,6 +105,7 @@ class RefinementResult:
     stages: list[dict[str, Any]]
     wall_time: float
     recipe: dict[str, Any]
+    check: dict[str, Any] | None = None
     signal: Any = field(default=None, repr=False)
     difference_signal: Any = field(default=None, repr=False)
 
@@ -124,8 +130,29 @@ class RefinementResult:
         crystal_to_diffpy(self.crystal).write(str(path), "cif")
         return path
 
+    def correlated_pairs(self, threshold: float = 0.8) -> list[tuple[str, str, float]]:
+        """Parameter pairs whose correlation exceeds ``threshold`` in magnitude, strongest first.
+
+        Parameters
+        ----------
+        threshold
+            The smallest |r| listed.
+
+        Returns
+        -------
+        list of (name, name, r)
+        """
+        corr = np.asarray(self.correlation, float)
+        pairs = [
+            (self.names[i], self.names[j], float(corr[i, j]))
+            for i in range(len(self.names))
+            for j in range(i + 1, len(self.names))
+            if np.isfinite(corr[i, j]) and abs(corr[i, j]) > threshold
+        ]
+        return sorted(pairs, key=lambda p: -abs(p[2]))
+
     def summary(self) -> str:
-        """A table of the refined values with their uncertainties."""
+        """A table of the refined values with their uncertainties and strong correlations."""
         lines = [
             f"{'parameter':<22}{'start':>14}{'refined':>14}{'σ':>12}  unit",
         ]
@@ -138,6 +165,18 @@ class RefinementResult:
             f"mean ZNCC {self.mean_zncc_start:.4f} -> {self.mean_zncc:.4f}; "
             f"{self.fom} = {self.fom_value:.6g}; {self.message}; {self.wall_time:.1f} s"
         )
+        if self.check is not None:
+            n = self.check["pixels"]
+            lines.append(
+                f"checked at full resolution ({n} × {n} px, {self.check['max_beams']} beams): "
+                f"{self.fom} {self.check['fom_start']:.6g} at the start, "
+                f"{self.check['fom_end']:.6g} refined"
+            )
+        pairs = self.correlated_pairs()
+        if pairs:
+            lines.append("strongly correlated (|r| > 0.8): " + ", ".join(
+                f"{a}/{b} {r:+.3f}" for a, b, r in pairs
+            ))  # fmt: skip
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -164,6 +203,12 @@ class RefinementResult:
             "message": self.message,
             "stages": self.stages,
             "wall_time": float(self.wall_time),
+            "check": None
+            if self.check is None
+            else {
+                k: (np.asarray(v).tolist() if isinstance(v, np.ndarray) else v)
+                for k, v in self.check.items()
+            },
             "crystal": self.crystal.to_dict(),
         }
 

@@ -149,6 +149,97 @@ def test_gesn_subset_refinement_raises_zncc():
     assert 1000 < res.thickness < 1500
 
 
+@pytest.mark.skipif(not GESN.is_dir(), reason="recorded GeSn data not available")
+def test_gesn_default_stages_raise_full_resolution_zncc():
+    """Five GeSn discs cropped to 144 px and binned 8×: the stages chosen by default are
+    coarse (binned, supersampled) then fine, and the ZNCC measured at the subset's full
+    resolution rises, with no warning."""
+    import warnings
+
+    import hyperspy.api as hs
+
+    picks = ["+0+0+0", "+0+0+4", "+1+1+1", "+2+2+0", "+1+1+3"]
+    discs = np.array([hs.load(GESN / f"GeSn_{p}.dm3").data for p in picks], float)
+    data = discs[:, 3:-3, 3:-3].reshape(5, 18, 8, 18, 8).mean(axis=(2, 4))
+    refl = [[int(p[i : i + 2]) for i in (0, 2, 4)] for p in picks]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RefinementWarning)
+        res = refine_discs(
+            str(GESN / "GeSn.cif"), data, refl, 8 * 0.673 / 75, ["thickness"], thickness=1250.0,
+            orientation=(1, False), blur=0.5, thickness_scan=21, progress=False,
+            zone_axis=(1, -1, 0), x_direction=(0, 0, -1), surface_normal=(1, -1, 0),
+            absorption="bird-king", strong_beams=20,
+        )  # fmt: skip
+    assert [(s["bin"], s["supersample"]) for s in res.stages] == [(4, 2), (1, 1)]
+    assert res.check["pixels"] == 18 and res.simulated.shape == data.shape
+    assert res.check["fom_end"] < res.check["fom_start"]
+    assert res.mean_zncc > res.mean_zncc_start + 0.01
+    assert 1200 < res.thickness < 1450
+
+
+def test_never_worse_than_the_start_without_a_warning():
+    """Noise-free data and the truth as the start: a point-sampled 4 × 4 stage moves away,
+    the full-resolution check sees it and warns with both figures."""
+    crystal, data, dk = synthetic({"thickness": 800.0}, pixels=16, counts=1e12)
+    with pytest.warns(RefinementWarning, match="fit worse than the start") as caught:
+        res = refine_discs(
+            crystal, data, DISCS, dk, ["thickness"], thickness=800.0, thickness_scan=0,
+            stages=[Stage(bin=4, max_iter=10)], progress=False, **PHYS,
+        )  # fmt: skip
+    assert res.check["fom_end"] > res.check["fom_start"]
+    assert f"{res.check['fom_start']:.6g}" in str(caught[0].message)
+    assert res.values["thickness"] != 800.0
+
+
+def test_any_bin_pads_the_odd_pixel():
+    """A bin that leaves an odd number of pixels (12 / 5, 12 / 3) is accepted: the discs are
+    padded with invalid pixels to a whole even grid, centred."""
+    from hyperspy_lacbed.refinement.fit import _bin_stack, padded_size
+
+    assert padded_size(100, 4) == 104 and padded_size(12, 5) == 20 and padded_size(12, 3) == 12
+    img = np.arange(2 * 12 * 12, dtype=float).reshape(2, 12, 12)
+    binned, ok = _bin_stack(img, np.ones(img.shape, bool), 5)
+    assert binned.shape == (2, 4, 4)
+    # pad of 4 on each side: block (1, 1) holds pixels 1..5 of the original, all valid
+    assert ok[0, 1, 1] and binned[0, 1, 1] == pytest.approx(img[0, 1:6, 1:6].mean())
+    assert not ok[0, 0, 0] and np.isnan(binned[0, 0, 0])
+    crystal, data, dk = synthetic({"thickness": 800.0}, pixels=12)
+    res = refine_discs(
+        crystal, data, DISCS, dk, ["thickness"], thickness=780.0, fom="lsq", thickness_scan=0,
+        stages=[Stage(bin=5, supersample=5, max_iter=10), Stage(bin=3, supersample=3, max_iter=10)],
+        disc_shape="square", progress=False, **PHYS,
+    )  # fmt: skip
+    assert [s["pixels"] for s in res.stages] == [4, 4]
+    assert [s["model_pixels"] for s in res.stages] == [20, 12]
+    assert abs(res.values["thickness"] - 800.0) < 10.0
+    with pytest.raises(ValueError, match="from 1 to 6"):
+        refine_discs(crystal, data, DISCS, dk, stages=[Stage(bin=7)], progress=False, **PHYS)
+    # inside the circle no 5 × 5 block is whole: said, with the fix
+    with pytest.raises(ValueError, match="no binned pixel.*smaller bin"):
+        refine_discs(crystal, data, DISCS, dk, stages=[Stage(bin=5)], progress=False, **PHYS)
+
+
+def test_blur_reaches_a_supersampled_binned_stage():
+    """The blur acts on the model's sub-pixels before they are averaged: a σ of one data
+    pixel changes a bin-5 stage supersampled 5×, as it changes full resolution."""
+    from hyperspy_lacbed.refinement.driver import Problem
+
+    crystal = load_structure("Si")
+    model = BlochModel(
+        crystal, SimulationSettings.from_user(**PHYS), np.array(DISCS), 20, 0.025, thickness=700.0
+    )
+    x = model.start_vector()
+    inten = model.intensities(x)
+    data = np.ones((len(DISCS), 4, 4))
+    images = [
+        Problem(
+            model, data, data > 0, "zncc", (0, False), blur, None, supersample=5, bin=5
+        ).images(inten, x).numpy()
+        for blur in (0.0, 1.0)
+    ]  # fmt: skip
+    assert np.abs(images[0] - images[1]).max() > 1e-3 * images[0].max()
+
+
 def test_supersampled_stage_is_the_block_mean_of_full_resolution():
     """Stage(bin=2, supersample=2) computes the full grid and averages it like the data."""
     from hyperspy_lacbed.analysis.compare import block_mean
