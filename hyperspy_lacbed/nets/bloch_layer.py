@@ -184,8 +184,12 @@ class FewBeamBloch(nn.Module):
 
     def _excitation_errors(self, k, which, hk, a, k0) -> torch.Tensor:
         """s_g (N, Q) of every solved tilt for the beams ``hk`` of its crystal."""
-        g = self._g(torch.as_tensor(hk, device=a.device), a)[which]  # (N, Q, 3)
-        return excitation_errors(k[:, None, :], g, k0[which, None, None])[:, 0]
+        g = self._g(torch.as_tensor(hk, device=a.device), a)  # (B, Q, 3)
+        rows = [torch.nonzero(which == b)[:, 0] for b in range(len(a))]
+        # one matrix product per crystal (its own g and K), then back in row order
+        parts = [excitation_errors(k[r], g[b], k0[b]) for b, r in enumerate(rows)]
+        order = torch.argsort(torch.cat(rows))
+        return torch.cat(parts)[order]
 
     def choose_beams(
         self, u: torch.Tensor, a: torch.Tensor, pixels: Sequence[np.ndarray] | None = None

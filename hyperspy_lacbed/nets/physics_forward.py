@@ -145,19 +145,21 @@ class PhysicsForwardGenerator(FourierForwardGenerator):
     def physics_discs(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """The layer's discs alone (B, R, D, D), encoded: the generator at zero correction."""
         _, v, a, t = self.code(x, cond)
-        return self.encode(self.layer(self.structure_factors(v, a), a, t, v)).to(torch.float32)
+        groups = None if self.symmetriser is None else self.symmetriser.symmetries(v)
+        u = self.structure_factors(v, a)
+        return self.encode(self.layer(u, a, t, groups)).to(torch.float32)
 
-    def layer(self, u, a, t, v, diagonal_correction=None) -> torch.Tensor:
+    def layer(self, u, a, t, groups=None, diagonal_correction=None) -> torch.Tensor:
         """The Bloch layer's intensities (B, R, D, D), one tilt of each symmetry orbit solved.
 
-        The 4mm operations that leave each potential ``v`` invariant (the symmetriser's)
-        map tilts onto tilts: I_g(p) = I_{g'}(rep(p)) with rep(p) the orbit's first pixel
+        The 4mm operations that leave each potential invariant (``groups``, (B, K) from
+        the symmetriser; None: solve every tilt) map tilts onto tilts: I_g(p) = I_{g'}(rep(p)) with rep(p) the orbit's first pixel
         and g' the reflection the operation takes g from. A 4mm crystal costs an eighth.
         """
         sym = self.symmetriser
-        if sym is None:
+        if sym is None or groups is None:
             return self.bloch(u, a, t, diagonal_correction)
-        groups = sym.symmetries(v).numpy()
+        groups = groups.numpy()
         index = sym.disc_index.cpu().numpy()
         source = sym.source.cpu().numpy()
         pixels, rows, cols = [], [], []
@@ -181,18 +183,19 @@ class PhysicsForwardGenerator(FourierForwardGenerator):
         """Encoded discs (B, R, D, D) of encoded potentials ``x`` (B, 1, P, P)."""
         z, v, a, t = self.code(x, cond)
         u = self.structure_factors(v, a)
+        groups = None if self.symmetriser is None else self.symmetriser.symmetries(v)
         if self.physics == "residual":
-            out = self._residual(z, u, a, t, v)
+            out = self._residual(z, u, a, t, groups)
         else:
-            out = self._effective(z, u, a, t, v)
-        if self.symmetriser is not None:
-            out = self.symmetriser(out, self.symmetriser.symmetries(v))
+            out = self._effective(z, u, a, t, groups)
+        if groups is not None:
+            out = self.symmetriser(out, groups)
         return out
 
-    def _residual(self, z, u, a, t, v) -> torch.Tensor:
+    def _residual(self, z, u, a, t, groups) -> torch.Tensor:
         b, d = z.shape[0], self.out_size
         with torch.no_grad():  # the physics is fixed; only the network learns
-            y_phys = self.encode(self.layer(u, a, t, v)).to(torch.float32)
+            y_phys = self.encode(self.layer(u, a, t, groups)).to(torch.float32)
         h = self.pixel_features_last(b, a, t)
         h = torch.cat([h, y_phys.flatten(2).transpose(1, 2)], dim=-1)
         for layer in self.pixel_net:
@@ -203,7 +206,7 @@ class PhysicsForwardGenerator(FourierForwardGenerator):
         gate = torch.sigmoid(self.gate(z))[:, :, None, None]
         return y_phys + gate * torch.tanh(h)
 
-    def _effective(self, z, u, a, t, v) -> torch.Tensor:
+    def _effective(self, z, u, a, t, groups) -> torch.Tensor:
         m = 2 * self.correction_h_max + 1
         w = self.correction(z).view(-1, 3, 2, m, m).to(torch.float64)
         rel, ab, diag = (torch.complex(w[:, i, 0], w[:, i, 1]) for i in range(3))
@@ -220,7 +223,7 @@ class PhysicsForwardGenerator(FourierForwardGenerator):
         pad_abs[:, sl, sl] = ab
         pad_abs[:, c, c] = 0.0  # U_0 (refraction) is the potential's own
         u_eff = u * (1 + pad_rel) + pad_abs
-        inten = self.layer(u_eff, a, t, v, self.correction_scale * diag)
+        inten = self.layer(u_eff, a, t, groups, self.correction_scale * diag)
         return self.encode(inten).to(torch.float32)
 
 

@@ -98,11 +98,11 @@ def test_gradients_reach_the_network_through_the_bloch_layer():
 
 def test_symmetry_folding_solves_fewer_tilts_and_changes_nothing():
     """One tilt per orbit of the potential's 4mm operations gives the full grid's discs."""
-    _, a, x, cond = inputs("GaAs", 900.0)
+    _, _, x, cond = inputs("GaAs", 900.0)
     g = generator("residual", 10, 6)
     _, v, aa, t = g.code(x, cond)
     u = g.structure_factors(v, aa)
-    folded = g.layer(u, aa, t, v)
+    folded = g.layer(u, aa, t, g.symmetriser.symmetries(v))
     full = g.bloch(u, aa, t)
     assert torch.allclose(folded, full, rtol=1e-9, atol=1e-12 * float(full.max()))
     assert g.symmetriser.symmetries(v).sum() == 8  # GaAs [001]: 4mm, an eighth solved
