@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from hyperspy_lacbed.refinement.fit import Stage, refine_discs
 from hyperspy_lacbed.refinement.result import RefinementResult
 from hyperspy_lacbed.signals.metadata import signal_class
+
+if TYPE_CHECKING:
+    from hyperspy_lacbed.signals.refinement_map import RefinementMap
 
 __all__ = ["refine"]
 
@@ -31,9 +34,11 @@ def _want_progress(progress: bool | None) -> bool:
     return bool(hs.preferences.General.show_progressbar)
 
 
-def _experiment_arrays(experiment: Any, mask: Any) -> dict[str, Any]:
-    """The discs, reflections and calibration of an experiment, checked."""
-    if not isinstance(experiment, signal_class("LACBED")):
+def _calibration(experiment: Any) -> dict[str, Any]:
+    """The reflections, pixel size and physics of an experiment with a reflection axis, checked."""
+    if not isinstance(experiment, signal_class("LACBED")) and not isinstance(
+        experiment, signal_class("LACBED", lazy=True)
+    ):
         raise TypeError(
             f"The experiment must be a LACBED signal, not {type(experiment).__name__}; load "
             "the discs and call s.set_signal_type('LACBED'), set_experimental_parameters and "
@@ -41,17 +46,17 @@ def _experiment_arrays(experiment: Any, mask: Any) -> dict[str, Any]:
         )
     nav = experiment.axes_manager.navigation_axes
     names = [ax.name for ax in nav]
-    if names != ["reflection"]:
+    if names.count("reflection") != 1:
         raise ValueError(
-            f"The experiment needs exactly one navigation axis, 'reflection' (one disc per "
-            f"reflection); it has {names or 'none'}. Refine one thickness or stack entry at a "
-            "time (e.g. s.inav[..., 0]) and set reflections with "
+            f"The experiment needs one navigation axis 'reflection' (one disc per reflection, "
+            f"plus any scan axes); it has {names or 'none'}. Set reflections with "
             "s.set_experimental_parameters(reflections=[[h, k, l], ...])."
         )
+    axis = nav[names.index("reflection")]
     reflections = experiment.reflections
-    if len(reflections) != nav[0].size:
+    if len(reflections) != axis.size:
         raise ValueError(
-            f"metadata.LACBED.reflections has {len(reflections)} entries for {nav[0].size} "
+            f"metadata.LACBED.reflections has {len(reflections)} entries for {axis.size} "
             "discs; give one [h, k, l] per disc with "
             "s.set_experimental_parameters(reflections=...)."
         )
@@ -75,16 +80,44 @@ def _experiment_arrays(experiment: Any, mask: Any) -> dict[str, Any]:
                 "1/Å); the refinement needs the tilt (0, 0) at the disc centre: "
                 "s.calibrate(...) centres the axes."
             )
-    data = np.asarray(experiment.data, dtype=float)
-    valid = np.ones(data.shape, bool)
+    voltage = experiment.beam_energy
+    if voltage is None:
+        raise ValueError(
+            "The beam energy is not set; call s.set_experimental_parameters(beam_energy='200 kV')."
+        )
+    zone = experiment.zone_axis
+    x_dir = experiment.metadata.get_item("Sample.x_direction")
+    return {
+        "reflections": np.array(reflections, int),
+        "reflection_index": axis.index_in_array,
+        "dk": float(dkx),
+        "voltage": 1000.0 * float(voltage),
+        "zone_axis": None if zone is None else tuple(int(v) for v in zone),
+        "x_direction": None if x_dir is None else tuple(int(v) for v in x_dir),
+        "g_vectors": experiment.g_vectors,
+    }
+
+
+def _valid_mask(mask: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """The user's mask (disc shape or (R, ny, nx)) as booleans of ``shape[-3:]``."""
+    valid = np.ones(shape[-3:], bool)
     if mask is not None:
         m = np.asarray(mask, bool)
-        if m.shape not in (data.shape, data.shape[1:]):
+        if m.shape not in (shape[-3:], shape[-2:]):
             raise ValueError(
-                f"mask has shape {m.shape}; give one of the disc shape {data.shape[1:]} or of "
-                f"the data {data.shape} (True = use the pixel)."
+                f"mask has shape {m.shape}; give one of the disc shape {shape[-2:]} or of "
+                f"the discs of one pattern {shape[-3:]} (True = use the pixel)."
             )
         valid &= m if m.ndim == 3 else m[None]
+    return valid
+
+
+def _experiment_arrays(experiment: Any, mask: Any) -> dict[str, Any]:
+    """The discs, reflections and calibration of a one-pattern experiment, checked."""
+    arrays = _calibration(experiment)
+    data = np.asarray(experiment.data, dtype=float)
+    valid = _valid_mask(mask, data.shape)
+    reflections = arrays["reflections"]
     bad = ~np.isfinite(data) & valid
     if bad.any():
         r = int(np.argwhere(bad)[0][0])
@@ -99,23 +132,35 @@ def _experiment_arrays(experiment: Any, mask: Any) -> dict[str, Any]:
             f"{int(negative)} pixels are negative; intensities must be ≥ 0 (add the detector "
             "offset back, or mask them with mask=)."
         )
-    voltage = experiment.beam_energy
-    if voltage is None:
-        raise ValueError(
-            "The beam energy is not set; call s.set_experimental_parameters(beam_energy='200 kV')."
-        )
-    zone = experiment.zone_axis
-    x_dir = experiment.metadata.get_item("Sample.x_direction")
-    return {
-        "data": np.where(valid, data, np.nan),
-        "mask": valid,
-        "reflections": np.array(reflections, int),
-        "dk": float(dkx),
-        "voltage": 1000.0 * float(voltage),
-        "zone_axis": None if zone is None else tuple(int(v) for v in zone),
-        "x_direction": None if x_dir is None else tuple(int(v) for v in x_dir),
-        "g_vectors": experiment.g_vectors,
-    }
+    return {**arrays, "data": np.where(valid, data, np.nan), "mask": valid}
+
+
+def _physics(arrays: dict[str, Any], physics: dict[str, Any]) -> dict[str, Any]:
+    """The physics keywords with the voltage, zone axis and x-direction of the experiment."""
+    physics = dict(physics)
+    physics.setdefault("voltage", arrays["voltage"])
+    if physics.get("zone_axis") is None:
+        if arrays["zone_axis"] is None:
+            raise ValueError(
+                "The zone axis is not set; call s.set_experimental_parameters(zone_axis=[u, v, "
+                "w]) or pass zone_axis=."
+            )
+        physics["zone_axis"] = arrays["zone_axis"]
+    if physics.get("x_direction") is None and arrays["x_direction"] is not None:
+        physics["x_direction"] = arrays["x_direction"]
+    return physics
+
+
+def _start_thickness(experiment: Any, thickness: Any) -> float | list[float]:
+    """The start thickness (or scan range) in Å."""
+    from hyperspy_lacbed.units import to_magnitude
+
+    if thickness is None:
+        t = experiment.metadata.get_item("Sample.thickness")
+        return float(np.atleast_1d(t)[0]) if t is not None else 1000.0
+    if isinstance(thickness, (list, tuple)) and len(thickness) == 2:
+        return [float(to_magnitude(v, "angstrom", "thickness")) for v in thickness]
+    return float(to_magnitude(thickness, "angstrom", "thickness"))
 
 
 def refine(
@@ -130,10 +175,11 @@ def refine(
     mask: Any = None,
     disc_shape: str = "circle",
     weights: Any = "poisson",
-    stages: Sequence[Stage | dict] | None = None,
+    stages: Sequence[Stage | dict] | str | None = "auto",
     progress: bool | None = None,
+    compute: bool = True,
     **physics: Any,
-) -> RefinementResult:
+) -> RefinementResult | RefinementMap:
     """Refine a crystal, the thickness and the experiment's geometry against recorded discs.
 
     Gradient descent (L-BFGS) through a differentiable Bloch-wave model
@@ -172,10 +218,19 @@ def refine(
     weights
         For ``"lsq"``: ``"poisson"``, None (uniform) or an array of σ.
     stages
-        Coarse-to-fine stages (:class:`~hyperspy_lacbed.refinement.fit.Stage` or dicts with
-        ``bin``, ``strong_beams``, ``weak_beams``, ``max_iter``, ``supersample``).
+        ``"auto"`` (default): coarse-to-fine stages chosen from the disc size, the crystal
+        and the beams (:func:`~hyperspy_lacbed.refinement.fit.default_stages`); or a list
+        of :class:`~hyperspy_lacbed.refinement.fit.Stage` or dicts with ``bin``,
+        ``strong_beams``, ``weak_beams``, ``max_iter``, ``supersample``. Any bin is
+        accepted (the odd pixel is padded). The result is checked against the start at
+        full resolution, with a
+        :class:`~hyperspy_lacbed.refinement.driver.RefinementWarning` when it fits worse.
     progress
         Show a progress bar; default HyperSpy's preference.
+    compute
+        For a map (navigation axes beyond ``reflection``): False returns a lazy
+        :class:`~hyperspy_lacbed.signals.refinement_map.RefinementMap` (``.compute()`` runs
+        it); ignored for one pattern.
     **physics
         Physics settings as for :func:`hyperspy_lacbed.simulate` (``x_direction``,
         ``surface_normal``, ``absorption``, ``strong_beams``, ``preset``, ...); the zone
@@ -183,10 +238,15 @@ def refine(
 
     Returns
     -------
-    RefinementResult
-        With ``result.signal`` the best fit as a LACBED signal (``metadata.LACBED.refinement``
+    RefinementResult or RefinementMap
+        For one pattern, a :class:`~hyperspy_lacbed.refinement.result.RefinementResult` with
+        ``result.signal`` the best fit as a LACBED signal (``metadata.LACBED.refinement``
         holds the recipe and the results) and ``result.difference_signal`` the z-scored
-        differences.
+        differences. For a map (scan axes beside ``reflection``) every pattern is refined
+        on its own, lazily through dask (a ``dask.distributed`` client is used when one is
+        active), and a :class:`~hyperspy_lacbed.signals.refinement_map.RefinementMap` holds the
+        refined values, their σ and the figures of merit as signals over the scan axes and
+        the best fits as a LACBED signal shaped like the experiment.
 
     Examples
     --------
@@ -194,47 +254,37 @@ def refine(
     >>> res = hl.refine(discs, "GeSn.cif", ["thickness", "B", "blur"])  # doctest: +SKIP
     >>> print(res.summary())  # doctest: +SKIP
     """
-    from hyperspy_lacbed.units import to_magnitude
-
-    arrays = _experiment_arrays(experiment, mask)
-    physics = dict(physics)
-    physics.setdefault("voltage", arrays["voltage"])
-    if physics.get("zone_axis") is None:
-        if arrays["zone_axis"] is None:
-            raise ValueError(
-                "The zone axis is not set; call s.set_experimental_parameters(zone_axis=[u, v, "
-                "w]) or pass zone_axis=."
-            )
-        physics["zone_axis"] = arrays["zone_axis"]
-    if physics.get("x_direction") is None and arrays["x_direction"] is not None:
-        physics["x_direction"] = arrays["x_direction"]
-    if thickness is None:
-        t = experiment.metadata.get_item("Sample.thickness")
-        thickness = float(np.atleast_1d(t)[0]) if t is not None else 1000.0
-    elif isinstance(thickness, (list, tuple)) and len(thickness) == 2:
-        thickness = [float(to_magnitude(v, "angstrom", "thickness")) for v in thickness]
-    else:
-        thickness = float(to_magnitude(thickness, "angstrom", "thickness"))
-    stage_list = None
-    if stages is not None:
+    stage_list = stages
+    if stages is not None and not isinstance(stages, str):
         stage_list = [s if isinstance(s, Stage) else Stage(**s) for s in stages]
+    options = dict(
+        thickness=thickness, orientation=orientation, blur=blur, fom=fom, disc_shape=disc_shape,
+        weights=weights, stages=stage_list,
+    )  # fmt: skip
+    if _calibration(experiment) and experiment.axes_manager.navigation_dimension > 1:
+        from hyperspy_lacbed.signals.refinement_map import refine_map
+
+        arrays = _calibration(experiment)
+        options["thickness"] = _start_thickness(experiment, thickness)
+        return refine_map(
+            experiment, structure, parameters, calibration=arrays,
+            valid=_valid_mask(mask, (len(arrays["reflections"]), *experiment.axes_manager.signal_shape[::-1])), compute=compute,
+            progress=_want_progress(progress), **options, **_physics(arrays, physics),
+        )  # fmt: skip
+    arrays = _experiment_arrays(experiment, mask)
+    physics = _physics(arrays, physics)
+    options["thickness"] = _start_thickness(experiment, thickness)
     result = refine_discs(
-        structure,
-        arrays["data"],
-        arrays["reflections"],
-        arrays["dk"],
-        parameters,
-        thickness=thickness,
-        orientation=orientation,
-        blur=blur,
-        fom=fom,
-        mask=arrays["mask"],
-        disc_shape=disc_shape,
-        weights=weights,
-        stages=stage_list,
-        progress=_want_progress(progress),
-        **physics,
-    )
+        structure, arrays["data"], arrays["reflections"], arrays["dk"], parameters,
+        mask=arrays["mask"], progress=_want_progress(progress), **options, **physics,
+    )  # fmt: skip
+    return _with_signals(result, experiment, arrays, physics)
+
+
+def _with_signals(
+    result: RefinementResult, experiment: Any, arrays: dict[str, Any], physics: dict[str, Any]
+) -> RefinementResult:
+    """The result with its best fit and z-scored differences as LACBED signals."""
     record = result.to_dict()
     g = arrays["g_vectors"]
     if g is None:
