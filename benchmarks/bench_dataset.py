@@ -21,6 +21,7 @@ import platform
 import tempfile
 
 import numpy as np
+from _results import add_results_argument, write_results
 
 #: Point groups 23, m-3, 432, -43m, m-3m (P, F, I lattices).
 DEFAULT_GROUPS = (195, 205, 212, 216, 225, 230)
@@ -36,6 +37,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     parser.add_argument("--workers", type=int, default=1, help="local scheduler threads")
     parser.add_argument("--seed", type=int, default=0)
+    add_results_argument(parser)
     args = parser.parse_args(argv)
 
     import torch
@@ -95,7 +97,10 @@ def main(argv: list[str] | None = None) -> dict:
         f"(mean {mean_s:.1f} s per sample inside its task); structure acceptance rate "
         f"{report.structure_stats.acceptance_rate:.1%}"
     )
-    return {"rows": rows, "samples_per_minute": per_min, "wall_s": report.seconds}
+    out = {"rows": rows, "samples_per_minute": per_min, "wall_s": report.seconds}
+    settings = {k: getattr(args, k) for k in ("n", "groups", "device", "workers", "seed")}
+    write_results(args, "bench_dataset", out, settings=settings, domain=domain.to_dict())
+    return out
 
 
 if __name__ == "__main__":

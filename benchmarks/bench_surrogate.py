@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 from _fresh_process import run_in_fresh_process
+from _results import add_results_argument, write_results
 
 
 def _rss_mb() -> float:
@@ -160,6 +161,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats (median)")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    add_results_argument(parser)
     args = parser.parse_args()
     common = {
         "structure": args.structure,
@@ -230,6 +232,15 @@ def main() -> None:
         print(f"  {label} (batch {batch}) / simulate: {rate / sim_rate:,.0f}×")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
+    # benchmarks/results/bench_surrogate-<structure>[-<device>].json
+    suffix = "" if args.device == "cpu" else f"-{args.device}"
+    write_results(
+        args,
+        f"bench_surrogate-{Path(args.structure).stem}{suffix}",
+        results,
+        threads=args.threads,
+        device=args.device,
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover
