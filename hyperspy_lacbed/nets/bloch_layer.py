@@ -153,6 +153,11 @@ class FewBeamBloch(nn.Module):
         self.tilt_units = np.stack([kx.ravel(), ky.ravel()], 1)  # row-major pixels
 
     @property
+    def rule_counts(self) -> tuple[int, int]:
+        """(strong, weak) beams per tilt."""
+        return self.rule.strong_beams, self.rule.weak_beams
+
+    @property
     def table_h_max(self) -> int:
         """The smallest half-width of the U_g table the layer needs (pool differences)."""
         return 2 * self.pool_h_max

@@ -21,21 +21,23 @@ Plain arrays and torch; no HyperSpy.
 
 from __future__ import annotations
 
-import math
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from hyperspy_lacbed.bloch.settings import SimulationSettings
-from hyperspy_lacbed.crystal.structure import Crystal
-from hyperspy_lacbed.refinement.driver import Problem, lbfgs
+from hyperspy_lacbed.refinement.driver import Problem, covariance, lbfgs
 from hyperspy_lacbed.refinement.fom import disc_mask
-from hyperspy_lacbed.refinement.model import BlochModel
 from hyperspy_lacbed.refinement.parameters import Parameter
 from hyperspy_lacbed.units import relativistic_gamma, u_to_volts
 
-__all__ = ["PotentialBlochModel", "refine_potential", "zolz_classes"]
+__all__ = [
+    "CoefficientBlochModel",
+    "coefficients_to_potential",
+    "potential_coefficients",
+    "refine_potential",
+    "zolz_classes",
+]
 
 
 def zolz_classes(h_max: int) -> list[np.ndarray]:
@@ -86,44 +88,38 @@ def coefficients_to_potential(coefficients: np.ndarray, pixels: int) -> np.ndarr
     return np.fft.ifft2(spec).real * pixels**2
 
 
-def _carrier_crystal(a: float) -> Crystal:
-    """A simple-cubic cell of edge a: it carries only the geometry (frame, beam pool)."""
-    return Crystal.from_dict(
-        {
-            "lattice_parameters": [a, a, a, 90.0, 90.0, 90.0],
-            "elements": ["Si"],
-            "positions": [[0.0, 0.0, 0.0]],
-            "occupancies": [1.0],
-            "b_iso": [0.5],
-            "name": "ZOLZ carrier",
-        }
-    )
+class CoefficientBlochModel:
+    """LACBED discs of a cubic [001] pattern as a differentiable function of its ZOLZ U_g.
 
-
-class PotentialBlochModel(BlochModel):
-    """A :class:`~hyperspy_lacbed.refinement.model.BlochModel` whose structure factors come from ZOLZ coefficients, not atoms.
+    The model is the surrogates' few-beam layer
+    (:class:`~hyperspy_lacbed.nets.bloch_layer.FewBeamBloch`, the engine's core): the
+    coefficients of the potential are its structure factors, so it needs no atoms. Its
+    parameters are the thickness (optional) and one real factor per symmetry class:
+    class i's U_g become ``(1 + f_i) U_g``; f may pass −1, so a class can change sign
+    (a centrosymmetric projection fixes phases to 0 or π) or vanish.
 
     Parameters
     ----------
     coefficients
-        ``c V_g`` (V·Å) of the projected potential, ``(2 h_max + 1, 2 h_max + 1)``,
-        element ``[k + h_max, h + h_max]`` for (h, k, 0); coefficients outside this band
-        and every higher-zone structure factor are zero.
+        ``c V_g`` (V·Å) of the start potential, ``(2 h_max + 1)²``, ``[k + h_max, h + h_max]``.
     lattice_parameter
         Cubic a (Å).
     classes
-        Symmetry classes refined (each an (m, 3) array, :func:`zolz_classes`): the
-        parameter vector is ``[thickness, f_1, ..., f_n]`` (``[f_1, ..., f_n]`` when the
-        thickness is fixed) and class i's coefficients are multiplied by ``1 + f_i``.
+        The refined classes (each an (m, 3) array, :func:`zolz_classes`).
+    reflections, pixels, dk
+        The discs (R, 3), their side D (even) and pixel size (1/Å).
+    thickness
+        Start thickness (Å).
+    voltage
+        Accelerating voltage (V).
+    strong_beams, weak_beams
+        The layer's beams per tilt.
+    absorption_fraction
+        Proportional absorption U'_g = fraction · U_g.
     refine_thickness
-        Whether the thickness is a parameter (within ±20 % of ``thickness``).
+        Whether the thickness is a parameter (±20 %).
     max_change
-        Upper bound of each class factor f (−1 ≤ f ≤ max_change).
-    coupling_threshold
-        Beams whose ``|U_g|`` is below this fraction of the largest (g ≠ 0) are left uncoupled.
-    settings, reflections, pixels, dk, thickness
-        As for :class:`~hyperspy_lacbed.refinement.model.BlochModel` (the absorption must
-        be ``"proportional"`` or ``"none"``; the beam counts must be explicit).
+        Bounds of each factor: −1 − max_change ≤ f ≤ max_change.
     """
 
     def __init__(
@@ -131,129 +127,127 @@ class PotentialBlochModel(BlochModel):
         coefficients: np.ndarray,
         lattice_parameter: float,
         classes: list[np.ndarray],
-        settings: SimulationSettings,
         reflections: np.ndarray,
         pixels: int,
         dk: float,
         *,
-        thickness: float = 1000.0,
-        chunk: int = 256,
-        coupling_threshold: float = 1e-2,
+        thickness: float,
+        voltage: float = 200e3,
+        strong_beams: int = 40,
+        weak_beams: int = 80,
+        absorption_fraction: float = 0.1,
         refine_thickness: bool = True,
         max_change: float = 2.0,
     ):
         import torch
 
-        if settings.strong_beams is None:
-            raise ValueError(
-                "A potential-only model needs explicit beam counts (its carrier crystal "
-                "cannot be converged by the tolerance); give strong_beams=."
-            )
-        if settings.beam_pool is None:
-            # the carrier couples every (h, k, 0); a larger pool leaves room for extinctions
-            settings = replace(settings, beam_pool=max(6 * settings.strong_beams + 60, 120))
-        if settings.absorption not in ("proportional", "none"):
-            raise ValueError(
-                f"absorption={settings.absorption!r} needs atoms; a potential-only model "
-                "takes 'proportional' or 'none'."
-            )
-        physics = settings
-        a = float(lattice_parameter)
+        from hyperspy_lacbed.nets.bloch_layer import FewBeamBloch, pool_h_max_for
+
         c = np.asarray(coefficients, complex)
-        self._h_max = (c.shape[-1] - 1) // 2
-        self._coeff = c
-        self._a = a
-        self._classes = [np.asarray(k, int).reshape(-1, 3) for k in classes]
-        self._ready = False
-        #: a common factor of every U_g (g ≠ 0), set by the coarse scan of refine_potential
-        self.gain = 1.0
-        super().__init__(
-            _carrier_crystal(a), physics, reflections, pixels, dk, (), thickness=thickness,
-            chunk=chunk,
+        self._h_max = hm = (c.shape[-1] - 1) // 2
+        self.a = float(lattice_parameter)
+        self.pixels, self.dk = int(pixels), float(dk)
+        self.thickness0 = float(thickness)
+        self.chunk = self.pixels**2  # one call: the layer is cheap per tilt
+        self.layer = FewBeamBloch(
+            reflections, self.pixels, self.dk * self.pixels / 2 * self.a / 2, voltage,
+            strong_beams, weak_beams, absorption_fraction=absorption_fraction,
+            pool_h_max=min(pool_h_max_for(strong_beams + weak_beams), hm // 2),
         )  # fmt: skip
-        hm = self._h_max
-        u = np.zeros(len(self.uniq), complex)
-        scale = a * u_to_volts(relativistic_gamma(physics.voltage))
-        member = np.full(len(self.uniq), -1)
-        lookup = {tuple(h): i for i, h in enumerate(self.uniq.tolist())}
-        for i, (h, k, l) in enumerate(self.uniq.tolist()):
-            if l == 0 and abs(h) <= hm and abs(k) <= hm:
-                u[i] = c[k + hm, h + hm] / scale
-        for ci, cls in enumerate(self._classes):
-            for hkl in cls.tolist():
-                j = lookup.get(tuple(hkl))
-                if j is not None:
-                    member[j] = ci
-        self._u_base = torch.as_tensor(u)
-        # The carrier's pool couples every beam; couple only the beams the potential does
-        # (|U_g| above coupling_threshold of the strongest U_g, g ≠ 0), so that the strong
-        # beams are not spent on (nearly) forbidden reflections.
-        ug = np.array([u[lookup[tuple(h)]] if tuple(h) in lookup else 0 for h in self.pool.hkl])
-        nonzero = (self.pool.hkl != 0).any(1)
-        ref = np.abs(ug[nonzero]).max() if nonzero.any() else 1.0
-        coupled = (np.abs(ug) > coupling_threshold * ref) | ~nonzero
-        k0 = math.sqrt(self.k_vac**2 + max(u[self._zero].real, 0.0))
-        self.pool = replace(self.pool, coupled=coupled, u_zero=np.abs(ug), k0=k0)
+        self.u_per_cv = 1.0 / (self.a * u_to_volts(relativistic_gamma(voltage)))
+        self._u0 = torch.as_tensor(c * self.u_per_cv)
+        member = np.full(c.shape, -1)
+        for ci, cls in enumerate(classes):
+            for h, k, _ in cls.tolist():
+                if abs(h) <= hm and abs(k) <= hm:
+                    member[k + hm, h + hm] = ci
         self._member = torch.as_tensor(member)
-        # each class named by its member with h ≥ k ≥ 0, e.g. "U(2,2,0)"
+        self.classes = classes
         t0 = self.thickness0
         self.parameters = (
             [Parameter("thickness", "thickness", t0, 0.8 * t0, 1.2 * t0, "Å", step=0.01 * t0)]
             if refine_thickness
             else []
         ) + [
-            Parameter("U({},{},{})".format(*max(map(tuple, k.tolist()))), "Ug", 0.0, -1.0,
-                      float(max_change), "", step=0.01)
-            for k in self._classes
-        ]  # fmt: skip
+            Parameter(_class_name(k), "Ug", 0.0, -1.0 - max_change, max_change, "", step=0.01)
+            for k in classes
+        ]
         self.names = [p.name for p in self.parameters]
         self._n_thickness = int(refine_thickness)
-        self._ready = True
+        #: a common factor of every U_g (g ≠ 0), set by the coarse scan of refine_potential
+        self.gain = 1.0
         self.choose_beams(self.start_vector())
 
-    def start_vector(self):
-        """The start values: the thickness (when refined) and zero class factors."""
+    def _a(self):
         import torch
 
-        if not getattr(self, "_ready", False):
-            return torch.zeros(0, dtype=torch.float64)
+        return torch.tensor([self.a], dtype=torch.float64)
+
+    def choose_beams(self, x) -> None:
+        """Fix the beams of every tilt at ``x`` (the model is then smooth in the parameters)."""
+        import torch
+
+        with torch.no_grad():
+            self.beams = self.layer.choose_beams(self.table(x)[None], self._a())
+        self.max_beams = int(self.beams.strong.shape[1])
+
+    def start_vector(self):
+        """The start: the thickness (when refined) and zero class factors."""
+        import torch
+
         return torch.tensor([p.value for p in self.parameters], dtype=torch.float64)
+
+    def get(self, x, name: str, default: float):
+        """Value of the parameter ``name`` in ``x`` (``default`` when it is not refined)."""
+        import torch
+
+        if name in self.names:
+            return x[self.names.index(name)]
+        return torch.tensor(default, dtype=torch.float64)
 
     def factors(self, x):
         """The class factors f of ``x`` (the entries after the thickness)."""
         return x[self._n_thickness :]
 
-    def fourier_coefficients(self, x):
-        """U_g + i U'_g of every unique beam difference (Å⁻²) at ``x``."""
+    def table(self, x):
+        """U_g table (n, n) complex Å⁻² at ``x``: the start's, each class times (1 + f)."""
         import torch
 
-        if not getattr(self, "_ready", False):
-            # during BlochModel.__init__ (beam choice at the start): the carrier's atoms
-            return super().fourier_coefficients(x)
-        factors = torch.cat([torch.ones(1, dtype=torch.float64), 1 + self.factors(x)])
-        f = factors[torch.clamp(self._member + 1, min=0)]
-        u = self._u_base * f.to(torch.complex128) * self._gains()
-        if self.settings.absorption == "none":
-            return u
-        return u + 1j * self.settings.absorption_fraction * u
+        one = torch.ones(1, dtype=torch.float64)
+        f = torch.cat([one, 1 + self.factors(x)])[torch.clamp(self._member + 1, min=0)]
+        n = self._member.shape[-1]
+        gain = torch.full((n, n), float(self.gain), dtype=torch.float64)
+        gain[n // 2, n // 2] = 1.0  # U_0 (refraction) is not scaled
+        return self._u0 * (f * gain).to(torch.complex128)
 
-    def _gains(self):
+    def intensities(self, x, index: np.ndarray | None = None):
+        """``|ψ_g|²`` of the discs at the pixels ``index`` (all by default), (T, R)."""
         import torch
 
-        g = torch.full((len(self.uniq),), float(self.gain), dtype=torch.complex128)
-        g[self._zero] = 1.0
-        return g
+        t = self.get(x, "thickness", self.thickness0).reshape(1)
+        u = self.table(x)[None]
+        if index is None:
+            return self.layer.intensities(u, self._a(), t, beams=self.beams)
+        pixels = [np.asarray(index)]
+        with torch.no_grad():
+            beams = self.layer.choose_beams(
+                self.table(self.start_vector())[None], self._a(), pixels
+            )
+        return self.layer.intensities(u, self._a(), t, pixels, beams=beams)
+
+    def discs(self, x):
+        """Intensities as images (R, D, D)."""
+        n = self.pixels
+        return self.intensities(x).T.reshape(-1, n, n)
 
     def refined_coefficients(self, x) -> np.ndarray:
-        """The ``c V_g`` array with the gain and the class factors of ``x`` applied."""
-        hm = self._h_max
-        c = self._coeff * self.gain
-        c[hm, hm] = self._coeff[hm, hm]
-        for f, cls in zip(np.asarray(self.factors(x), float), self._classes):
-            for h, k, _ in cls.tolist():
-                if abs(h) <= hm and abs(k) <= hm:
-                    c[k + hm, h + hm] *= 1 + f
-        return c
+        """The ``c V_g`` array at ``x`` (the common gain and the class factors applied)."""
+        return self.table(x).detach().numpy() / self.u_per_cv
+
+
+def _class_name(cls: np.ndarray) -> str:
+    """A class named by its member with h ≥ k ≥ 0, e.g. ``"U(2,2,0)"``."""
+    return "U({},{},{})".format(*max(map(tuple, cls.tolist())))
 
 
 def _bin(discs: np.ndarray, factor: int) -> np.ndarray:
@@ -269,10 +263,10 @@ def refine_potential(
     dk: float,
     thickness: float,
     *,
-    n_classes: int = 6,
+    n_classes: int = 24,
     h_max: int = 12,
     refine_thickness: bool = False,
-    binning: int = 4,
+    binning: int = 1,
     max_iter: int = 60,
     max_change: float = 2.0,
     fom: str = "lsq",
@@ -280,9 +274,16 @@ def refine_potential(
     gains: Any = None,
     class_sweeps: int = 1,
     class_grid: Any = (0.0, 0.25, 0.5, 0.75, 1.5, 2.0, 3.0),
+    uncertainties: bool = True,
     **physics: Any,
 ) -> dict[str, Any]:
-    """Refine the low-order ZOLZ coefficients of a projected potential against its discs.
+    """Refine the ZOLZ structure factors of a projected potential against its discs.
+
+    The model is the engine's core through the few-beam layer
+    (:class:`CoefficientBlochModel`), with Bethe weak beams; the fit is the package's one
+    driver (:func:`~hyperspy_lacbed.refinement.driver.lbfgs`). The result never fits the
+    pattern worse than the start: if the fit does not lower the figure of merit, the start
+    is returned and ``improved`` is False.
 
     Parameters
     ----------
@@ -294,7 +295,7 @@ def refine_potential(
         The pattern, ``(R, D, D)`` on the grid of pixel ``dk`` (1/Å) centred on each disc,
         in the engine's frame (as :meth:`~hyperspy_lacbed.nets.runner.InversePlan.model_discs`).
     reflections
-        ``(R, 3)`` Miller indices of the discs (ZOLZ).
+        ``(R, 3)`` Miller indices of the discs (ZOLZ of [001]).
     thickness
         Start thickness (Å).
     n_classes
@@ -302,7 +303,7 @@ def refine_potential(
         only classes whose largest ``|coefficient|`` exceeds ``coupling_threshold`` of the
         largest (g ≠ 0) one: (nearly) forbidden reflections are left alone.
     coupling_threshold
-        That fraction; beams below it are also left uncoupled in the Bloch model.
+        That fraction.
     gains
         Common factors of all coefficients (g ≠ 0) scanned before the fit (the best is
         the start of the fit); default 13 values from 0.5 to 4 (geometric); ``()`` skips
@@ -311,43 +312,45 @@ def refine_potential(
         Sweeps of a coarse scan of each class factor ``1 + f`` over ``class_grid`` in turn
         (after the gain scan, before L-BFGS; 0 skips it).
     h_max
-        Band of coefficients taken from the image into the structure matrix.
+        Band of coefficients taken from the image into the model.
     refine_thickness
         Refine the thickness too (within ±20 %).
     binning
-        Discs binned by this factor (D must be divisible) for speed.
+        Discs binned by this factor (D must be divisible; default none).
     max_iter
-        L-BFGS iterations (:func:`~hyperspy_lacbed.refinement.driver.lbfgs`, the driver of
-        every refinement).
+        L-BFGS iterations.
     max_change
-        Upper bound on each class factor ``f`` (coefficients scaled by 1 + f, with
-        −1 ≤ f ≤ max_change: a class may vanish, e.g. a reflection the network invented).
+        Bounds of each class factor f (coefficients scaled by 1 + f, with
+        −1 − max_change ≤ f ≤ max_change: a class may vanish or change sign).
     fom
         ``"lsq"`` (default: mean squared residual relative to the brightest pixel, the
-        intensity scale profiled out) or ``"zncc"`` (1 − mean ZNCC over discs; poor when a
-        disc is uniform, e.g. the dark ±200 discs of Si).
+        intensity scale profiled out) or ``"zncc"``.
+    uncertainties
+        Estimate the standard uncertainty of each refined parameter (Gauss–Newton,
+        :func:`~hyperspy_lacbed.refinement.driver.covariance`).
     **physics
-        :class:`~hyperspy_lacbed.bloch.settings.SimulationSettings` (voltage, zone_axis,
-        x_direction, strong_beams, absorption_fraction, ...); ``strong_beams`` must be given.
+        ``voltage``, ``strong_beams`` and ``weak_beams`` (default 40 + 80),
+        ``absorption`` (``"proportional"`` or ``"none"``) and ``absorption_fraction``;
+        ``zone_axis`` and ``x_direction`` must be [001] and [100] when given.
 
     Returns
     -------
     dict
         ``potential`` (refined image), ``coefficients`` (refined c·V_g), ``thickness``,
-        ``factors`` {class: 1 + f}, ``gain`` (the common factor, before ``factors``),
-        ``fom_before``, ``fom_after``, ``iterations`` (figure-of-merit evaluations) and
-        ``message`` (why the fit stopped).
+        ``factors`` {class: 1 + f}, ``sigma`` {parameter: standard uncertainty},
+        ``gain`` (the common factor, before ``factors``), ``fom_before``, ``fom_after``,
+        ``improved``, ``iterations`` (figure-of-merit evaluations), ``message`` (why the
+        fit stopped) and ``beams`` (strong, weak).
     """
     data_b = _binned_discs(discs, binning)
     pix = data_b.shape[-1]
     p = np.asarray(potential, float)
     coeff = potential_coefficients(p, min(h_max, (p.shape[-1] - 1) // 2))
     classes = _coupled_classes(coeff, n_classes, coupling_threshold)
-    model = PotentialBlochModel(
-        coeff, lattice_parameter, classes, SimulationSettings.from_user(**physics),
-        np.asarray(reflections, int), pix, dk * binning, thickness=float(thickness),
-        coupling_threshold=coupling_threshold, refine_thickness=refine_thickness,
-        max_change=max_change,
+    model = CoefficientBlochModel(
+        coeff, lattice_parameter, classes, np.asarray(reflections, int), pix, dk * binning,
+        thickness=float(thickness), refine_thickness=refine_thickness,
+        max_change=max_change, **_layer_physics(physics),
     )  # fmt: skip
     mask = np.broadcast_to(disc_mask(pix), data_b.shape)
     # uniform weights: the sum of squares relative to the brightest pixel (a profiled scale)
@@ -364,7 +367,52 @@ def refine_potential(
     x, after, message = min(runs, key=lambda r: r[1])
     if not after <= scanned:
         x, after, message = start, scanned, f"{message}; kept the scanned start"
-    return _potential_result(p, model, x, fom, before, after, len(history), message)
+    improved = after < before
+    if not improved:  # never a worse pattern fit than the start's
+        model.gain, x, after = 1.0, x0, before
+        message = f"{message}; the start fits best, returned unchanged"
+    sigma = _sigma(problem, x) if uncertainties else {}
+    out = _potential_result(p, model, x, fom, before, after, len(history), message)
+    out.update(sigma=sigma, improved=bool(improved), beams=list(model.layer.rule_counts))
+    return out
+
+
+def _layer_physics(physics: dict[str, Any]) -> dict[str, Any]:
+    """The layer's settings from simulate-style keywords, checked for the [001] domain."""
+    known = {"voltage", "strong_beams", "weak_beams", "absorption", "absorption_fraction",
+             "zone_axis", "x_direction"}  # fmt: skip
+    unknown = set(physics) - known
+    if unknown:
+        raise TypeError(
+            f"refine_potential does not take {sorted(unknown)}; it takes {sorted(known)}."
+        )
+    settings = SimulationSettings.from_user(
+        **{k: v for k, v in physics.items() if k not in ("strong_beams", "weak_beams")}
+    )
+    if tuple(settings.zone_axis) != (0, 0, 1) or settings.x_direction not in (None, (1, 0, 0)):
+        raise ValueError(
+            "refine_potential models cubic crystals along [001] with x along [100] (the "
+            f"surrogates' domain); got zone axis {list(settings.zone_axis)}."
+        )
+    if settings.absorption not in ("proportional", "none"):
+        raise ValueError(
+            f"absorption={settings.absorption!r} needs atoms; a potential-only model takes "
+            "'proportional' or 'none'."
+        )
+    fraction = settings.absorption_fraction if settings.absorption == "proportional" else 0.0
+    return {
+        "voltage": settings.voltage,
+        "strong_beams": int(physics.get("strong_beams") or 40),
+        "weak_beams": int(80 if physics.get("weak_beams") is None else physics["weak_beams"]),
+        "absorption_fraction": fraction,
+    }
+
+
+def _sigma(problem: Problem, x) -> dict[str, float]:
+    """Standard uncertainties of the refined parameters at ``x`` (Gauss–Newton)."""
+    cov, _, _ = covariance(problem, x)
+    sig = np.sqrt(np.clip(np.diag(cov), 0, None))
+    return {n: float(v) for n, v in zip(problem.model.names, sig)}
 
 
 def _binned_discs(discs: np.ndarray, binning: int) -> np.ndarray:

@@ -434,7 +434,6 @@ def _refine(
         "voltage": dom.voltage,
         "zone_axis": tuple(dom.zone_axis),
         "x_direction": tuple(dom.x_direction),
-        "strong_beams": 30,
         "absorption": dom.absorption,
         "absorption_fraction": dom.absorption_fraction,
         **(options or {}),
@@ -451,8 +450,8 @@ def _refine(
         )  # fmt: skip
         out[idx] = r["potential"]
         keys = (
-            "fom", "fom_before", "fom_after", "gain", "factors", "thickness", "iterations",
-            "message",
+            "fom", "fom_before", "fom_after", "improved", "gain", "factors", "sigma",
+            "thickness", "iterations", "message", "beams",
         )  # fmt: skip
         records.append({k: r[k] for k in keys})
     return out.astype(potentials.dtype), records
