@@ -51,13 +51,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("crystals", nargs="*", default=["Si", "GaAs", "NaCl", "MgO", "SrTiO3"])
     ap.add_argument("--thickness", type=float, default=1000.0, help="Å")
-    ap.add_argument("--n-classes", type=int, default=6)
+    ap.add_argument("--n-classes", type=int, default=24)
     ap.add_argument("--max-iter", type=int, default=60)
-    ap.add_argument("--strong-beams", type=int, default=30)
+    ap.add_argument("--strong-beams", type=int, default=40)
+    ap.add_argument("--weak-beams", type=int, default=80)
     add_results_argument(ap)
     args = ap.parse_args()
     opts = {"n_classes": args.n_classes, "max_iter": args.max_iter,
-            "strong_beams": args.strong_beams}  # fmt: skip
+            "strong_beams": args.strong_beams, "weak_beams": args.weak_beams}  # fmt: skip
     print(f"{'crystal':8s} {'fom before':>11s} {'fom after':>10s} {'lMSE cGAN':>10s} "
           f"{'lMSE refined':>13s} {'gain':>5s} {'time s':>7s}")  # fmt: skip
     rows = []
@@ -77,7 +78,8 @@ def main() -> None:
               f"{l1:13.4g} {rec['gain']:5.2f} {dt:7.1f}", flush=True)  # fmt: skip
         rows.append({"crystal": name, "fom_before": rec["fom_before"],
                      "fom_after": rec["fom_after"], "lmse_cgan": l0, "lmse_refined": l1,
-                     "gain": rec["gain"], "refine_s": dt})  # fmt: skip
+                     "gain": rec["gain"], "improved": rec["improved"],
+                     "refine_s": dt})  # fmt: skip
     print(rst_table(rows))
     write_results(
         args,
