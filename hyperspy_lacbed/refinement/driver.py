@@ -240,10 +240,18 @@ def lbfgs(problem: Problem, x0, max_iter: int, history: list, bar, tol: float):
 
 
 def covariance(problem: Problem, x) -> tuple[np.ndarray, np.ndarray, float]:
-    """Gauss–Newton covariance s² (JᵀJ)⁻¹ of the parameters at ``x``.
+    """Covariance of the parameters at ``x`` from the Gauss–Newton curvature JᵀJ.
 
     J is the Jacobian of the residual vector by central differences (a tenth of each
     parameter's typical step), ``s² = |r|² / (n − p)`` the residual variance.
+
+    - Least squares (``fom="lsq"``): the residuals are weighted by their σ (Pearson
+      residuals for counts), so ``s² (JᵀJ)⁻¹`` is the inverse Fisher information scaled by
+      the goodness of fit.
+    - ZNCC: the residuals are unweighted differences of normalised discs, whose noise is
+      not the same at every pixel (counts: bright pixels are noisier), so the covariance
+      is the sandwich ``(JᵀJ)⁻¹ Jᵀ diag(r²) J (JᵀJ)⁻¹ · n / (n − p)`` (White's
+      heteroscedasticity-consistent estimator), which needs no noise model.
 
     Returns
     -------
@@ -281,5 +289,10 @@ def covariance(problem: Problem, x) -> tuple[np.ndarray, np.ndarray, float]:
             RefinementWarning,
             stacklevel=3,
         )
-    cov = s2 * np.linalg.pinv(jtj)
+    inv = np.linalg.pinv(jtj)
+    if problem.fom == "zncc":
+        meat = (jac * (r0**2)[:, None]).T @ jac * (len(r0) / dof)
+        cov = inv @ meat @ inv
+    else:
+        cov = s2 * inv
     return cov, jac, s2
