@@ -326,9 +326,42 @@ class FewBeamBloch(nn.Module):
 
         ``pixels`` lists, per crystal, the flat (row-major) pixels to solve (default
         all); the rows are those pixels, crystal after crystal. A symmetric crystal needs
-        only one pixel of each orbit (the generator folds and unfolds).
+        only one pixel of each orbit (the generator folds and unfolds). Without a
+        gradient, crystals that differ only in thickness (a pattern's thickness series
+        in one batch) share one eigen-solve, as in the engine.
         """
-        beams = beams or self.choose_beams(u, a, pixels)
+        grad = torch.is_grad_enabled() and (
+            u.requires_grad
+            or (diagonal_correction is not None and diagonal_correction.requires_grad)
+        )
+        same = (
+            None
+            if grad or beams is not None
+            else _same_crystals(u, a, pixels, diagonal_correction)
+        )
+        if same is None:
+            beams = beams or self.choose_beams(u, a, pixels)
+            return self._solve(u, a, t[:, None], pixels, diagonal_correction, beams)[:, 0]
+        first = [g[0] for g in same]
+        pick = lambda v: None if v is None else v[first]  # noqa: E731
+        sub_pixels = None if pixels is None else [pixels[i] for i in first]
+        n_t = max(len(g) for g in same)
+        thick = torch.stack([t[[*g, *[g[-1]] * (n_t - len(g))]] for g in same])
+        sub_u, sub_a = u[first], a[first]
+        beams = self.choose_beams(sub_u, sub_a, sub_pixels)
+        inten = self._solve(sub_u, sub_a, thick, sub_pixels, pick(diagonal_correction), beams)
+        n_rows = [
+            len(self.tilt_units) if pixels is None else len(p)
+            for p in (sub_pixels or [None] * len(first))
+        ]
+        starts = np.concatenate([[0], np.cumsum(n_rows)])
+        where = {b: (j, m) for j, g in enumerate(same) for m, b in enumerate(g)}
+        return torch.cat(
+            [inten[starts[j] : starts[j + 1], m] for j, m in (where[b] for b in range(len(u)))]
+        )
+
+    def _solve(self, u, a, thick, pixels, diagonal_correction, beams) -> torch.Tensor:
+        """Intensities (N, n_t, R): each crystal at its thicknesses ``thick`` (B, n_t)."""
         pot = self.potential_matrices(u, beams.hk, diagonal_correction)
         k0 = self.wave_numbers(u)
         k, which = self.incident_vectors(a, k0, pixels)
@@ -337,11 +370,26 @@ class FewBeamBloch(nn.Module):
         mats, scale = structure_matrices(
             pot, s, k0[which][:, None], k[:, 2], gn, beams.strong, beams.weak, which
         )
-        thick = t.to(torch.float64)[which]
+        thick = thick.to(torch.float64)[which]  # (N, n_t)
         if torch.is_grad_enabled() and mats.requires_grad:
-            psi = column_propagate(mats, thick, self.propagator)
+            psi = column_propagate(mats, thick[:, 0], self.propagator)
             rows = torch.arange(len(psi), device=u.device)[:, None]
-            psi = psi[rows, beams.pos]
-        else:  # no gradient wanted: one eigen-solve, no inverse (the engine's path)
-            psi = eigen_propagate(mats, thick[:, None], beams.pos)[:, 0]
+            psi = psi[rows, beams.pos][:, None]
+        else:  # no gradient wanted: one eigen-solve for every thickness, no inverse
+            psi = eigen_propagate(mats, thick, beams.pos)
         return output_intensities(psi, scale, beams.pos, beams.missing)
+
+
+def _same_crystals(u, a, pixels, diagonal_correction) -> list[list[int]] | None:
+    """Groups of batch entries that are the same crystal (None when all differ)."""
+    keys: dict[bytes, list[int]] = {}
+    un = u.detach().cpu().numpy()
+    an = a.detach().cpu().numpy()
+    dn = None if diagonal_correction is None else diagonal_correction.detach().cpu().numpy()
+    for b in range(len(un)):
+        key = un[b].tobytes() + an[b].tobytes()
+        key += b"" if pixels is None else np.asarray(pixels[b]).tobytes()
+        key += b"" if dn is None else dn[b].tobytes()
+        keys.setdefault(key, []).append(b)
+    groups = list(keys.values())
+    return groups if len(groups) < len(un) else None

@@ -90,3 +90,17 @@ def test_diagonal_correction_enters_as_a_potential():
     bump = torch.zeros_like(shift)
     bump[0, n // 2, n // 2 + 2] = 3e-3  # only the 200 beam
     assert not torch.allclose(layer(table, a, t, bump), plain, rtol=1e-6)
+
+
+def test_a_thickness_series_shares_one_solve_and_changes_nothing():
+    """Entries that differ only in thickness are solved once (no gradient): same discs."""
+    crystal = load_structure("GaAs")
+    layer = FewBeamBloch(REFLECTIONS, 6, 0.75, 200e3, 10, 10)
+    table = u_table(crystal, layer.table_h_max)
+    a = crystal.lattice_parameters[0]
+    t = torch.tensor([500.0, 1000.0, 1500.0, 2000.0, 700.0])
+    tables = torch.stack([table] * 4 + [0.9 * table])
+    shared = layer(tables, torch.full((5,), a), t)
+    for i in range(5):
+        alone = layer(tables[i : i + 1], torch.tensor([a]), t[i : i + 1])
+        assert torch.allclose(shared[i], alone[0], rtol=1e-9, atol=1e-12)
