@@ -7,7 +7,9 @@ the machine's load falls on both alike. The figure is the ratio of the best time
 too, so a speed-up that changed the physics shows.
 
     python benchmarks/bench_revisions.py --baseline fee664e
-    python benchmarks/bench_revisions.py --baseline fee664e --repeats 5 --out benchmarks/results/revisions.json
+    python benchmarks/bench_revisions.py --baseline fee664e --repeats 5
+
+It writes ``benchmarks/results/bench_revisions.json`` (``--results PATH``, ``--no-results``).
 
 The default cases are the engine's everyday work at fixed beams (so that both revisions
 solve the same matrices): Si [001] with 80 strong + 160 Bethe beams and SrTiO3 [001]
@@ -25,6 +27,9 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+import numpy as np
+from _results import add_results_argument, write_results
+
 ROOT = Path(__file__).resolve().parents[1]
 
 CASES = {
@@ -35,7 +40,6 @@ CASES = {
 # Run in the child: time compute_discs of one case and save its discs.
 CHILD = """
 import json, sys, time
-import numpy as np
 import torch
 from hyperspy_lacbed.bloch.discs import compute_discs
 name, kw, out = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
@@ -79,14 +83,13 @@ def time_case(tree: Path, name: str, kw: dict, out: Path, threads: int) -> float
 
 def main(argv: list[str] | None = None) -> dict:
     """Time the cases at both revisions; write and return the results."""
-    import numpy as np
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--baseline", required=True, help="git revision to compare with")
     ap.add_argument("--current", default="WORKTREE", help="revision, or the working tree")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "revisions.json"))
+    add_results_argument(ap)
     args = ap.parse_args(argv)
     results = {"baseline": args.baseline, "current": args.current, "threads": args.threads}
     with tempfile.TemporaryDirectory() as tmp:
@@ -118,8 +121,7 @@ def main(argv: list[str] | None = None) -> dict:
                 f"max |Δ| {cases[name]['max_difference']:.1e} of the maximum"
             )
         results["cases"] = cases
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    write_results(args, "bench_revisions", results)
     return results
 
 
