@@ -105,13 +105,14 @@ def default_stages(pixels: int, period: float, strong_beams: int) -> list[Stage]
     """The coarse-to-fine stages ``refine_discs`` chooses for discs of ``pixels``.
 
     The finest stage computes at most :data:`_FINE_SIDE` × :data:`_FINE_SIDE` tilts at
-    60 strong beams (fewer with more beams, ∝ beams^−1.5 per side, at least 12), and
-    never more than resolve the fringes (two tilts per ``period``); it fits the data
-    binned to that grid. The coarse stage before it computes a quarter of those tilts
-    and averages them 2 × 2 like the data, binned four times as much
-    (``supersample=2``: the model is binned as the data are, so fine fringes average out
-    instead of aliasing). Both use every beam of the physics. Discs of at most 12 pixels
-    are fitted at full resolution only.
+    60 strong beams (fewer with more beams, ∝ beams^−1.5 per side, at least 12), and no
+    more than resolve the fringes (two tilts per ``period``, but at least 16 per side);
+    it fits the data binned to that grid. The coarse stage before it bins the data four
+    times as much (at most to 8 binned pixels per side) and computes 2 × 2 tilts per
+    binned pixel, averaged like the data (``supersample=2``: the model is binned as the
+    data are, so fine fringes average out instead of aliasing); it is left out when it
+    would not be at least twice as coarse as the fine stage (discs of fewer than 16
+    pixels, or many beams). Both use every beam of the physics.
 
     Parameters
     ----------
@@ -129,11 +130,11 @@ def default_stages(pixels: int, period: float, strong_beams: int) -> list[Stage]
     budget = round(_FINE_SIDE * (_REF_BEAMS / max(int(strong_beams), 1)) ** 1.5)
     budget = int(np.clip(budget, 12, _FINE_SIDE))
     need = math.ceil(pixels / max(period / 2.0, 1.0))
-    side = max(min(budget, need), 12)
-    fine_bin = max(1, math.ceil(pixels / side))
-    if pixels <= 12:
-        return [Stage(bin=1, max_iter=30)]
-    coarse = Stage(bin=4 * fine_bin, supersample=2, max_iter=20)
+    fine_bin = max(1, math.ceil(pixels / min(budget, max(need, 16))))
+    coarse_bin = min(4 * fine_bin, pixels // 8)
+    if coarse_bin < 2 * fine_bin:
+        return [Stage(bin=fine_bin, max_iter=30)]
+    coarse = Stage(bin=coarse_bin, supersample=2, max_iter=20)
     return [coarse, Stage(bin=fine_bin, max_iter=20)]
 
 

@@ -12,6 +12,7 @@ experiment.
 
 from __future__ import annotations
 
+import sys
 import warnings
 from collections.abc import Sequence
 from contextlib import nullcontext
@@ -50,7 +51,7 @@ def compute_with_progress(array: Any, progress: bool) -> np.ndarray:
         A dask array.
     progress
         Show a progress bar (``distributed.progress`` on a client, else dask's
-        ``ProgressBar``).
+        ``ProgressBar`` on stderr).
 
     Returns
     -------
@@ -66,7 +67,8 @@ def compute_with_progress(array: Any, progress: bool) -> np.ndarray:
         return np.asarray(future.result())
     from dask.diagnostics import ProgressBar
 
-    with ProgressBar() if progress else nullcontext():
+    # on stderr, as tqdm's bars (stdout is the user's)
+    with ProgressBar(out=sys.stderr) if progress else nullcontext():
         return np.asarray(array.compute())
 
 

@@ -170,7 +170,7 @@ def test_gesn_default_stages_raise_full_resolution_zncc():
             zone_axis=(1, -1, 0), x_direction=(0, 0, -1), surface_normal=(1, -1, 0),
             absorption="bird-king", strong_beams=20,
         )  # fmt: skip
-    assert [(s["bin"], s["supersample"]) for s in res.stages] == [(4, 2), (1, 1)]
+    assert [(s["bin"], s["supersample"]) for s in res.stages] == [(2, 2), (1, 1)]
     assert res.check["pixels"] == 18 and res.simulated.shape == data.shape
     assert res.check["fom_end"] < res.check["fom_start"]
     assert res.mean_zncc > res.mean_zncc_start + 0.01
