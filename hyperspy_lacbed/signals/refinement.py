@@ -178,6 +178,7 @@ def refine(
     stages: Sequence[Stage | dict] | str | None = "auto",
     progress: bool | None = None,
     compute: bool = True,
+    check: bool = True,
     **physics: Any,
 ) -> RefinementResult | RefinementMap:
     """Refine a crystal, the thickness and the experiment's geometry against recorded discs.
@@ -227,6 +228,10 @@ def refine(
         :class:`~hyperspy_lacbed.refinement.driver.RefinementWarning` when it fits worse.
     progress
         Show a progress bar; default HyperSpy's preference.
+    check
+        Compare the result with the start at full resolution (the result's images, ZNCC
+        and best fit are then those of full resolution); False keeps the last stage's grid
+        and checks nothing. A map is always checked.
     compute
         For a map (navigation axes beyond ``reflection``): False returns a lazy
         :class:`~hyperspy_lacbed.signals.refinement_map.RefinementMap` (``.compute()`` runs
@@ -259,7 +264,7 @@ def refine(
         stage_list = [s if isinstance(s, Stage) else Stage(**s) for s in stages]
     options = dict(
         thickness=thickness, orientation=orientation, blur=blur, fom=fom, disc_shape=disc_shape,
-        weights=weights, stages=stage_list,
+        weights=weights, stages=stage_list, check=check,
     )  # fmt: skip
     if _calibration(experiment) and experiment.axes_manager.navigation_dimension > 1:
         from hyperspy_lacbed.signals.refinement_map import refine_map

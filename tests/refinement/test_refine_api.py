@@ -102,3 +102,18 @@ def test_bad_experiments_are_named():
         thickness=800.0, thickness_scan=0,
     )  # fmt: skip
     assert not res.mask[:, 3, 3].any()
+
+
+def test_refine_checks_at_full_resolution_and_accepts_any_bin():
+    """The default result is compared with the start at full resolution; a bin of 3 on
+    8-px discs (an odd number of binned pixels) is accepted; check=False keeps the last
+    stage's grid."""
+    exp = experiment()
+    kw = dict(fom="lsq", strong_beams=12, progress=False, thickness=790.0, thickness_scan=0)
+    res = hl.refine(exp, "Si", ["thickness"], stages=[{"bin": 3, "supersample": 3}], **kw)
+    assert res.stages[0]["pixels"] == 4 and res.stages[0]["model_pixels"] == 12
+    assert res.check["pixels"] == 8 and res.check["fom_end"] < res.check["fom_start"]
+    assert res.signal.data.shape == exp.data.shape
+    assert "checked at full resolution" in res.summary()
+    quick = hl.refine(exp, "Si", ["thickness"], stages=[{"bin": 2}], check=False, **kw)
+    assert quick.check is None and quick.simulated.shape[1:] == (4, 4)
