@@ -32,7 +32,14 @@ class _Stop(Exception):
 
 
 class Problem:
-    """One stage: a model, the binned data, the mask and the figure of merit."""
+    """One stage: a model, the binned data, the mask and the figure of merit.
+
+    ``orientation`` maps the model's images onto the data's frame; ``blur`` is the start
+    σ in data pixels; ``supersample`` model pixels per binned pixel along each axis are
+    averaged like the data, which are binned by ``bin`` (the blur acts on the model's
+    grid, σ · supersample / bin of its pixels); ``inv_sigma`` weighs least squares (None:
+    Poisson counts, or ZNCC).
+    """
 
     def __init__(
         self,

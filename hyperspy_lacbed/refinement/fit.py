@@ -10,7 +10,12 @@ recorded discs given as an array (R, ny, nx) with their reflections and pixel si
    and few beams to the finest stage;
 3. estimates standard uncertainties from the Gauss–Newton curvature JᵀJ of the residual
    vector at the optimum (J by central differences), scaled by the residual variance,
-   and the correlation matrix.
+   and the correlation matrix;
+4. compares the start and the result at full resolution, on one grid, and warns when
+   the result fits worse there.
+
+Without explicit stages, :func:`default_stages` chooses them from the disc size, the
+fringe period of the crystal (:func:`fringe_period`) and the beams.
 
 A fit whose figure of merit or gradient becomes non-finite, or whose solver fails, stops
 at the best point so far with a warning that says why.
