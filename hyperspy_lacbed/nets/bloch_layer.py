@@ -45,7 +45,14 @@ from hyperspy_lacbed.bloch.propagate import (
 from hyperspy_lacbed.bloch.solver import BeamPool, BeamRule, padded_indices, select_beams
 from hyperspy_lacbed.units import electron_wavelength
 
-__all__ = ["BeamChoice", "FewBeamBloch", "pool_h_max_for"]
+__all__ = [
+    "BeamChoice",
+    "FewBeamBloch",
+    "fold_orbits",
+    "folded_intensities",
+    "pool_h_max_for",
+    "unfold",
+]
 
 
 def pool_h_max_for(n_beams: int) -> int:
@@ -378,6 +385,64 @@ class FewBeamBloch(nn.Module):
         else:  # no gradient wanted: one eigen-solve for every thickness, no inverse
             psi = eigen_propagate(mats, thick, beams.pos)
         return output_intensities(psi, scale, beams.pos, beams.missing)
+
+
+def folded_intensities(
+    layer: FewBeamBloch,
+    symmetriser: torch.nn.Module,
+    groups: torch.Tensor,
+    u: torch.Tensor,
+    a: torch.Tensor,
+    t: torch.Tensor,
+    diagonal_correction: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The layer's discs (B, R, D, D), one tilt of each symmetry orbit solved, then unfolded.
+
+    The 4mm operations that leave each crystal invariant (``groups``, (B, K) from
+    :meth:`~hyperspy_lacbed.nets.physics_informed.SquareSymmetriser.symmetries`) map
+    tilts onto tilts: I_g(p) = I_{g'}(rep(p)), with rep(p) the first pixel of p's orbit
+    and g' the reflection the operation takes g from. A 4mm crystal costs an eighth.
+    Differentiable (the unfolding is a gather).
+    """
+    pixels, rows, cols = fold_orbits(symmetriser, groups)
+    inten = layer.intensities(u, a, t, pixels, diagonal_correction)  # (N, R)
+    return unfold(inten, rows, cols, layer.disc_pixels)
+
+
+def fold_orbits(
+    symmetriser: torch.nn.Module, groups: torch.Tensor
+) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """Which tilts to solve for each crystal's symmetry, and how to unfold them.
+
+    Returns
+    -------
+    pixels
+        Per crystal, the flat pixels solved (the first of each orbit).
+    rows, cols
+        (B, D²) row of the solved intensities and (B, D², R) reflection that each pixel of
+        each disc reads (:func:`unfold`).
+    """
+    index = symmetriser.disc_index.cpu().numpy()
+    source = symmetriser.source.cpu().numpy()
+    groups = groups.cpu().numpy()
+    pixels, rows, cols = [], [], []
+    offset = 0
+    for b in range(len(groups)):
+        ks = np.flatnonzero(groups[b])
+        images = index[ks]  # (n_ops, D²): each pixel's image under each operation
+        rep, kstar = images.min(0), ks[images.argmin(0)]
+        reps = np.unique(rep)
+        pixels.append(reps)
+        rows.append(offset + np.searchsorted(reps, rep))
+        cols.append(source[kstar])  # (D², R): the reflection each disc reads
+        offset += len(reps)
+    return pixels, np.stack(rows), np.stack(cols)
+
+
+def unfold(inten: torch.Tensor, rows: np.ndarray, cols: np.ndarray, d: int) -> torch.Tensor:
+    """Discs (B, R, D, D) from the solved intensities (N, R) of :func:`fold_orbits`."""
+    out = inten[torch.as_tensor(rows)[..., None], torch.as_tensor(cols)]  # (B, D², R)
+    return out.reshape(len(rows), d, d, -1).permute(0, 3, 1, 2)
 
 
 def _same_crystals(u, a, pixels, diagonal_correction) -> list[list[int]] | None:

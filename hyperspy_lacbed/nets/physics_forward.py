@@ -31,11 +31,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
-from hyperspy_lacbed.nets.bloch_layer import FewBeamBloch, pool_h_max_for
+from hyperspy_lacbed.nets.bloch_layer import FewBeamBloch, folded_intensities, pool_h_max_for
 from hyperspy_lacbed.nets.fourier import FourierCoefficients
 from hyperspy_lacbed.nets.physics_informed import FourierForwardGenerator
 from hyperspy_lacbed.units import relativistic_gamma, u_to_volts
@@ -153,31 +152,14 @@ class PhysicsForwardGenerator(FourierForwardGenerator):
         """The Bloch layer's intensities (B, R, D, D), one tilt of each symmetry orbit solved.
 
         The 4mm operations that leave each potential invariant (``groups``, (B, K) from
-        the symmetriser; None: solve every tilt) map tilts onto tilts: I_g(p) = I_{g'}(rep(p)) with rep(p) the orbit's first pixel
-        and g' the reflection the operation takes g from. A 4mm crystal costs an eighth.
+        the symmetriser; None: solve every tilt) map tilts onto tilts
+        (:func:`~hyperspy_lacbed.nets.bloch_layer.folded_intensities`): a 4mm crystal
+        costs an eighth.
         """
         sym = self.symmetriser
         if sym is None or groups is None:
             return self.bloch(u, a, t, diagonal_correction)
-        groups = groups.numpy()
-        index = sym.disc_index.cpu().numpy()
-        source = sym.source.cpu().numpy()
-        pixels, rows, cols = [], [], []
-        offset = 0
-        for b in range(len(groups)):
-            ks = np.flatnonzero(groups[b])
-            images = index[ks]  # (n_ops, D²): each pixel's image under each operation
-            rep, kstar = images.min(0), ks[images.argmin(0)]
-            reps = np.unique(rep)
-            pixels.append(reps)
-            rows.append(offset + np.searchsorted(reps, rep))
-            cols.append(source[kstar])  # (D², R): the reflection each disc reads
-            offset += len(reps)
-        inten = self.bloch.intensities(u, a, t, pixels, diagonal_correction)  # (N, R)
-        rows_t = torch.as_tensor(np.stack(rows))[..., None]  # (B, D², 1)
-        out = inten[rows_t, torch.as_tensor(np.stack(cols))]  # (B, D², R)
-        d = self.out_size
-        return out.reshape(len(groups), d, d, -1).permute(0, 3, 1, 2)
+        return folded_intensities(self.bloch, sym, groups, u, a, t, diagonal_correction)
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """Encoded discs (B, R, D, D) of encoded potentials ``x`` (B, 1, P, P)."""

@@ -120,6 +120,10 @@ class CoefficientBlochModel:
         Whether the thickness is a parameter (±20 %).
     max_change
         Bounds of each factor: −1 − max_change ≤ f ≤ max_change.
+    potential
+        The start's ``P × P`` image (V·Å): when given, the 4mm operations that leave it
+        invariant (up to a translation) fold the tilt grid, so that one tilt of each orbit
+        is solved (the class factors keep that symmetry).
     """
 
     def __init__(
@@ -138,10 +142,12 @@ class CoefficientBlochModel:
         absorption_fraction: float = 0.1,
         refine_thickness: bool = True,
         max_change: float = 2.0,
+        potential: np.ndarray | None = None,
     ):
         import torch
 
-        from hyperspy_lacbed.nets.bloch_layer import FewBeamBloch, pool_h_max_for
+        from hyperspy_lacbed.nets.bloch_layer import FewBeamBloch, fold_orbits, pool_h_max_for
+        from hyperspy_lacbed.nets.physics_informed import SquareSymmetriser
 
         c = np.asarray(coefficients, complex)
         self._h_max = hm = (c.shape[-1] - 1) // 2
@@ -176,6 +182,11 @@ class CoefficientBlochModel:
         self._n_thickness = int(refine_thickness)
         #: a common factor of every U_g (g ≠ 0), set by the coarse scan of refine_potential
         self.gain = 1.0
+        self._fold = None
+        if potential is not None:
+            img = np.asarray(potential, float)
+            sym = SquareSymmetriser(np.asarray(reflections, int), self.pixels, img.shape[-1])
+            self._fold = fold_orbits(sym, sym.symmetries(torch.as_tensor(img)[None]))
         self.choose_beams(self.start_vector())
 
     def _a(self):
@@ -187,8 +198,9 @@ class CoefficientBlochModel:
         """Fix the beams of every tilt at ``x`` (the model is then smooth in the parameters)."""
         import torch
 
+        pixels = None if self._fold is None else self._fold[0]
         with torch.no_grad():
-            self.beams = self.layer.choose_beams(self.table(x)[None], self._a())
+            self.beams = self.layer.choose_beams(self.table(x)[None], self._a(), pixels)
         self.max_beams = int(self.beams.strong.shape[1])
 
     def start_vector(self):
@@ -226,6 +238,13 @@ class CoefficientBlochModel:
 
         t = self.get(x, "thickness", self.thickness0).reshape(1)
         u = self.table(x)[None]
+        if index is None and self._fold is not None:
+            from hyperspy_lacbed.nets.bloch_layer import unfold
+
+            pixels, rows, cols = self._fold
+            inten = self.layer.intensities(u, self._a(), t, pixels, beams=self.beams)
+            discs = unfold(inten, rows, cols, self.pixels)[0]  # (R, D, D)
+            return discs.reshape(len(discs), -1).T
         if index is None:
             return self.layer.intensities(u, self._a(), t, beams=self.beams)
         pixels = [np.asarray(index)]
@@ -350,7 +369,7 @@ def refine_potential(
     model = CoefficientBlochModel(
         coeff, lattice_parameter, classes, np.asarray(reflections, int), pix, dk * binning,
         thickness=float(thickness), refine_thickness=refine_thickness,
-        max_change=max_change, **_layer_physics(physics),
+        max_change=max_change, potential=p, **_layer_physics(physics),
     )  # fmt: skip
     mask = np.broadcast_to(disc_mask(pix), data_b.shape)
     # uniform weights: the sum of squares relative to the brightest pixel (a profiled scale)
