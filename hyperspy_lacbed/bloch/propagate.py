@@ -11,7 +11,7 @@ Two ways, one matrix (:mod:`hyperspy_lacbed.bloch.matrix`):
   symmetric tilts, unlike the eigenvector backward of ``torch.linalg.eig``);
   ``method="expm"`` is ``torch.linalg.matrix_exp``, as diffBloch does.
 
-:func:`output_intensities` turns the amplitudes of the scaled problem into |ψ_g|².
+:func:`output_intensities` turns the amplitudes of the scaled problem into ``|ψ_g|²``.
 """
 
 from __future__ import annotations
@@ -121,7 +121,7 @@ def eigen_propagate(a: Any, thickness: Any, pos: Any, single: bool = False) -> A
 
 
 def output_intensities(psi: Any, scale: Any, pos: Any, missing: Any) -> Any:
-    """|ψ_g|² of the output beams from the scaled problem's amplitudes.
+    """``|ψ_g|²`` of the output beams from the scaled problem's amplitudes.
 
     Parameters
     ----------
