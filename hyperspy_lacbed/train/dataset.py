@@ -27,7 +27,8 @@ Store layout (group ``<path>/<split>``)::
 The space-group labels (``space_group`` and the structure's ``"space_group"``) of a store
 begun by this version are the symmetry of each crystal's arrangement of atoms
 (``space_group_labels = "arrangement"``,
-:attr:`~hyperspy_lacbed.train.structures.SyntheticStructure.space_group`). A store begun
+the ``space_group`` of :class:`~hyperspy_lacbed.train.structures.SyntheticStructure`). A
+store begun
 before has splits without that attribute, which keep the group each structure was drawn
 in, also for the samples a resumed run adds; a split added to such a store is marked
 ``"drawn"`` and does the same, so that one store never mixes the two.
