@@ -10,19 +10,16 @@ each pattern (nine discs) at each thickness, and the paper's 8-bit min–max MSE
     python benchmarks/physics_layer_accuracy.py --store data/lacbed-v1 --split test
     python benchmarks/physics_layer_accuracy.py --store data/lacbed-v1 --split test --sizes 10+0,20+40 --limit 16
 
-Writes ``benchmarks/results/physics_layer_<split>.json``. No timing here: speed lives in
-the generator benchmark (``bench_generators.py``).
+Writes ``benchmarks/results/physics_layer_<split>.json`` (``--results PATH``,
+``--no-results``). No timing here: speed lives in ``bench_physics_forward.py``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 
 import numpy as np
-
-ROOT = Path(__file__).resolve().parents[1]
+from _results import add_results_argument, write_results
 
 
 def layer_discs(layer, fourier, potential: np.ndarray, a: float, thicknesses) -> np.ndarray:
@@ -55,13 +52,13 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--split", default="test")
     ap.add_argument("--sizes", default="10+0,20+40,40+80", help="strong+weak beam counts")
     ap.add_argument("--limit", type=int, default=None, help="the first N samples only")
-    ap.add_argument("--out", default=None)
+    add_results_argument(ap)
     args = ap.parse_args(argv)
     group = open_dataset(args.store, args.split)
     domain = Domain.from_dict(dict(group.attrs["domain"]))
     thicknesses = np.asarray(group.attrs["thicknesses"], float)
     n = int(group["done"][:].sum()) if args.limit is None else int(args.limit)
-    results = {"store": args.store, "split": args.split, "samples": n, "sizes": {}}
+    results = {"samples": n, "patterns": n * len(thicknesses), "sizes": {}}
     for size in args.sizes.split(","):
         strong, weak = (int(v) for v in size.split("+"))
         layer = FewBeamBloch(
@@ -95,9 +92,10 @@ def main(argv: list[str] | None = None) -> dict:
             f"{size}: ℓMSE median {np.median(scores):.2e}, mean {np.mean(scores):.2e} "
             f"({len(scores)} patterns)"
         )
-    out = Path(args.out or ROOT / "benchmarks" / "results" / f"physics_layer_{args.split}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=1) + "\n")
+    write_results(
+        args, f"physics_layer_{args.split}", results,
+        settings={"store": args.store, "split": args.split},
+    )  # fmt: skip
     return results
 
 
