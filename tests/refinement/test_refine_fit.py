@@ -59,6 +59,9 @@ def test_recovers_thickness_and_b_within_three_sigma():
     # noise-only residuals: the reduced χ² of Pearson residuals is about 1
     assert 0.8 < res.residual_variance < 1.25
     assert res.correlation.shape == (2, 2) and np.allclose(np.diag(res.correlation), 1.0)
+    # thickness and B trade off (r ≈ +0.86 over noise seeds: benchmarks/refine_uncertainty.py)
+    assert res.correlated_pairs(0.5) == [("thickness", "B[Si]", res.correlation[0, 1])]
+    assert ("thickness/B[Si]" in res.summary()) == (abs(res.correlation[0, 1]) > 0.8)
     assert res.mean_zncc > res.mean_zncc_start
 
 

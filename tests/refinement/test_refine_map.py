@@ -86,3 +86,19 @@ def test_map_errors_are_named_up_front(wedge):
     bad.axes_manager.navigation_axes[0].name = "disc"
     with pytest.raises(ValueError, match="one navigation axis 'reflection'"):
         bad.refine("Si", progress=False, **OPTIONS)
+
+
+def test_map_runs_on_the_active_distributed_client(wedge, eager):
+    """With a dask.distributed client active, the patterns run on its workers (with its
+    progress bar) and give the same values."""
+    distributed = pytest.importorskip("distributed")
+
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+    ) as cluster, distributed.Client(cluster) as client:  # fmt: skip
+        with distributed.get_task_stream(client) as stream:
+            res = wedge.refine("Si", ["thickness"], progress=True, **OPTIONS)
+    # one refinement task per pattern ran on the cluster's worker
+    keys = {str(t["key"]) for t in stream.data if str(t["key"]).startswith("('_refine_block")}
+    assert len(keys) == len(THICKNESS), keys
+    assert np.allclose(res.values["thickness"].data, eager.values["thickness"].data, rtol=1e-12)
