@@ -266,10 +266,10 @@ def refine(
         thickness=thickness, orientation=orientation, blur=blur, fom=fom, disc_shape=disc_shape,
         weights=weights, stages=stage_list, check=check,
     )  # fmt: skip
-    if _calibration(experiment) and experiment.axes_manager.navigation_dimension > 1:
+    arrays = _calibration(experiment)
+    if experiment.axes_manager.navigation_dimension > 1:
         from hyperspy_lacbed.signals.refinement_map import refine_map
 
-        arrays = _calibration(experiment)
         options["thickness"] = _start_thickness(experiment, thickness)
         return refine_map(
             experiment, structure, parameters, calibration=arrays,
