@@ -180,6 +180,30 @@ def test_gesn_default_stages_raise_full_resolution_zncc():
     assert 1200 < res.thickness < 1450
 
 
+def test_default_stages_follow_the_budget():
+    """The fine stage stays within 32 × 32 tilts at 60 beams and fewer with more beams; a
+    coarse stage is always supersampled and at least twice as coarse; small discs get one
+    full-resolution stage."""
+    from hyperspy_lacbed.refinement.fit import default_stages, padded_size
+
+    def side(st):
+        return padded_size(pixels, st.bin) // st.bin * st.supersample
+
+    for pixels in (16, 30, 50, 100, 150, 168):
+        for beams in (20, 60, 120):
+            stages = default_stages(pixels, 3.0, beams)
+            fine = stages[-1]
+            assert fine.supersample == 1 and side(fine) <= (32 if beams <= 60 else 13)
+            if beams == 120:
+                assert side(fine) <= side(default_stages(pixels, 3.0, 60)[-1])
+            for coarse in stages[:-1]:
+                assert coarse.supersample == 2 and coarse.bin >= 2 * fine.bin
+                assert padded_size(pixels, coarse.bin) // coarse.bin >= 8
+    assert [(s.bin, s.supersample) for s in default_stages(12, 3.0, 12)] == [(1, 1)]
+    # a long fringe period needs fewer tilts: the fine stage bins more
+    assert default_stages(100, 20.0, 60)[-1].bin > default_stages(100, 3.0, 60)[-1].bin
+
+
 def test_never_worse_than_the_start_without_a_warning():
     """Noise-free data and the truth as the start: a point-sampled 4 × 4 stage moves away,
     the full-resolution check sees it and warns with both figures."""
