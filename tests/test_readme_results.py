@@ -393,7 +393,71 @@ README_ROWS: dict[str, Row] = {
         ],
         ["bench_lazy_memory"],
     ),
+    "Forward v2, the few-beam physics layer alone": Row(
+        [
+            Num(lambda: res("physics_layer_test")["samples"], "=="),
+            Num(
+                lambda: (
+                    res("physics_layer_test")["patterns"] / res("physics_layer_test")["samples"]
+                ),
+                "==",
+            ),
+            *[
+                num
+                for size in ("10+0", "20+40", "40+80")
+                for num in (
+                    *[
+                        Num(
+                            lambda size=size, i=i: _layer(size)[("strong_beams", "weak_beams")[i]],
+                            "==",
+                        )
+                        for i in range(1 if size == "10+0" else 2)
+                    ],
+                    Num(lambda size=size: _layer(size)["lmse"]["median"]),
+                    Num(lambda size=size: _layer(size)["lmse"]["mean"]),
+                )
+            ],
+            Num(lambda: _layer("40+80")["paper_mse"]["median"]),
+            Num(lambda: _layer("40+80")["paper_mse"]["mean"]),
+        ],
+        ["physics_layer_test"],
+    ),
+    "Forward v2 generator speed": Row(
+        [
+            Num(lambda: res("bench_physics_forward")["generators"]["10+0"]["patterns"], "=="),
+            Num(lambda: result("bench_physics_forward")["settings"]["limit"], "=="),
+            Num(
+                lambda: (
+                    res("bench_physics_forward")["generators"]["10+0"]["patterns"]
+                    / result("bench_physics_forward")["settings"]["limit"]
+                ),
+                "==",
+            ),
+            Num(lambda: result("bench_physics_forward")["settings"]["threads"], "=="),
+            *[
+                num
+                for size in ("10+0", "20+40", "40+80")
+                for num in (
+                    *[
+                        Num(lambda v=int(v): v, "==")
+                        for v in (size.split("+")[:1] if size == "10+0" else size.split("+"))
+                    ],
+                    Num(lambda size=size: _speed(size)["ratio_median"]),
+                    Num(lambda size=size: _speed(size)["ratio_cheapest_crystal"]),
+                )
+            ],
+        ],
+        ["bench_physics_forward"],
+    ),
 }
+
+
+def _layer(size: str) -> dict:
+    return res("physics_layer_test")["sizes"][size]
+
+
+def _speed(size: str) -> dict:
+    return res("bench_physics_forward")["generators"][size]
 
 
 # ----------------------------------------------------------------------------- README

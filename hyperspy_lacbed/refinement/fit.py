@@ -109,7 +109,7 @@ def fringe_period(
 def default_stages(pixels: int, period: float, strong_beams: int) -> list[Stage]:
     """The coarse-to-fine stages ``refine_discs`` chooses for discs of ``pixels``.
 
-    The finest stage computes at most :data:`_FINE_SIDE` × :data:`_FINE_SIDE` tilts at
+    The finest stage computes at most ``_FINE_SIDE`` × ``_FINE_SIDE`` (32 × 32) tilts at
     60 strong beams (fewer with more beams, ∝ beams^−1.5 per side, at least 12), and no
     more than resolve the fringes (two tilts per ``period``, but at least 16 per side);
     it fits the data binned to that grid. The coarse stage before it bins the data four

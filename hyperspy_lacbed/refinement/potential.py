@@ -382,7 +382,8 @@ def refine_potential(
     # a worse basin); the lower figure of merit wins, and never one above the scan's
     starts = [start] if bool((start == x0).all()) else [start, x0]
     history: list[float] = []
-    runs = [lbfgs(problem, s0, int(max_iter), history, None, 1e-10) for s0 in starts]
+    # a tight stop: the figure of merit of a good fit is itself small (≲ 1e-8)
+    runs = [lbfgs(problem, s0, int(max_iter), history, None, 1e-15) for s0 in starts]
     x, after, message = min(runs, key=lambda r: r[1])
     if not after <= scanned:
         x, after, message = start, scanned, f"{message}; kept the scanned start"
