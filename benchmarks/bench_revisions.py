@@ -37,14 +37,19 @@ CASES = {
     "SrTiO3": {"strong_beams": 120, "weak_beams": 240},
 }
 
+PIXELS = 32
+THICKNESSES = [500.0, 1000.0, 1500.0, 2000.0]
+
 # Run in the child: time compute_discs of one case and save its discs.
 CHILD = """
 import json, sys, time
+import numpy as np
 import torch
 from hyperspy_lacbed.bloch.discs import compute_discs
 name, kw, out = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
 torch.set_num_threads(int(sys.argv[4]))
-args = dict(thickness=[500.0, 1000.0, 1500.0, 2000.0], pixels=32, show_progressbar=False, **kw)
+args = dict(thickness=json.loads(sys.argv[5]), pixels=int(sys.argv[6]), show_progressbar=False,
+            **kw)
 compute_discs(name, **args)  # warm-up: imports, tables
 t = time.perf_counter()
 r = compute_discs(name, **args)
@@ -71,7 +76,17 @@ def time_case(tree: Path, name: str, kw: dict, out: Path, threads: int) -> float
     env = {**os.environ, "PYTHONPATH": str(tree)}
     out = out.resolve()
     res = subprocess.run(
-        [sys.executable, "-c", CHILD, name, json.dumps(kw), str(out), str(threads)],
+        [
+            sys.executable,
+            "-c",
+            CHILD,
+            name,
+            json.dumps(kw),
+            str(out),
+            str(threads),
+            json.dumps(THICKNESSES),
+            str(PIXELS),
+        ],
         env=env,
         cwd=tree,  # `python -c` puts the working folder first on sys.path
         check=True,
@@ -91,7 +106,13 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--threads", type=int, default=2)
     add_results_argument(ap)
     args = ap.parse_args(argv)
-    results = {"baseline": args.baseline, "current": args.current, "threads": args.threads}
+    results = {
+        "baseline": args.baseline,
+        "current": args.current,
+        "threads": args.threads,
+        "pixels": PIXELS,
+        "thicknesses_A": THICKNESSES,
+    }
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         base = export_revision(args.baseline, tmp / "base")

@@ -393,6 +393,27 @@ README_ROWS: dict[str, Row] = {
         ],
         ["bench_lazy_memory"],
     ),
+    "One Bloch-wave core for simulation": Row(
+        [
+            *[
+                Num(
+                    lambda c=c, i=i: _revision(c)["settings"][("strong_beams", "weak_beams")[i]],
+                    "==",
+                )
+                for c in ("Si", "SrTiO3")
+                for i in (0, 1)
+            ],
+            Num(lambda: res("bench_revisions")["pixels"], "=="),
+            Num(lambda: res("bench_revisions")["pixels"], "=="),
+            Num(lambda: len(res("bench_revisions")["thicknesses_A"]), "=="),
+            Num(lambda: res("bench_revisions")["threads"], "=="),
+            Num(lambda: _revision("Si")["speedup"]),
+            Num(lambda: _revision("SrTiO3")["speedup"]),
+            Num(lambda: _revision("Si")["max_difference"]),
+            Num(lambda: _revision("SrTiO3")["max_difference"]),
+        ],
+        ["bench_revisions"],
+    ),
     "Forward v2, the few-beam physics layer alone": Row(
         [
             Num(lambda: res("physics_layer_test")["samples"], "=="),
@@ -450,6 +471,10 @@ README_ROWS: dict[str, Row] = {
         ["bench_physics_forward"],
     ),
 }
+
+
+def _revision(crystal: str) -> dict:
+    return res("bench_revisions")["cases"][crystal]
 
 
 def _layer(size: str) -> dict:
