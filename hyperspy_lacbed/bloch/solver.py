@@ -134,7 +134,7 @@ def build_pool(
     full = with_diagonal(torch.as_tensor(full), diagonal).numpy()
     g = crystal.g_vectors(hkl) @ frame.rotation.T
     scale = np.abs(full).max()
-    coupled = _connected_to_origin(np.abs(full) > 1e-10 * scale)
+    coupled = connected_to_origin(np.abs(full) > 1e-10 * scale)
     n = np.array([0.0, 0.0, 1.0]) if normal is None else np.asarray(normal, float)
     return BeamPool(hkl, g, full, coupled, np.abs(full[:, 0]), k0, n / np.linalg.norm(n))
 
@@ -184,7 +184,11 @@ def pool_reflections(
     return hkl[lengths <= cut]
 
 
-def _connected_to_origin(adjacency: np.ndarray) -> np.ndarray:
+def connected_to_origin(adjacency: np.ndarray) -> np.ndarray:
+    """Which beams are reachable from 000 (index 0) through the coupling ``adjacency`` (P, P).
+
+    The others can never be excited, so they are left out of every matrix.
+    """
     reached = np.zeros(len(adjacency), bool)
     reached[0] = True
     frontier = reached.copy()

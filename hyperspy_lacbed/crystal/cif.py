@@ -33,6 +33,7 @@ from hyperspy_lacbed.crystal.spacegroup import (
     cartesian_rotations,
     check_group,
     operations_from_symbols,
+    parse_fraction,
     parse_operation,
     point_group_order,
     same_operations,
@@ -104,10 +105,7 @@ def cif_number(value: Any) -> float:
         return math.nan
     text = re.sub(r"\(\d*\)$", "", text)
     try:
-        if "/" in text:
-            num, den = text.split("/")
-            return float(num) / float(den)
-        return float(text)
+        return parse_fraction(text)
     except ValueError:
         raise CifError(f"{value!r} is not a number; CIF numbers look like 0.1234(5).") from None
 

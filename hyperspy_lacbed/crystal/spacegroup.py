@@ -39,13 +39,18 @@ class Operations:
         return len(self.rotations)
 
 
+def parse_fraction(text: str) -> float:
+    """``"1/2"``, ``"0.5"`` or ``"2"`` as a float (``ValueError`` for anything else)."""
+    if "/" in text:
+        num, den = text.split("/")
+        return float(num) / float(den)
+    return float(text)
+
+
 def _term_value(text: str) -> float:
     """A number in an operation: ``"1/2"``, ``"0.5"`` or ``"2"``."""
     try:
-        if "/" in text:
-            num, den = text.split("/")
-            return float(num) / float(den)
-        return float(text)
+        return parse_fraction(text)
     except ValueError:
         raise SpaceGroupError(
             f"{text!r} in a symmetry operation is neither x, y, z nor a number."

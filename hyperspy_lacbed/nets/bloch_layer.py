@@ -42,7 +42,13 @@ from hyperspy_lacbed.bloch.propagate import (
     eigen_propagate,
     output_intensities,
 )
-from hyperspy_lacbed.bloch.solver import BeamPool, BeamRule, padded_indices, select_beams
+from hyperspy_lacbed.bloch.solver import (
+    BeamPool,
+    BeamRule,
+    connected_to_origin,
+    padded_indices,
+    select_beams,
+)
 from hyperspy_lacbed.units import electron_wavelength
 
 __all__ = [
@@ -250,14 +256,7 @@ class FewBeamBloch(nn.Module):
         hk = self.pool_hk
         amp = table[hk[:, None, 1] - hk[None, :, 1] + c, hk[:, None, 0] - hk[None, :, 0] + c]
         np.fill_diagonal(amp, 0.0)
-        adjacency = amp > 1e-10 * amp.max()
-        reached = np.zeros(len(hk), bool)
-        reached[0] = True
-        frontier = reached.copy()
-        while frontier.any():
-            new = adjacency[frontier].any(axis=0) & ~reached
-            reached |= new
-            frontier = new
+        reached = connected_to_origin(amp > 1e-10 * amp.max())
         hkl = np.concatenate([hk, np.zeros((len(hk), 1), int)], 1)
         return BeamPool(hkl, g, amp, reached, amp[:, 0], k0, np.array([0.0, 0.0, 1.0]))
 
