@@ -55,12 +55,13 @@ with (
 # %%
 # 2. The fit
 # ----------
-# pix2pixHD losses (LSGAN, feature matching, L1) with small networks; the run folder
-# holds a checkpoint that a later call resumes from.
+# The shipped architecture (``fourier-forward``, the v1 recipe's default) made small, with
+# the paper's losses (LSGAN, feature matching, L1); the run folder holds a checkpoint that
+# a later call resumes from.
 train = LACBEDDataset(store, split="train", augment=True)
 config = TrainConfig(
     direction="forward",
-    generator={"ngf": 8, "n_downsampling": 2, "n_blocks_global": 1, "n_blocks_local": 1},
+    generator={"width": 16, "latent": 32, "n_layers": 2},
     discriminator={"ndf": 8, "n_layers": 2},
     batch_size=4,
     steps=60,
