@@ -122,7 +122,8 @@ class CoefficientBlochModel:
         Bounds of each factor: −1 − max_change ≤ f ≤ max_change.
     potential
         The start's ``P × P`` image (V·Å): when given, the 4mm operations that leave it
-        invariant (up to a translation) fold the tilt grid, so that one tilt of each orbit
+        invariant (up to a translation, to 1 % of its variance: a network's potential is
+        symmetric to its own accuracy) fold the tilt grid, so that one tilt of each orbit
         is solved (the class factors keep that symmetry).
     """
 
@@ -185,7 +186,11 @@ class CoefficientBlochModel:
         self._fold = None
         if potential is not None:
             img = np.asarray(potential, float)
-            sym = SquareSymmetriser(np.asarray(reflections, int), self.pixels, img.shape[-1])
+            # a network's potential is symmetric only to its own accuracy: 1 % of the
+            # variance, not the generator's 1e-4 (the class factors keep the symmetry)
+            sym = SquareSymmetriser(
+                np.asarray(reflections, int), self.pixels, img.shape[-1], tolerance=1e-2
+            )
             self._fold = fold_orbits(sym, sym.symmetries(torch.as_tensor(img)[None]))
         self.choose_beams(self.start_vector())
 
