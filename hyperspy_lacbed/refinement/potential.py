@@ -288,7 +288,7 @@ def refine_potential(
     thickness: float,
     *,
     n_classes: int = 24,
-    h_max: int = 12,
+    h_max: int | None = None,
     refine_thickness: bool = False,
     binning: int = 1,
     max_iter: int = 60,
@@ -336,7 +336,10 @@ def refine_potential(
         Sweeps of a coarse scan of each class factor ``1 + f`` over ``class_grid`` in turn
         (after the gain scan, before L-BFGS; 0 skips it).
     h_max
-        Band of coefficients taken from the image into the model.
+        Band of coefficients taken from the image into the model; default: what the beam
+        pool's differences need (``2 · pool_h_max_for(strong + weak)``), within the image's
+        Nyquist limit. A narrower band starves the pool of beams (and the model of
+        convergence).
     refine_thickness
         Refine the thickness too (within ±20 %).
     binning
@@ -369,12 +372,17 @@ def refine_potential(
     data_b = _binned_discs(discs, binning)
     pix = data_b.shape[-1]
     p = np.asarray(potential, float)
+    layer_kw = _layer_physics(physics)
+    if h_max is None:
+        from hyperspy_lacbed.nets.bloch_layer import pool_h_max_for
+
+        h_max = 2 * pool_h_max_for(layer_kw["strong_beams"] + layer_kw["weak_beams"])
     coeff = potential_coefficients(p, min(h_max, (p.shape[-1] - 1) // 2))
     classes = _coupled_classes(coeff, n_classes, coupling_threshold)
     model = CoefficientBlochModel(
         coeff, lattice_parameter, classes, np.asarray(reflections, int), pix, dk * binning,
         thickness=float(thickness), refine_thickness=refine_thickness,
-        max_change=max_change, potential=p, **_layer_physics(physics),
+        max_change=max_change, potential=p, **layer_kw,
     )  # fmt: skip
     mask = np.broadcast_to(disc_mask(pix), data_b.shape)
     # uniform weights: the sum of squares relative to the brightest pixel (a profiled scale)
