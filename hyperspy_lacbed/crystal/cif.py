@@ -324,7 +324,7 @@ def u_cif_to_cartesian(u_cif: np.ndarray, basis: np.ndarray) -> np.ndarray:
     """U (…, 3, 3) from the CIF's convention to Cartesian Å².
 
     The CIF's U_ij are components on the direct axes scaled by the reciprocal lengths:
-    U* = N U_cif N with N = diag(|a*|, |b*|, |c*|) is the covariance of the fractional
+    U* = N U_cif N with N = diag(``|a*|``, ``|b*|``, ``|c*|``) is the covariance of the fractional
     displacements, and U_cart = A U* Aᵀ with A's columns the lattice vectors
     (Grosse-Kunstleve & Adams, J. Appl. Cryst. 35, 477 (2002)). ``basis`` has the lattice
     vectors as rows.

@@ -136,7 +136,7 @@ class RefinementResult:
         Parameters
         ----------
         threshold
-            The smallest |r| listed.
+            The smallest ``|r|`` listed.
 
         Returns
         -------

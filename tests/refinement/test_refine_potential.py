@@ -89,7 +89,14 @@ def _synthetic(perturb: dict[int, float]):
     return true, coefficients_to_potential(start, 64), discs, refl, dk, a, coeff, classes
 
 
-FAST = {"n_classes": 3, "gains": (), "class_sweeps": 0, "strong_beams": 10, "weak_beams": 0}
+FAST = {
+    "n_classes": 3,
+    "gains": (),
+    "class_sweeps": 0,
+    "strong_beams": 10,
+    "weak_beams": 0,
+    "h_max": 12,
+}
 
 
 def test_perturbed_start_recovers_the_structure_factors():
