@@ -353,14 +353,17 @@ def retrieve_potential(
         Refine the network's potential against the pattern with the Bloch-wave engine
         (:func:`hyperspy_lacbed.refinement.potential.refine_potential`): a common scale
         and the lowest-order symmetry classes of its ZOLZ Fourier coefficients (4mm and
-        Friedel tied) are fitted to the discs (binned, few beams), and the image is
-        rebuilt with them. Seconds per pattern; each pattern of a stack is refined in
-        turn. Needs an in-memory signal. The figures of merit before and after and the
-        refined factors are in ``metadata.ProjectedPotential.settings.refinement`` (one
-        entry per pattern).
+        Friedel tied) are fitted to the discs through the engine's core (40 strong + 80
+        Bethe beams, full resolution), and the image is rebuilt with them; the fit never
+        ends worse than the network's start. About a minute per pattern; each pattern of
+        a stack is refined in turn. Needs an in-memory signal. The figures of merit
+        before and after, ``improved``, the refined factors and their σ are in
+        ``metadata.ProjectedPotential.settings.refinement`` (one entry per pattern). A
+        better pattern fit is not always a better potential
+        (:doc:`/user_guide/refinement`): check it against the network's.
     refine_options
         Keywords of :func:`~hyperspy_lacbed.refinement.potential.refine_potential`
-        (``n_classes``, ``max_iter``, ``binning``, ``strong_beams``, ``fom``, ...).
+        (``n_classes``, ``max_iter``, ``strong_beams``, ``weak_beams``, ``fom``, ...).
 
     Returns
     -------
