@@ -75,6 +75,9 @@ class Problem:
         self.lo, self.hi = lo, hi
         #: above this estimated autograd memory the gradient is taken chunk by chunk
         self.max_graph_bytes = 2**31
+        #: an optional prior: a function of the parameters added to the figure of merit
+        #: (a MAP fit); None for maximum likelihood
+        self.penalty = None
 
     # parameters <-> unconstrained variables
     def to_u(self, x):
@@ -108,9 +111,11 @@ class Problem:
         return img + self.model.get(x, "background", 0.0)
 
     def loss(self, inten, x):
-        return F.figure_of_merit(
+        """The figure of merit of the intensities, plus the prior's penalty when there is one."""
+        value = F.figure_of_merit(
             self.fom, self.images(inten, x), self.data, self.mask, self.inv_sigma
         )
+        return value if self.penalty is None else value + self.penalty(x)
 
     def residuals(self, x) -> np.ndarray:
         import torch
@@ -162,10 +167,23 @@ class Problem:
         return loss.detach(), grad
 
     def value(self, x) -> float:
+        """The objective at ``x``: the figure of merit and the prior's penalty."""
         import torch
 
         with torch.no_grad():
             return float(self.loss(self.model.intensities(x), x))
+
+    def fit_value(self, x) -> float:
+        """The pattern's figure of merit alone at ``x`` (no prior)."""
+        import torch
+
+        with torch.no_grad():
+            inten = self.model.intensities(x)
+            return float(
+                F.figure_of_merit(
+                    self.fom, self.images(inten, x), self.data, self.mask, self.inv_sigma
+                )
+            )
 
 
 def lbfgs(problem: Problem, x0, max_iter: int, history: list, bar, tol: float):

@@ -289,15 +289,16 @@ def refine_potential(
     *,
     n_classes: int = 24,
     h_max: int | None = None,
-    refine_thickness: bool = False,
+    refine_thickness: bool = True,
     binning: int = 1,
     max_iter: int = 60,
     max_change: float = 2.0,
     fom: str = "lsq",
     coupling_threshold: float = 1e-2,
-    gains: Any = None,
-    class_sweeps: int = 1,
+    gains: Any = (),
+    class_sweeps: int = 0,
     class_grid: Any = (0.0, 0.25, 0.5, 0.75, 1.5, 2.0, 3.0),
+    prior: float | None = 1e-2,
     uncertainties: bool = True,
     **physics: Any,
 ) -> dict[str, Any]:
@@ -330,18 +331,23 @@ def refine_potential(
         That fraction.
     gains
         Common factors of all coefficients (g ≠ 0) scanned before the fit (the best is
-        the start of the fit); default 13 values from 0.5 to 4 (geometric); ``()`` skips
-        the scan.
+        the start of the fit); ``None``: 13 values from 0.5 to 4 (geometric); default
+        ``()``, no scan (scans lead far from the network's start, into minima where the
+        pattern fits and the potential is wrong).
     class_sweeps, class_grid
         Sweeps of a coarse scan of each class factor ``1 + f`` over ``class_grid`` in turn
-        (after the gain scan, before L-BFGS; 0 skips it).
+        (after the gain scan, before L-BFGS; default 0, none).
+    prior
+        Weight λ of a Gaussian prior on the class factors, ``λ Σ f²`` added to the figure
+        of merit (a MAP fit that keeps classes the pattern does not determine at the
+        network's values); None for none.
     h_max
         Band of coefficients taken from the image into the model; default: what the beam
         pool's differences need (``2 · pool_h_max_for(strong + weak)``), within the image's
         Nyquist limit. A narrower band starves the pool of beams (and the model of
         convergence).
     refine_thickness
-        Refine the thickness too (within ±20 %).
+        Refine the thickness too (within ±20 %; default yes).
     binning
         Discs binned by this factor (D must be divisible; default none).
     max_iter
@@ -388,8 +394,11 @@ def refine_potential(
     # uniform weights: the sum of squares relative to the brightest pixel (a profiled scale)
     inv_sigma = np.full(data_b.shape, 1.0 / max(float(data_b.max()), 1e-300))
     problem = Problem(model, data_b, mask, fom, (0, False), 0.0, inv_sigma)
+    if prior is not None:
+        n_t = model._n_thickness
+        problem.penalty = lambda x: float(prior) * (x[n_t:] ** 2).sum()
     x0 = model.start_vector()
-    before = problem.value(x0)
+    before = problem.fit_value(x0)
     scanned, start = _scan_start(problem, x0, gains, class_sweeps, class_grid)
     # L-BFGS from the scanned start and from the gain-only start (the scan can lead into
     # a worse basin); the lower figure of merit wins, and never one above the scan's
@@ -397,9 +406,10 @@ def refine_potential(
     history: list[float] = []
     # a tight stop: the figure of merit of a good fit is itself small (≲ 1e-8)
     runs = [lbfgs(problem, s0, int(max_iter), history, None, 1e-15) for s0 in starts]
-    x, after, message = min(runs, key=lambda r: r[1])
-    if not after <= scanned:
-        x, after, message = start, scanned, f"{message}; kept the scanned start"
+    x, objective, message = min(runs, key=lambda r: r[1])
+    if not objective <= scanned:
+        x, message = start, f"{message}; kept the scanned start"
+    after = problem.fit_value(x)
     improved = after < before
     if not improved:  # never a worse pattern fit than the start's
         model.gain, x, after = 1.0, x0, before
