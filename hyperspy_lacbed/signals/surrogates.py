@@ -354,9 +354,9 @@ def retrieve_potential(
         (:func:`hyperspy_lacbed.refinement.potential.refine_potential`): a common scale
         and the lowest-order symmetry classes of its ZOLZ Fourier coefficients (4mm and
         Friedel tied) are fitted to the discs through the engine's core (40 strong + 80
-        Bethe beams, full resolution), and the image is rebuilt with them; the fit never
-        ends worse than the network's start. About a minute per pattern; each pattern of
-        a stack is refined in turn. Needs an in-memory signal. The figures of merit
+        Bethe beams, full resolution, the thickness too, a prior at the network's values),
+        and the image is rebuilt with them; the fit never ends worse than the network's
+        start. About ten seconds per pattern; each pattern of a stack is refined in turn. Needs an in-memory signal. The figures of merit
         before and after, ``improved``, the refined factors and their σ are in
         ``metadata.ProjectedPotential.settings.refinement`` (one entry per pattern). A
         better pattern fit is not always a better potential
