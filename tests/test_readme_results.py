@@ -414,6 +414,23 @@ README_ROWS: dict[str, Row] = {
         ],
         ["bench_revisions"],
     ),
+    "Physics-refined retrieval": Row(
+        [
+            Num(lambda: len(res("refined_retrieval")), "=="),
+            Num(lambda: result("refined_retrieval")["settings"]["thickness_A"] / 10, "=="),
+            *[
+                num
+                for i in range(5)
+                for num in (
+                    Num(lambda i=i: res("refined_retrieval")[i]["lmse_cgan"]),
+                    Num(lambda i=i: res("refined_retrieval")[i]["lmse_refined"]),
+                )
+            ],
+            Num(lambda: min(r["refine_s"] for r in res("refined_retrieval")), ">="),
+            Num(lambda: max(r["refine_s"] for r in res("refined_retrieval")), "<="),
+        ],
+        ["refined_retrieval"],
+    ),
     "Forward v2, the few-beam physics layer alone": Row(
         [
             Num(lambda: res("physics_layer_test")["samples"], "=="),
