@@ -28,7 +28,13 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DIAGONAL_MODES", "output_positions", "structure_matrices", "with_diagonal"]
+__all__ = [
+    "DIAGONAL_MODES",
+    "diagonal_mode",
+    "output_positions",
+    "structure_matrices",
+    "with_diagonal",
+]
 
 #: What the diagonal of the potential matrix holds: ``"absorptive"`` (i U'_0; U_0 is in
 #: K through refraction), ``"full"`` (U_0 + i U'_0, vacuum K) or ``"none"`` (Felix).
@@ -37,6 +43,18 @@ DIAGONAL_MODES = ("absorptive", "full", "none")
 #: Diagonal entries of padding beams (rows beyond a tilt's strong-beam count): isolated,
 #: distinct, far-off-resonance eigenvalues that are never excited.
 PAD_EIGENVALUE = 1e3
+
+
+def diagonal_mode(mean_inner_potential: bool, mean_absorption: bool) -> str:
+    """The diagonal convention of a calculation's settings (:data:`DIAGONAL_MODES`).
+
+    ``"none"`` without mean absorption (Felix); otherwise ``"absorptive"`` (i U'_0, with
+    U_0 in K through refraction) or, without the mean-inner-potential correction,
+    ``"full"`` (U_0 + i U'_0 on the diagonal, vacuum K).
+    """
+    if not mean_absorption:
+        return "none"
+    return "absorptive" if mean_inner_potential else "full"
 
 
 def with_diagonal(potential: Any, mode: str) -> Any:

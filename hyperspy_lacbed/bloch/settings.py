@@ -73,15 +73,10 @@ class SimulationSettings:
 
     @property
     def diagonal(self) -> str:
-        """What the potential matrix's diagonal holds (:data:`~hyperspy_lacbed.bloch.matrix.DIAGONAL_MODES`).
+        """What the potential matrix's diagonal holds (:func:`~hyperspy_lacbed.bloch.matrix.diagonal_mode`)."""
+        from hyperspy_lacbed.bloch.matrix import diagonal_mode
 
-        ``"none"`` without mean absorption (Felix); otherwise ``"absorptive"`` (i U'_0,
-        with U_0 in K through refraction) or, without the mean-inner-potential
-        correction, ``"full"`` (U_0 + i U'_0 on the diagonal, vacuum K).
-        """
-        if not self.mean_absorption:
-            return "none"
-        return "absorptive" if self.mean_inner_potential else "full"
+        return diagonal_mode(self.mean_inner_potential, self.mean_absorption)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values, for metadata."""

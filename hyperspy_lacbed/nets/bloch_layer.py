@@ -35,7 +35,12 @@ import torch
 from torch import nn
 
 from hyperspy_lacbed.bloch.geometry import excitation_errors, tilt_grid
-from hyperspy_lacbed.bloch.matrix import output_positions, structure_matrices, with_diagonal
+from hyperspy_lacbed.bloch.matrix import (
+    diagonal_mode,
+    output_positions,
+    structure_matrices,
+    with_diagonal,
+)
 from hyperspy_lacbed.bloch.propagate import (
     PROPAGATORS,
     column_propagate,
@@ -150,9 +155,7 @@ class FewBeamBloch(nn.Module):
         self.rule = BeamRule(strong_beams=int(strong_beams), weak_beams=int(weak_beams))
         self.absorption_fraction = float(absorption_fraction)
         self.mean_inner_potential = bool(mean_inner_potential)
-        self.diagonal = (
-            "none" if not mean_absorption else "absorptive" if mean_inner_potential else "full"
-        )
+        self.diagonal = diagonal_mode(self.mean_inner_potential, mean_absorption)
         self.pool_h_max = int(pool_h_max or pool_h_max_for(strong_beams + weak_beams))
         self.propagator = propagator
         h = self.pool_h_max

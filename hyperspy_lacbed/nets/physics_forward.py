@@ -37,7 +37,6 @@ from torch import nn
 from hyperspy_lacbed.nets.bloch_layer import FewBeamBloch, folded_intensities, pool_h_max_for
 from hyperspy_lacbed.nets.fourier import FourierCoefficients
 from hyperspy_lacbed.nets.physics_informed import FourierForwardGenerator
-from hyperspy_lacbed.units import relativistic_gamma, u_to_volts
 
 __all__ = ["PHYSICS_MODES", "PhysicsForwardGenerator", "physics_generator_kwargs"]
 
@@ -106,10 +105,10 @@ class PhysicsForwardGenerator(FourierForwardGenerator):
             pool_h_max=min(pool_h_max_for(strong_beams + weak_beams), (self.in_size - 1) // 4),
         )
         voltage = float(kwargs.get("voltage", 200e3))
-        self._u_per_volt = 1.0 / u_to_volts(relativistic_gamma(voltage))
         self.table = FourierCoefficients(
-            min(self.bloch.table_h_max, (self.in_size - 1) // 2), self.in_size, origin="none"
-        )
+            min(self.bloch.table_h_max, (self.in_size - 1) // 2), self.in_size, origin="none",
+            units="structure_factor", voltage=voltage,
+        )  # fmt: skip
         latent = self.encoder[-2].out_features
         r = self.out_channels
         if physics == "residual":
@@ -131,8 +130,7 @@ class PhysicsForwardGenerator(FourierForwardGenerator):
 
     def structure_factors(self, v: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         """U_g table (B, n, n) in Å⁻² of canonical potentials ``v`` (V·Å)."""
-        c = self.table(v.to(torch.float64))
-        return c / a.to(torch.float64)[:, None, None] * self._u_per_volt
+        return self.table(v.to(torch.float64), a.to(torch.float64))
 
     def encode(self, intensity: torch.Tensor) -> torch.Tensor:
         """Intensities → the encoded discs (the targets' encoding)."""
