@@ -56,6 +56,34 @@ def summary(rows: list[dict], key: str) -> dict[str, float]:
     return out
 
 
+#: the rows of the docs' table: (results key, label)
+ROWS = (
+    ("cgan", "cGAN"),
+    ("refined", "cGAN + refinement"),
+    ("noisy_cgan", "cGAN, noisy"),
+    ("noisy_refined", "cGAN + refinement, noisy"),
+    ("neutral_refined", "refinement from a neutral start"),
+)
+
+
+def rst_table(table: dict[str, dict[str, float]]) -> str:
+    """The summary as the RST table of docs/user_guide/refinement.rst."""
+    e = lambda x: f"{x:.1e}".replace("e-0", "e-")  # noqa: E731
+    head = ["retrieval", "ℓMSE median", "ℓMSE mean", "8-bit MSE median",
+            "ℓMSE, true V₀: median", "mean"]  # fmt: skip
+    body = [
+        [label, *(e(table[key][m]) for m in ("lmse_median", "lmse_mean", "paper_median",
+                                              "lmse_v0_from_truth_median",
+                                              "lmse_v0_from_truth_mean"))]
+        for key, label in ROWS
+    ]  # fmt: skip
+    widths = [max(len(row[i]) for row in [head, *body]) for i in range(len(head))]
+    line = "  ".join("=" * w for w in widths)
+    lines = [line, "  ".join(c.ljust(w) for c, w in zip(head, widths)).rstrip(), line]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in body]
+    return "\n".join([*lines, line])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--store", default="data/lacbed-v1")
@@ -126,6 +154,7 @@ def main() -> None:
     for k, s in table.items():
         print(f"{k:16s} " + "  ".join(f"{m} {v:.2e}" for m, v in s.items()))
     print(f"refined better than the cGAN in {better:.0%} of cases; median {seconds:.0f} s/pattern")
+    print(rst_table(table))
     write_results(
         args,
         "retrieval_validation",
