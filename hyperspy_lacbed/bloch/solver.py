@@ -327,9 +327,10 @@ def solve_tilts(
     rule
         Beam selection.
     solver
-        ``"exact"``: complex128 non-Hermitian eigen-solve. ``"fast"``: the same in complex64
-        (about 1.6–2× faster on CPU; 1–4e-4 of the image maximum from the exact solve in
-        ``benchmarks/bench_engine.py``); the propagation stays in complex128.
+        ``"exact"``: complex128 non-Hermitian eigen-solve. ``"fast"``: the matrices and their
+        eigen-solve in complex64 (about 1.6–2× faster on CPU; 1–4e-4 of the image maximum
+        from the exact solve in ``benchmarks/bench_engine.py``); the propagation stays in
+        complex128.
     device
         torch device.
     max_memory
@@ -366,6 +367,11 @@ def solve_tilts(
     result = np.empty((len(k), len(thickness), len(outputs)))
     thick = torch.as_tensor(np.asarray(thickness, float), device=dev)
     potential = torch.as_tensor(pool.potential, device=dev)
+    if solver == "fast":
+        # The eigen-solve rounds the matrices to complex64 anyway: assembling them (the
+        # Bethe sums over hundreds of weak beams) in complex64 halves that cost and memory
+        # and changes nothing the solve keeps (benchmarks/bench_revisions.py).
+        potential = potential.to(torch.complex64)
     for start in range(0, len(k), chunk):
         sl = slice(start, min(start + chunk, len(k)))
         result[sl] = _solve_chunk(
