@@ -26,7 +26,7 @@ percent off for a perovskite. This module
 3. **reports** it (:class:`ConvergenceReport`): beam counts, the estimate, the tolerance, the
    tilts it was measured on and whether it converged, for ``metadata.LACBED.convergence``.
 
-Explicit beam counts are honoured exactly; their estimate is still measured, on the same probes.
+Explicit beam counts are honoured exactly; their estimate is still measured, on fewer probes.
 
 This module works on plain arrays and the crystal; it imports neither HyperSpy nor the signal
 classes.
@@ -85,6 +85,9 @@ class ConvergenceBudget:
         so 16 probes of a square zone (8 operations) sample the disc like 128. A grid with
         no more representative tilts than this is verified on all of them, and the
         verification is then the whole calculation.
+    explicit_probe_tilts
+        Probes on which an explicit choice is measured (cheaper): the first of the same
+        farthest-point order, so a subset of an automatic choice's probes.
     error_order
         The order p of the beam-set error ``∝ n^-p`` (the growth rule's n⁻³): the set
         enlarged by ``growth`` still misses ``growth^-p`` of the error, so the difference
@@ -106,6 +109,7 @@ class ConvergenceBudget:
     growth: float = 1.5
     error_order: float = 3.0
     probe_tilts: int = 16
+    explicit_probe_tilts: int = 5
     strong_factor: float = 1.5
     total_factor: float = 0.1
 
@@ -117,7 +121,7 @@ class ConvergenceBudget:
             )
         if not self.growth > 1:
             raise ValueError(f"ConvergenceBudget.growth must exceed 1, got {self.growth}.")
-        if self.probe_tilts < 1:
+        if self.probe_tilts < 1 or self.explicit_probe_tilts < 1:
             raise ValueError("ConvergenceBudget needs at least one probe tilt.")
         if not self.error_order > 0:
             raise ValueError(

@@ -164,7 +164,7 @@ def compute_discs(
     intens = np.empty((len(reps), len(settings.thickness), len(orbit)))
     todo = np.ones(len(reps), bool)
     if report is not None and report.probe_intensities is not None:
-        probes = grid.probes()
+        probes = grid.probes(report.verified_tilts)
         intens[probes] = report.probe_intensities
         todo[probes] = False
     with ProgressBar(int(todo.sum()), show_progressbar, "Bloch-wave tilts", "tilt") as bar:
@@ -260,9 +260,9 @@ class _Grid:
         reps = self.fold.representatives
         return np.stack([self.kx.ravel()[reps], self.ky.ravel()[reps]], axis=1)
 
-    def probes(self) -> np.ndarray:
-        """Representatives (indices into them) the verification solves."""
-        return conv.select_probes(self.tilts(), DEFAULT_BUDGET.probe_tilts)
+    def probes(self, count: int) -> np.ndarray:
+        """The ``count`` representatives (indices into them) a verification solves."""
+        return conv.select_probes(self.tilts(), count)
 
 
 def _choose_beams(
@@ -293,7 +293,9 @@ def _choose_beams(
             pools[key] = prepare_pool(crystal, frame, chosen, normal, grid.orbit)[0]
         return pools[key]
 
-    tilts = grid.tilts()[grid.probes()]
+    tilts = grid.tilts()[
+        grid.probes(budget.explicit_probe_tilts if explicit else budget.probe_tilts)
+    ]
     problem = conv.ProbeProblem(
         pool_for=pool_for,
         rule=beam_rule(settings),
