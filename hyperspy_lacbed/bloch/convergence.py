@@ -71,7 +71,10 @@ class ConvergenceBudget:
     ----------
     max_strong
         Most strong beams (the eigen-solve is O(n³) in them): 400 costs about 0.1 s per
-        tilt in single precision on one core.
+        tilt in single precision on one core. Heavy small cells need more: Cu3Au [001]
+        (Au columns 3.75 Å apart) missed 1 % at 400 + 800 beams (1.4 %,
+        benchmarks/bench_convergence.py --section table). A smaller ``max_beams`` of the
+        settings caps it at ``max(400, max_beams // 3)``.
     max_beams
         Most strong + weak beams; weak beams cost O(n_strong² n_weak) each tilt.
     min_strong
@@ -103,8 +106,8 @@ class ConvergenceBudget:
         growth step.
     """
 
-    max_strong: int = 400
-    max_beams: int = 1200
+    max_strong: int = 600
+    max_beams: int = 1800
     min_strong: int = 30
     growth: float = 1.5
     error_order: float = 3.0

@@ -81,6 +81,10 @@ def default_reflections(crystal: Crystal, zone_axis: Sequence[int], shells: int 
     return allowed[np.isin(lengths, levels)]
 
 
+#: Strong beams an automatic choice may always reach within its ``max_beams``.
+STRONG_CAP = 400
+
+
 def _solver_for(settings: SimulationSettings) -> str:
     """Resolve ``solver="auto"``.
 
@@ -280,7 +284,10 @@ def _choose_beams(
     budget = replace(
         DEFAULT_BUDGET,
         max_beams=settings.max_beams,
-        max_strong=min(DEFAULT_BUDGET.max_strong, settings.max_beams),
+        # One strong beam in three, but 400 (the former cap) where the budget allows it.
+        max_strong=min(
+            DEFAULT_BUDGET.max_strong, max(STRONG_CAP, settings.max_beams // 3), settings.max_beams
+        ),
         min_strong=min(DEFAULT_BUDGET.min_strong, settings.max_beams),
     )
 
