@@ -44,11 +44,14 @@ from typing import Any
 import numpy as np
 
 from hyperspy_lacbed.bloch.geometry import excitation_errors, incident_vectors
-from hyperspy_lacbed.bloch.solver import BeamPool, BeamRule, pool_reflections, solve_tilts
-from hyperspy_lacbed.crystal.structure import Crystal, ZoneFrame
-from hyperspy_lacbed.crystal.structure_factors import (
-    optical_structure_factors,
+from hyperspy_lacbed.bloch.solver import (
+    BeamPool,
+    BeamRule,
+    cached_optical_factors,
+    pool_reflections,
+    solve_tilts,
 )
+from hyperspy_lacbed.crystal.structure import Crystal, ZoneFrame
 
 #: Default tolerance of :func:`hyperspy_lacbed.simulate`: 1 % of each image's maximum.
 DEFAULT_TOLERANCE = 0.01
@@ -288,6 +291,7 @@ def left_out_phase(
     absorption: str = "proportional",
     absorption_fraction: float = 0.1,
     candidates: int = 4000,
+    factors: dict | None = None,
 ) -> np.ndarray:
     """Phase left out by keeping only the n beams nearest the Ewald sphere, for every n.
 
@@ -308,6 +312,9 @@ def left_out_phase(
         The largest thickness, Å.
     candidates
         Number of shortest reflections considered.
+    factors
+        Cache of structure factors shared with the calculation's pools
+        (:func:`~hyperspy_lacbed.bloch.solver.cached_optical_factors`).
 
     Returns
     -------
@@ -316,8 +323,15 @@ def left_out_phase(
         (000 included), radians; non-increasing in n.
     """
     hkl = pool_reflections(crystal, frame.zone_axis, candidates, laue_zones)
-    u, u_abs = optical_structure_factors(
-        crystal, hkl, voltage, absorption, absorption_fraction, scattering_factors, debye_waller
+    u, u_abs = cached_optical_factors(
+        factors,
+        crystal,
+        hkl,
+        voltage,
+        absorption,
+        absorption_fraction,
+        scattering_factors,
+        debye_waller,
     )
     coupling = np.abs(u + 1j * u_abs)
     g = crystal.g_vectors(hkl) @ frame.rotation.T

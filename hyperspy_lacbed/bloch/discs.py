@@ -291,13 +291,17 @@ def _choose_beams(
         min_strong=min(DEFAULT_BUDGET.min_strong, settings.max_beams),
     )
 
+    factors: dict = {}  # structure factors shared by the guess and every pool
+
     def pool_for(strong: int, weak: int, free: bool = False) -> BeamPool:
         chosen = replace(settings, strong_beams=strong, weak_beams=weak)
         if free:
             chosen = replace(chosen, beam_pool=None)
         key = (pool_size(chosen), chosen.beam_pool)
         if key not in pools:
-            pools[key] = prepare_pool(crystal, frame, chosen, normal, grid.orbit)[0]
+            pools[key] = prepare_pool(crystal, frame, chosen, normal, grid.orbit, factors=factors)[
+                0
+            ]
         return pools[key]
 
     tilts = grid.tilts()[
@@ -332,6 +336,7 @@ def _choose_beams(
             debye_waller=settings.debye_waller,
             absorption=settings.absorption,
             absorption_fraction=settings.absorption_fraction,
+            factors=factors,
         )
         initial = conv.physical_beam_counts(phase, settings.tolerance, budget)
     return conv.choose_beams(
