@@ -414,6 +414,25 @@ README_ROWS: dict[str, Row] = {
         ],
         ["bench_revisions"],
     ),
+    "Converged speed": Row(
+        [
+            Num(lambda: _converged("SrTiO3-converged")["settings"]["pixels"], "=="),
+            Num(lambda: _converged("SrTiO3-converged")["settings"]["pixels"], "=="),
+            Num(lambda: len(res("bench_revisions-converged")["thicknesses_A"]), "=="),
+            Num(lambda: res("bench_revisions-converged")["threads"], "=="),
+            Num(lambda: _converged("SrTiO3-340+679")["settings"]["strong_beams"], "=="),
+            Num(lambda: _converged("SrTiO3-340+679")["settings"]["weak_beams"], "=="),
+            Num(lambda: _converged("SrTiO3-340+679")["speedup"]),
+            Num(lambda: _converged("SrTiO3-340+679")["max_difference"]),
+            Num(lambda: _converged("SrTiO3-converged")["speedup"]),
+            *[
+                Num(lambda w=w, i=i: _converged("SrTiO3-converged")[KEY][w][i], "==")
+                for w in ("current", "baseline")
+                for i in (0, 1)
+            ],
+        ],
+        ["bench_revisions-converged"],
+    ),
     "Physics-refined retrieval": Row(
         [
             Num(lambda: len(res("refined_retrieval")), "=="),
@@ -492,6 +511,13 @@ README_ROWS: dict[str, Row] = {
 
 def _revision(crystal: str) -> dict:
     return res("bench_revisions")["cases"][crystal]
+
+
+KEY = "beams_strong_weak_estimate"
+
+
+def _converged(case: str) -> dict:
+    return res("bench_revisions-converged")["cases"][case]
 
 
 def _layer(size: str) -> dict:
@@ -794,20 +820,45 @@ def test_surrogate_speed_sentences_are_the_files():
     )
 
 
+def convergence_reading(rows: list[dict]) -> str:
+    """The bullets under convergence.rst's table: what bench_convergence-table shows."""
+    name = lambda r: r["case"].split()[0]  # noqa: E731
+    within = [name(r) for r in rows if r["old_error"] <= 0.01]
+    by_old = sorted(rows, key=lambda r: -r["old_error"])
+    worst = list(dict.fromkeys(name(r) for r in by_old))[:3]
+    truest = max(rows, key=lambda r: r["true_error"])
+    ratios = [r["estimate"] / r["true_error"] for r in rows]
+    fewer = [name(r) for r in rows if r["strong"] < (r["strong_only_1pct"] or math.inf)]
+    fewer = [n for n in dict.fromkeys(fewer) if n in ("SrTiO3", "GeSn")]
+    checked = [r for r in rows if r["reference_check"] is not None]
+    loosest = max(checked, key=lambda r: r["reference_check"])
+    return "\n".join(
+        [
+            f"* The old default (100 strong beams, no weak ones) was within 1 % only for "
+            f"{_names(within)}; it was furthest off for {_names(worst)} (up to "
+            f"{_pc(by_old[0]['old_error'])}), whose heavy columns channel (the *old default "
+            "error* column).",
+            f"* Every automatic choice met 1 % (at worst {_pc(truest['true_error'])}, "
+            f"{name(truest)}), and its estimate was {min(ratios):.2f}–{max(ratios):.2f} times "
+            "its true error, never below it: ``tolerance=0.01`` means within 1 %. The estimate "
+            "is furthest above the truth where the truth is smallest, because the "
+            "single-precision noise of the eigen-solves is in it.",
+            f"* With Bethe weak beams {_names(fewer)} need fewer strong beams than strong beams "
+            "alone (the *strong only for 1 %* column).",
+            f"* The references of the heavy crystals agree with 800 strong + 1600 weak beams "
+            f"within {_pc(loosest['reference_check'])} ({name(loosest)}).",
+        ]
+    )
+
+
 def test_convergence_text_says_what_the_table_shows():
-    """convergence.rst's reading of its table follows the results file."""
-    rows = {r["case"].split()[0]: r for r in res("bench_convergence-table")}
+    """convergence.rst's reading of its table follows the results file, and the promise holds:
+    every choice within its tolerance, no estimate below 0.8 of the truth (issue 24)."""
+    rows = res("bench_convergence-table")
     text = " ".join((GUIDE / "convergence.rst").read_text(encoding="utf-8").split())
-    within = [name for name, r in rows.items() if r["old_error"] <= 0.01]
-    assert f"was within 1 % only for {_names(within)};" in text
-    worst = sorted(rows, key=lambda name: rows[name]["old_error"])[-2:]
-    assert set(worst) == {"SrTiO3", "GeSn"} and "furthest off for SrTiO3" in text
-    assert all(r["converged"] and r["true_error"] <= 0.01 for r in rows.values())
-    assert all(0.5 <= r["estimate"] / r["true_error"] <= 2 for r in rows.values())
-    assert "within a factor 2 of its true error" in text
-    for name in ("SrTiO3", "GeSn"):
-        assert rows[name]["strong"] < (rows[name]["strong_only_1pct"] or math.inf)
-    assert "SrTiO3 and GeSn need fewer strong beams" in text
+    assert " ".join(convergence_reading(rows).split()) in text
+    assert all(r["converged"] and r["true_error"] <= 0.01 for r in rows)
+    assert all(r["estimate"] >= 0.8 * r["true_error"] for r in rows)
 
 
 def _pc(x: float) -> str:

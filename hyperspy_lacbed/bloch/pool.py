@@ -80,8 +80,10 @@ def prepare_pool(
     normal: np.ndarray,
     required: np.ndarray,
     g_max: float | None = None,
+    factors: dict | None = None,
 ) -> tuple[BeamPool, BeamRule]:
-    """The beam pool (with K) and the beam rule for a set of settings."""
+    """The beam pool (with K) and the beam rule for a set of settings (``factors``: see
+    :func:`~hyperspy_lacbed.bloch.solver.cached_optical_factors`)."""
     k_vac = 1.0 / electron_wavelength(settings.voltage)
     pool = build_pool(
         crystal,
@@ -98,6 +100,7 @@ def prepare_pool(
         diagonal=settings.diagonal,
         normal=normal,
         required=required,
+        factors=factors,
     )
     if settings.mean_inner_potential:
         # Inside the crystal K² = K_vac² + U_0 (refraction by the mean inner potential).
