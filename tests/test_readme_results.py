@@ -615,6 +615,7 @@ DOC_FILES = (
     "bench_convergence-speed",
     "bench_convergence-domain",
     "refined_retrieval",
+    "retrieval_validation",
     "bench_generators-Si",
     "bench_generators-domain-GaAs",
 )
@@ -669,6 +670,10 @@ def _refined_retrieval() -> str:
     return _benchmark("refined_retrieval").rst_table(res("refined_retrieval"))
 
 
+def _retrieval_validation() -> str:
+    return _benchmark("retrieval_validation").rst_table(result("retrieval_validation")["summary"])
+
+
 def _generators() -> str:
     return _benchmark("bench_generators").rst_table(res("bench_generators-Si"))
 
@@ -681,7 +686,7 @@ DOC_TABLES: dict[str, list] = {
     "ablation_tables.inc": [NOT_REMEASURED, NOT_REMEASURED],
     "convergence.rst": [_convergence("table"), _convergence("speed"), _convergence("domain")],
     "models_tables.inc": [CARDS] * 11,
-    "refinement.rst": [_refined_retrieval],
+    "refinement.rst": [_refined_retrieval, _retrieval_validation],
     "signals.rst": [INPUT, INPUT],  # axes and metadata with their units
     "surrogates.rst": [_generators],
     "training_data.rst": [INPUT],  # the prototypes and their reference lattice parameters
@@ -800,6 +805,19 @@ def test_refined_retrieval_text_says_what_the_table_shows():
     if better:
         parts.append(f"fell for {_names(better)}")
     assert "ℓMSE " + " and ".join(parts) + "." in text
+
+
+def test_retrieval_validation_text_says_what_the_table_shows():
+    """refinement.rst's reading of the test-split validation follows its results file."""
+    rec = result("retrieval_validation")
+    rows = rec["results"]
+    text = " ".join((GUIDE / "refinement.rst").read_text(encoding="utf-8").split())
+    assert all(r["refined"]["fom_after"] <= r["refined"]["fom_before"] for r in rows)
+    better = sum(r["refined"]["lmse"] < r["cgan"]["lmse"] for r in rows)
+    assert better == round(rec["fraction_better"] * len(rows))
+    assert f"ℓMSE fell for {better} of the {len(rows)} crystals" in text
+    assert f"median of {rec['median_seconds']:.0f} s per pattern" in text
+    assert rec["settings"]["limit"] == len(rows) and f"--limit {len(rows)}" in text
 
 
 def test_surrogate_speed_sentences_are_the_files():
