@@ -212,6 +212,36 @@ def disc_table(results: dict) -> str:
     return _simple_table(head, body)
 
 
+def docs_sentences(record: dict) -> str:
+    """The measured numbers as docs/user_guide/refinement.rst says them (one line)."""
+    r = record["results"]
+    h = r["held_out"]
+    load = record["machine"]["load_average_1_5_15_min"][1]
+    pairs = ", ".join(f"``{a}``/``{b}`` {c:+.2f}" for a, b, c in r["correlated_pairs"])
+    ranked = sorted(r["per_disc"], key=lambda d: d["zncc"])
+    worst, third = ranked[:2], ranked[2]["zncc"]
+    scores = r["orientation_check"]["scores"]
+    best = "{},{}".format(*r["orientation_check"]["best"])
+    others = max(v for key, v in scores.items() if key != best)
+    k, transpose = r["orientation"]
+    verdict = "finds the same" if r["orientation_agrees"] else f"prefers ({best})"
+    names = " and ".join(
+        "``" + "".join(str(v) for v in d["reflection"]) + f"`` ({d['zncc']:.2f})" for d in worst
+    )
+    return (
+        f'``orientation="auto"`` chose ``({k}, {transpose})``; the benchmark\'s own scan of the '
+        f"eight maps {verdict} (mean ZNCC {scores[best]:.2f}, at most {others:.2f} for the "
+        f"seven others). The mean ZNCC of the {r['discs']} discs rose from "
+        f"{r['mean_zncc_start']:.3f} to {r['mean_zncc']:.3f} on the {r['pixels']} × "
+        f"{r['pixels']} fitted pixels, and from {h['mean_zncc_start']:.3f} to "
+        f"{h['mean_zncc']:.3f} on {h['pixels']} × {h['pixels']} other recorded pixels (every "
+        f"{h['step']}th), which the fit did not see. The fit took {r['wall_s']:.0f} s on two "
+        f"cores shared with other jobs (load average {load:.1f}), its seeding scan of "
+        f"thickness and orientation included. Strongly correlated (\\|r\\| > 0.8): {pairs}. "
+        f"The worst discs are {names}; every other disc reaches {third:.2f} or more."
+    )
+
+
 def write_figure(res, path: Path) -> None:
     """Per-disc ZNCC at the start and refined, and the worst discs with their residuals."""
     import matplotlib

@@ -589,6 +589,7 @@ DOC_FILES = (
     "bench_convergence-speed",
     "bench_convergence-domain",
     "refined_retrieval",
+    "refine_linbo3",
     "bench_generators-Si",
     "bench_generators-domain-GaAs",
 )
@@ -643,6 +644,13 @@ def _refined_retrieval() -> str:
     return _benchmark("refined_retrieval").rst_table(res("refined_retrieval"))
 
 
+def _linbo3(table: str) -> Callable[[], str]:
+    def make() -> str:
+        return getattr(_benchmark("refine_linbo3"), table)(res("refine_linbo3"))
+
+    return make
+
+
 def _generators() -> str:
     return _benchmark("bench_generators").rst_table(res("bench_generators-Si"))
 
@@ -655,7 +663,11 @@ DOC_TABLES: dict[str, list] = {
     "ablation_tables.inc": [NOT_REMEASURED, NOT_REMEASURED],
     "convergence.rst": [_convergence("table"), _convergence("speed"), _convergence("domain")],
     "models_tables.inc": [CARDS] * 11,
-    "refinement.rst": [_refined_retrieval],
+    "refinement.rst": [
+        _linbo3("parameter_table"),
+        _linbo3("disc_table"),
+        _refined_retrieval,
+    ],
     "signals.rst": [INPUT, INPUT],  # axes and metadata with their units
     "surrogates.rst": [_generators],
     "training_data.rst": [INPUT],  # the prototypes and their reference lattice parameters
@@ -774,6 +786,12 @@ def test_refined_retrieval_text_says_what_the_table_shows():
     if better:
         parts.append(f"fell for {_names(better)}")
     assert "ℓMSE " + " and ".join(parts) + "." in text
+
+
+def test_linbo3_text_is_the_file():
+    """refinement.rst's LiNbO3 numbers are those of refine_linbo3.json."""
+    text = " ".join((GUIDE / "refinement.rst").read_text(encoding="utf-8").split())
+    assert _benchmark("refine_linbo3").docs_sentences(result("refine_linbo3")) in text
 
 
 def test_surrogate_speed_sentences_are_the_files():

@@ -67,14 +67,15 @@ def test_linbo3_discs_load_and_calibrate():
 @needs_shared("experimental/LiNbO3_1-10")
 def test_linbo3_sampled_subset_refinement_raises_zncc():
     """Eight discs, every 13th pixel (12 × 12 recorded pixels at their own tilts): the
-    orientation is found, and refining the thickness and the O position raises the ZNCC."""
+    orientation is found, and refining the thickness, B of Nb and O, the tilt-grid centre
+    and the blur raises the ZNCC."""
     s = _load(13)
     assert s.axes_manager.signal_shape == (12, 12)
     with warnings.catch_warnings():
         warnings.simplefilter("error", RefinementWarning)
         res = s.refine(
-            str(DATA / "LiNbO3.cif"), ["thickness", "xyz[O1]"], thickness="122 nm",
-            orientation="auto", zone_axis=(1, -1, 0), x_direction=(0, 0, -1),
+            str(DATA / "LiNbO3.cif"), ["thickness", "B[Nb1]", "B[O1]", "offset", "blur"],
+            thickness="122 nm", orientation="auto", zone_axis=(1, -1, 0), x_direction=(0, 0, -1),
             surface_normal=(1, -1, 0), absorption="bird-king", strong_beams=30, progress=False,
         )  # fmt: skip
     # the map the benchmark's eight-way scan finds on all 63 discs (rot90 once, as for GeSn)
