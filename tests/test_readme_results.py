@@ -616,6 +616,7 @@ DOC_FILES = (
     "bench_convergence-domain",
     "refined_retrieval",
     "retrieval_validation",
+    "refine_linbo3",
     "bench_generators-Si",
     "bench_generators-domain-GaAs",
 )
@@ -674,6 +675,13 @@ def _retrieval_validation() -> str:
     return _benchmark("retrieval_validation").rst_table(result("retrieval_validation")["summary"])
 
 
+def _linbo3(table: str) -> Callable[[], str]:
+    def make() -> str:
+        return getattr(_benchmark("refine_linbo3"), table)(res("refine_linbo3"))
+
+    return make
+
+
 def _generators() -> str:
     return _benchmark("bench_generators").rst_table(res("bench_generators-Si"))
 
@@ -686,7 +694,12 @@ DOC_TABLES: dict[str, list] = {
     "ablation_tables.inc": [NOT_REMEASURED, NOT_REMEASURED],
     "convergence.rst": [_convergence("table"), _convergence("speed"), _convergence("domain")],
     "models_tables.inc": [CARDS] * 11,
-    "refinement.rst": [_refined_retrieval, _retrieval_validation],
+    "refinement.rst": [
+        _linbo3("parameter_table"),
+        _linbo3("disc_table"),
+        _refined_retrieval,
+        _retrieval_validation,
+    ],
     "signals.rst": [INPUT, INPUT],  # axes and metadata with their units
     "surrogates.rst": [_generators],
     "training_data.rst": [INPUT],  # the prototypes and their reference lattice parameters
@@ -818,6 +831,12 @@ def test_retrieval_validation_text_says_what_the_table_shows():
     assert f"ℓMSE fell for {better} of the {len(rows)} crystals" in text
     assert f"median of {rec['median_seconds']:.0f} s per pattern" in text
     assert rec["settings"]["limit"] == len(rows) and f"--limit {len(rows)}" in text
+
+
+def test_linbo3_text_is_the_file():
+    """refinement.rst's LiNbO3 numbers are those of refine_linbo3.json."""
+    text = " ".join((GUIDE / "refinement.rst").read_text(encoding="utf-8").split())
+    assert _benchmark("refine_linbo3").docs_sentences(result("refine_linbo3")) in text
 
 
 def test_surrogate_speed_sentences_are_the_files():
