@@ -420,9 +420,9 @@ README_ROWS: dict[str, Row] = {
             Num(lambda: _converged("SrTiO3-converged")["settings"]["pixels"], "=="),
             Num(lambda: len(res("bench_revisions-converged")["thicknesses_A"]), "=="),
             Num(lambda: res("bench_revisions-converged")["threads"], "=="),
+            Num(lambda: _converged("SrTiO3-340+679")["speedup"]),
             Num(lambda: _converged("SrTiO3-340+679")["settings"]["strong_beams"], "=="),
             Num(lambda: _converged("SrTiO3-340+679")["settings"]["weak_beams"], "=="),
-            Num(lambda: _converged("SrTiO3-340+679")["speedup"]),
             Num(lambda: _converged("SrTiO3-340+679")["max_difference"]),
             Num(lambda: _converged("SrTiO3-converged")["speedup"]),
             *[
