@@ -82,14 +82,20 @@ def line_points(crystal, frame, pool, radius, dk):
     holz = pool.hkl[layer != 0]
     g = crystal.g_vectors(holz) @ frame.rotation.T
     g_t = np.linalg.norm(g[:, :2], axis=1)
+    # the lines that cross the disc: s_g changes sign over it
+    ax = np.linspace(-radius, radius, 33)
+    ky, kx = np.meshgrid(ax, ax, indexing="ij")
+    inside = kx**2 + ky**2 <= radius**2
+    s_grid = line_excitation_errors(crystal, frame, holz, kx[inside], ky[inside], pool.k0)
+    crossing = (s_grid.min(0) < 0) & (s_grid.max(0) > 0)
     out = []
-    for h, gv, gt in zip(holz, g, g_t, strict=True):
-        if gt < 1e-9:
+    for h, gv, gt, crosses in zip(holz, g, g_t, crossing, strict=True):
+        if gt < 1e-9 or not crosses:
             continue
         normal = gv[:2] / gt
         along = np.array([-normal[1], normal[0]])
         best = None
-        for m in np.linspace(-radius, radius, 41):
+        for m in np.linspace(-radius, radius, 21):
             u = line_crossing(crystal, frame, h, pool.k0, m * along, normal, 1.5 * radius)
             if not math.isfinite(u):
                 continue
