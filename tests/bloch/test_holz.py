@@ -13,6 +13,7 @@ from hyperspy_lacbed.bloch.holz import (
     HolzReach,
     holz_reflections,
     laue_zone_spacing,
+    line_branches,
     line_crossing,
     line_excitation_errors,
 )
@@ -115,37 +116,64 @@ def test_holz_settings_are_validated_and_recorded():
                     strong_beams=30, disc_radius=0.1, show_progressbar=False)  # fmt: skip
 
 
-def _line_minimum(crystal, hkl, point, normal, dk, thickness):
-    """Position (pixels along ``normal``) of the 000 intensity's HOLZ dip, from a direct profile."""
-    u = np.arange(-2.0, 2.0 + 1e-9, 0.05)
+LINE = (1, 11, -13)  # a first-order Laue zone line of Si [111] that crosses the disc
+BEAMS = dict(strong_beams=50, weak_beams=100)
+
+
+def _profile(crystal, point, normal, dk, thickness):
+    """Along the path: offsets (pixels), tilts, I_000 and I_g (HOLZ on), 0.05-pixel steps."""
+    u = np.arange(-4.0, 4.0 + 1e-9, 0.05)
     tilts = point[None, :] + (u * dk)[:, None] * normal[None, :]
-    kw = dict(zone_axis=(1, 1, 1), strong_beams=50, weak_beams=100, disc_radius=0.26)
-    on = beam_intensities(crystal, tilts, [thickness], [(0, 0, 0)], holz=True, **kw)[:, 0, 0]
-    off = beam_intensities(crystal, tilts, [thickness], [(0, 0, 0)], **kw)[:, 0, 0]
-    return u[np.argmin(on - off)], (off - on).max()
+    kw = dict(zone_axis=(1, 1, 1), disc_radius=0.26, **BEAMS)
+    out = beam_intensities(crystal, tilts, [thickness], [(0, 0, 0), LINE], holz=True, **kw)
+    return u, tilts, out[:, 0, 0], out[:, 0, 1]
 
 
-def test_holz_line_lies_on_the_kinematic_line_and_moves_with_the_lattice_parameter():
-    """Si [111], the FOLZ line of (11 −3 −9): the 000 dip sits where s_g = 0, and a 1 %
-    larger cell moves it by the kinematic amount."""
+def _peaks(u, y):
+    i = np.flatnonzero((y[1:-1] > y[:-2]) & (y[1:-1] >= y[2:])) + 1
+    return u[i][y[i] > 0.2 * y.max()]
+
+
+def _roots(u, f):
+    c = np.flatnonzero(np.sign(f[:-1]) != np.sign(f[1:]))
+    return u[c] - f[c] * (u[c + 1] - u[c]) / (f[c + 1] - f[c])
+
+
+def test_holz_line_lies_on_its_bragg_geometry_and_moves_with_the_lattice_parameter():
+    """Si [111], 150 nm: the FOLZ line of (1 11 −13) splits in two branches, one per excited
+    zero-order Bloch state, at s_g K/(k·n d_g) = γ_j, on either side of the kinematic
+    s_g = 0; the engine's HOLZ beam peaks there (within 0.5 pixel of a 64-pixel disc), the
+    000 disc has its deficiency there, and a 1 % larger cell moves the line by the
+    kinematic amount."""
     si = load_structure("Si")
-    hkl = (11, -3, -9)
-    thickness, dk = 1500.0, 0.26 / 32  # the pixel of a 64-pixel disc
-    pool, frame = _pool(si, **SI111, thickness=thickness, strong_beams=50, weak_beams=100)
-    g = (si.g_vectors(np.array([hkl])) @ frame.rotation.T)[0]
+    thickness, dk = 1500.0, 0.26 / 32
+    settings = SimulationSettings.from_user(**SI111, thickness=thickness, holz=True, **BEAMS)
+    pool, frame = _pool(si, **SI111, thickness=thickness, **BEAMS)
+    g = (si.g_vectors(np.array([LINE])) @ frame.rotation.T)[0]
     normal = g[:2] / np.linalg.norm(g[:2])
-    u0 = line_crossing(si, frame, hkl, pool.k0, np.zeros(2), normal, 0.26)
-    point = u0 * normal  # on the kinematic line
-    found, depth = _line_minimum(si, hkl, point, normal, dk, thickness)
-    assert depth > 1e-3  # a line, not noise
-    assert abs(found) <= 0.5  # pixels (issue 24's target)
+    point = line_crossing(si, frame, LINE, pool.k0, np.zeros(2), normal, 0.26) * normal
+    u, tilts, i000, ig = _profile(si, point, normal, dk, thickness)
+    branches = line_branches(si, frame, settings, LINE, tilts)
+    predicted = np.sort(np.concatenate([_roots(u, branches[:, j]) for j in range(2)]))
+    assert len(predicted) == 2 and predicted[0] < 0 < predicted[1]  # kinematic line between
+    peaks = _peaks(u, ig)
+    assert len(peaks) == 2
+    np.testing.assert_allclose(np.sort(peaks), predicted, atol=0.5)
+    # the 000 disc loses what the HOLZ beam gains: its deficit peaks with the beam
+    strongest = peaks[np.argmax(np.interp(peaks, u, ig))]
+    i000_off = beam_intensities(
+        si, tilts, [thickness], [(0, 0, 0)], zone_axis=(1, 1, 1), disc_radius=0.26, **BEAMS
+    )[:, 0, 0]
+    assert abs(u[np.argmax(i000_off - i000)] - strongest) <= 0.5
 
     big = _scaled(si, 1.01)
-    pool_b, frame_b = _pool(big, **SI111, thickness=thickness, strong_beams=50, weak_beams=100)
-    predicted = line_crossing(big, frame_b, hkl, pool_b.k0, point, normal * dk, 20.0)
-    assert abs(predicted) > 2.0  # the strain moves the line by pixels
-    moved, _ = _line_minimum(big, hkl, point, normal, dk, thickness)
-    assert moved - found == pytest.approx(predicted, abs=0.25)
+    pool_b, frame_b = _pool(big, **SI111, thickness=thickness, **BEAMS)
+    shift = line_crossing(big, frame_b, LINE, pool_b.k0, point, normal * dk, 20.0)
+    assert abs(shift) > 1.0  # the strain moves the line by pixels
+    u_b, _, _, ig_b = _profile(big, point, normal, dk, thickness)
+    moved = _peaks(u_b, ig_b)
+    near = moved[np.argmin(np.abs(moved - (strongest + shift)))]
+    assert near - strongest == pytest.approx(shift, abs=0.25)
 
 
 def test_holz_reflections_grow_with_thickness_and_stop_at_the_tolerance():
