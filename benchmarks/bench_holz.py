@@ -1,7 +1,7 @@
 """HOLZ lines of the engine against kinematic Bragg geometry (issue 24).
 
-Run: ``python benchmarks/bench_holz.py`` (``--quick``: Si only; ``--results PATH``,
-``--no-results``). Writes ``benchmarks/results/bench_holz.json``. The LiNbO3 case needs
+Run: ``python benchmarks/bench_holz.py`` (``--quick``: Si only; ``--only LiNbO3``: that
+case only; ``--results PATH``, ``--no-results``). Writes ``benchmarks/results/bench_holz.json``. The LiNbO3 case needs
 ``../shared/experimental/LiNbO3_1-10`` next to the repository.
 
 For each case the 000 disc (64 × 64 pixels) is simulated twice by
@@ -272,6 +272,7 @@ def run_case(name, spec, strain, max_lines):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="Si [111] only")
+    parser.add_argument("--only", default=None, help="run the cases whose name starts so")
     parser.add_argument("--strain", type=float, default=0.01)
     parser.add_argument("--lines", type=int, default=3, help="line classes measured per case")
     add_results_argument(parser)
@@ -279,7 +280,7 @@ def main() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     results = []
     for name, spec in CASES.items():
-        if args.quick and name != "Si [111]":
+        if (args.quick and name != "Si [111]") or (args.only and not name.startswith(args.only)):
             continue
         if name.startswith("LiNbO3") and not LINBO3.exists():
             print(f"skipping {name}: {LINBO3} not found")
@@ -294,7 +295,10 @@ def main() -> None:
         ),
     }
     print(summary)
-    write_results(args, "bench_holz-quick" if args.quick else "bench_holz",
+    label = "bench_holz-quick" if args.quick else "bench_holz"
+    if args.only:
+        label = f"bench_holz-{args.only.split()[0].lower()}"
+    write_results(args, label,
                   {"cases": results, **summary}, pixels=PIXELS)  # fmt: skip
 
 
