@@ -16,8 +16,9 @@ order in the angle.
 1. Si [111] at exact zone-axis incidence, I_000 at 50, 100 and 150 nm: abTEM's two
    largest beam sets, the engine with ``holz=True`` (all beams strong, no Bethe, 600–1000
    beams) and with ``holz=False``.
-2. A profile of 21 tilts across the first-order Laue zone line of (11 −1 −11), where the
-   kinematic s_g = 0: I_000 of both programs and the position of the line's minimum.
+2. A profile of 21 tilts across the first-order Laue zone line of (11 −1 −11), centred
+   where the kinematic s_g = 0: I_000 of both programs (the engine with 800 strong beams,
+   abTEM with sg_max 0.25 and g_max 4 1/Å by default) and their largest difference.
 """
 
 from __future__ import annotations
@@ -65,6 +66,15 @@ def abtem_i000(sfa, frame, k: np.ndarray, sg_max: float, g_max: float, thickness
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--profile-beams", type=int, default=800, help="the engine's strong beams on the profile"
+    )
+    parser.add_argument(
+        "--profile-sg-max",
+        type=float,
+        default=0.25,
+        help="abTEM's sg_max on the profile (g_max 4 1/Å)",
+    )
     add_results_argument(parser)
     args = parser.parse_args()
     import abtem
@@ -106,7 +116,7 @@ def main() -> None:
 
     # --- a profile across a FOLZ line ------------------------------------------------
     settings = SimulationSettings.from_user(
-        **ENGINE, holz=True, strong_beams=300, tolerance=1e-3, disc_radius=0.26
+        **ENGINE, holz=True, strong_beams=args.profile_beams, tolerance=1e-3, disc_radius=0.26
     )
     pool, _ = prepare_pool(si, frame, settings, normal_in_frame(si, frame, None),
                            np.zeros((1, 3), int))  # fmt: skip
@@ -118,14 +128,17 @@ def main() -> None:
     tilts = (u0 + u * dk)[:, None] * normal[None, :]
     t_line = [1500.0]
     t0 = time.perf_counter()
-    eng = beam_intensities(si, tilts, t_line, [(0, 0, 0)], holz=True, strong_beams=300,
+    eng = beam_intensities(si, tilts, t_line, [(0, 0, 0)], holz=True,
+                           strong_beams=args.profile_beams,
                            tolerance=1e-3, disc_radius=0.26, **ENGINE)[:, 0, 0]  # fmt: skip
     t_eng = time.perf_counter() - t0
     t0 = time.perf_counter()
     ab, beams = [], []
     for kt in tilts:
         kz = np.sqrt(k_vac**2 - kt @ kt)
-        i, n = abtem_i000(sfa, frame, np.array([kt[0], kt[1], kz]), 0.12, 3.5, t_line)
+        i, n = abtem_i000(
+            sfa, frame, np.array([kt[0], kt[1], kz]), args.profile_sg_max, 4.0, t_line
+        )
         ab.append(float(np.ravel(i)[0]))
         beams.append(n)
     t_ab = time.perf_counter() - t0
@@ -139,7 +152,7 @@ def main() -> None:
         "engine_I000": eng,
         "abtem_I000": ab,
         "abtem_beams": [min(beams), max(beams)],
-        "engine_strong_beams": 300,
+        "engine_strong_beams": args.profile_beams,
         "max_abs_difference": float(np.abs(eng - ab).max()),
         "max_abs_difference_rel_profile_max": float(np.abs(eng - ab).max() / ab.max()),
         "engine_minimum_px": float(u[np.argmin(eng)]),
