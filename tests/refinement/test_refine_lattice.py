@@ -113,3 +113,37 @@ def test_refinement_recovers_the_lattice_parameter_from_holz_lines():
     # the start is 0.016 Å off; the fit lands within 1e-4 of a (5e-4 Å)
     assert abs(res.values["a"] - truth) < 5e-4, (res.values["a"], truth)
     assert res.mean_zncc > 0.999 > res.mean_zncc_start
+
+
+@pytest.mark.parametrize(("zone", "name"), [((0, 0, 1), "a"), ((1, -1, 0), "c"), ((1, 0, 1), "c")])
+def test_hexagonal_cell_lengths_move_the_model_as_the_engine(zone, name):
+    """Wurtzite GaN: a or c changed by 0.5 % in the model equals the engine on that cell,
+    including a zone axis ([101]) whose direction in the crystal turns as c changes."""
+    gan = Crystal.from_dict(
+        {
+            "lattice_parameters": [3.189, 3.189, 5.185, 90, 90, 120],
+            "elements": ["Ga", "Ga", "N", "N"],
+            "positions": [[1 / 3, 2 / 3, 0], [2 / 3, 1 / 3, 0.5], [1 / 3, 2 / 3, 0.377],
+                          [2 / 3, 1 / 3, 0.877]],
+            "occupancies": [1, 1, 1, 1],
+            "b_iso": [0.3, 0.3, 0.4, 0.4],
+        }
+    )  # fmt: skip
+    kw = {"zone_axis": zone, "voltage": 200e3, "strong_beams": 30}
+    reflections = np.array([(0, 0, 0)])
+    model = BlochModel(gan, SimulationSettings.from_user(**kw), reflections, 4, 0.02,
+                       _params([name], gan), thickness=800.0)  # fmt: skip
+    factor = 1.005
+    x = torch.tensor([model.parameters[0].value * factor], dtype=torch.float64)
+    model.choose_beams(x)
+    got = model.discs(x).detach().numpy()
+    lp = list(gan.lattice_parameters)
+    for i, axis in enumerate(model.parameters[0].axes):
+        lp[i] *= factor if axis else 1.0
+    strained = Crystal.from_dict({**gan.to_dict(), "lattice_parameters": lp})
+    ref = compute_discs(
+        strained, thickness=[800.0], reflections=reflections.tolist(), pixels=4,
+        disc_radius=0.04, solver="exact", device="cpu", show_progressbar=False,
+        x_direction=model.frame.x_direction, symmetry=False, **kw,
+    )  # fmt: skip
+    np.testing.assert_allclose(got, ref.discs[0], rtol=0, atol=1e-6 * ref.discs[0].max())
