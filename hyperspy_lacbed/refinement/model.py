@@ -250,7 +250,12 @@ class BlochModel:
         self.normal = normal_in_frame(crystal, self.frame, settings.surface_normal)
         self.k_vac = 1.0 / electron_wavelength(settings.voltage)
         required = np.concatenate([np.zeros((1, 3), int), self.reflections])
-        self.pool, self.rule = prepare_pool(crystal, self.frame, settings, self.normal, required)
+        # HOLZ reflections for tilts out to the largest scale (1.15) and offset (0.3 of the
+        # radius) that the parameters allow
+        self.pool, self.rule = prepare_pool(
+            crystal, self.frame, settings, self.normal, required,
+            tilt_radius=1.5 * self.pixels * self.dk / 2,
+        )  # fmt: skip
         self.out_idx = np.array(
             [int(np.flatnonzero((self.pool.hkl == h).all(1))[0]) for h in self.reflections]
         )
