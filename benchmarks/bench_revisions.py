@@ -13,7 +13,15 @@ It writes ``benchmarks/results/bench_revisions.json`` (``--results PATH``, ``--n
 
 The default cases are the engine's everyday work at fixed beams (so that both revisions
 solve the same matrices): Si [001] with 80 strong + 160 Bethe beams and SrTiO3 [001]
-with 120 strong + 240 Bethe beams, 32 × 32 px, four thicknesses.
+with 120 strong + 240 Bethe beams, 32 × 32 px, four thicknesses. ``--case`` picks others:
+
+- ``SrTiO3-converged``: ``simulate``'s default (tolerance 1 %, beams chosen and verified
+  by each revision), 64 × 64 px: what a user waits for (issue 24);
+- ``SrTiO3-340+679``: the beams the issue-16 default chose there, fixed, without the
+  verification (``tolerance=inf``): the engine at equal beams.
+
+    python benchmarks/bench_revisions.py --baseline 597b8ed --case SrTiO3-converged \
+        --case SrTiO3-340+679 --repeats 2 --results benchmarks/results/bench_revisions-converged.json
 """
 
 from __future__ import annotations
@@ -36,6 +44,15 @@ CASES = {
     "Si": {"strong_beams": 80, "weak_beams": 160},
     "SrTiO3": {"strong_beams": 120, "weak_beams": 240},
 }
+#: Cases run only when named (``--case``): (structure, keywords, pixels).
+MORE_CASES = {
+    "SrTiO3-converged": ("SrTiO3", {}, 64),
+    "SrTiO3-340+679": (
+        "SrTiO3",
+        {"strong_beams": 340, "weak_beams": 679, "tolerance": float("inf")},
+        64,
+    ),
+}
 
 PIXELS = 32
 THICKNESSES = [500.0, 1000.0, 1500.0, 2000.0]
@@ -50,10 +67,12 @@ name, kw, out = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
 torch.set_num_threads(int(sys.argv[4]))
 args = dict(thickness=json.loads(sys.argv[5]), pixels=int(sys.argv[6]), show_progressbar=False,
             **kw)
-compute_discs(name, **args)  # warm-up: imports, tables
+compute_discs(name, **{**args, "pixels": 2})  # warm-up: imports, tables
 t = time.perf_counter()
 r = compute_discs(name, **args)
-print(json.dumps({"seconds": time.perf_counter() - t, "file": r.crystal.name}))
+c = r.convergence
+beams = None if c is None else [c.strong_beams, c.weak_beams, c.estimate]
+print(json.dumps({"seconds": time.perf_counter() - t, "file": r.crystal.name, "beams": beams}))
 np.save(out, r.discs)
 """
 
@@ -71,8 +90,10 @@ def export_revision(rev: str, dest: Path) -> Path:
     return dest
 
 
-def time_case(tree: Path, name: str, kw: dict, out: Path, threads: int) -> float:
-    """Seconds of one compute_discs call of ``tree``'s package in a fresh process."""
+def time_case(
+    tree: Path, name: str, kw: dict, out: Path, threads: int, pixels: int = PIXELS
+) -> dict:
+    """Seconds (and chosen beams) of one compute_discs call of ``tree``'s package in a fresh process."""
     env = {**os.environ, "PYTHONPATH": str(tree)}
     out = out.resolve()
     res = subprocess.run(
@@ -85,7 +106,7 @@ def time_case(tree: Path, name: str, kw: dict, out: Path, threads: int) -> float
             str(out),
             str(threads),
             json.dumps(THICKNESSES),
-            str(PIXELS),
+            str(pixels),
         ],
         env=env,
         cwd=tree,  # `python -c` puts the working folder first on sys.path
@@ -93,7 +114,7 @@ def time_case(tree: Path, name: str, kw: dict, out: Path, threads: int) -> float
         capture_output=True,
         text=True,
     )
-    return float(json.loads(res.stdout.strip().splitlines()[-1])["seconds"])
+    return json.loads(res.stdout.strip().splitlines()[-1])
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -104,6 +125,12 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--current", default="WORKTREE", help="revision, or the working tree")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument(
+        "--case",
+        action="append",
+        choices=[*CASES, *MORE_CASES],
+        help="cases to run (default: " + ", ".join(CASES) + ")",
+    )
     add_results_argument(ap)
     args = ap.parse_args(argv)
     results = {
@@ -121,15 +148,21 @@ def main(argv: list[str] | None = None) -> dict:
         else:
             cur = export_revision(args.current, tmp / "cur")
         cases = {}
-        for name, kw in CASES.items():
+        table = {n: (n, kw, PIXELS) for n, kw in CASES.items()} | MORE_CASES
+        for name in args.case or list(CASES):
+            structure, kw, pixels = table[name]
             times = {"baseline": [], "current": []}
+            beams = {}
             for _ in range(args.repeats):
                 for label, tree in (("baseline", base), ("current", cur)):
                     out = tmp / f"{label}.npy"
-                    times[label].append(time_case(tree, name, kw, out, args.threads))
+                    run = time_case(tree, structure, kw, out, args.threads, pixels)
+                    times[label].append(run["seconds"])
+                    beams[label] = run.get("beams")
             a, b = np.load(tmp / "baseline.npy"), np.load(tmp / "current.npy")
             cases[name] = {
-                "settings": kw,
+                "settings": {**kw, "structure": structure, "pixels": pixels},
+                "beams_strong_weak_estimate": beams,
                 "baseline_seconds": min(times["baseline"]),
                 "current_seconds": min(times["current"]),
                 "speedup": min(times["baseline"]) / min(times["current"]),

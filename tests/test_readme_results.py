@@ -414,6 +414,25 @@ README_ROWS: dict[str, Row] = {
         ],
         ["bench_revisions"],
     ),
+    "Converged speed": Row(
+        [
+            Num(lambda: _converged("SrTiO3-converged")["settings"]["pixels"], "=="),
+            Num(lambda: _converged("SrTiO3-converged")["settings"]["pixels"], "=="),
+            Num(lambda: len(res("bench_revisions-converged")["thicknesses_A"]), "=="),
+            Num(lambda: res("bench_revisions-converged")["threads"], "=="),
+            Num(lambda: _converged("SrTiO3-340+679")["settings"]["strong_beams"], "=="),
+            Num(lambda: _converged("SrTiO3-340+679")["settings"]["weak_beams"], "=="),
+            Num(lambda: _converged("SrTiO3-340+679")["speedup"]),
+            Num(lambda: _converged("SrTiO3-340+679")["max_difference"]),
+            Num(lambda: _converged("SrTiO3-converged")["speedup"]),
+            *[
+                Num(lambda w=w, i=i: _converged("SrTiO3-converged")[KEY][w][i], "==")
+                for w in ("current", "baseline")
+                for i in (0, 1)
+            ],
+        ],
+        ["bench_revisions-converged"],
+    ),
     "Physics-refined retrieval": Row(
         [
             Num(lambda: len(res("refined_retrieval")), "=="),
@@ -492,6 +511,13 @@ README_ROWS: dict[str, Row] = {
 
 def _revision(crystal: str) -> dict:
     return res("bench_revisions")["cases"][crystal]
+
+
+KEY = "beams_strong_weak_estimate"
+
+
+def _converged(case: str) -> dict:
+    return res("bench_revisions-converged")["cases"][case]
 
 
 def _layer(size: str) -> dict:
@@ -589,6 +615,8 @@ DOC_FILES = (
     "bench_convergence-speed",
     "bench_convergence-domain",
     "refined_retrieval",
+    "retrieval_validation",
+    "refine_linbo3",
     "bench_generators-Si",
     "bench_generators-domain-GaAs",
 )
@@ -643,6 +671,17 @@ def _refined_retrieval() -> str:
     return _benchmark("refined_retrieval").rst_table(res("refined_retrieval"))
 
 
+def _retrieval_validation() -> str:
+    return _benchmark("retrieval_validation").rst_table(result("retrieval_validation")["summary"])
+
+
+def _linbo3(table: str) -> Callable[[], str]:
+    def make() -> str:
+        return getattr(_benchmark("refine_linbo3"), table)(res("refine_linbo3"))
+
+    return make
+
+
 def _generators() -> str:
     return _benchmark("bench_generators").rst_table(res("bench_generators-Si"))
 
@@ -655,7 +694,12 @@ DOC_TABLES: dict[str, list] = {
     "ablation_tables.inc": [NOT_REMEASURED, NOT_REMEASURED],
     "convergence.rst": [_convergence("table"), _convergence("speed"), _convergence("domain")],
     "models_tables.inc": [CARDS] * 11,
-    "refinement.rst": [_refined_retrieval],
+    "refinement.rst": [
+        _linbo3("parameter_table"),
+        _linbo3("disc_table"),
+        _refined_retrieval,
+        _retrieval_validation,
+    ],
     "signals.rst": [INPUT, INPUT],  # axes and metadata with their units
     "surrogates.rst": [_generators],
     "training_data.rst": [INPUT],  # the prototypes and their reference lattice parameters
@@ -776,6 +820,25 @@ def test_refined_retrieval_text_says_what_the_table_shows():
     assert "ℓMSE " + " and ".join(parts) + "." in text
 
 
+def test_retrieval_validation_text_says_what_the_table_shows():
+    """refinement.rst's reading of the test-split validation follows its results file."""
+    rec = result("retrieval_validation")
+    rows = rec["results"]
+    text = " ".join((GUIDE / "refinement.rst").read_text(encoding="utf-8").split())
+    assert all(r["refined"]["fom_after"] <= r["refined"]["fom_before"] for r in rows)
+    better = sum(r["refined"]["lmse"] < r["cgan"]["lmse"] for r in rows)
+    assert better == round(rec["fraction_better"] * len(rows))
+    assert f"ℓMSE fell for {better} of the {len(rows)} crystals" in text
+    assert f"median of {rec['median_seconds']:.0f} s per pattern" in text
+    assert rec["settings"]["limit"] == len(rows) and f"--limit {len(rows)}" in text
+
+
+def test_linbo3_text_is_the_file():
+    """refinement.rst's LiNbO3 numbers are those of refine_linbo3.json."""
+    text = " ".join((GUIDE / "refinement.rst").read_text(encoding="utf-8").split())
+    assert _benchmark("refine_linbo3").docs_sentences(result("refine_linbo3")) in text
+
+
 def test_surrogate_speed_sentences_are_the_files():
     """surrogates.rst's speeds: Si from the cards, GaAs from bench_generators' results."""
     text = " ".join((GUIDE / "surrogates.rst").read_text(encoding="utf-8").split())
@@ -794,20 +857,45 @@ def test_surrogate_speed_sentences_are_the_files():
     )
 
 
+def convergence_reading(rows: list[dict]) -> str:
+    """The bullets under convergence.rst's table: what bench_convergence-table shows."""
+    name = lambda r: r["case"].split()[0]  # noqa: E731
+    within = [name(r) for r in rows if r["old_error"] <= 0.01]
+    by_old = sorted(rows, key=lambda r: -r["old_error"])
+    worst = list(dict.fromkeys(name(r) for r in by_old))[:3]
+    truest = max(rows, key=lambda r: r["true_error"])
+    ratios = [r["estimate"] / r["true_error"] for r in rows]
+    fewer = [name(r) for r in rows if r["strong"] < (r["strong_only_1pct"] or math.inf)]
+    fewer = [n for n in dict.fromkeys(fewer) if n in ("SrTiO3", "GeSn")]
+    checked = [r for r in rows if r["reference_check"] is not None]
+    loosest = max(checked, key=lambda r: r["reference_check"])
+    return "\n".join(
+        [
+            f"* The old default (100 strong beams, no weak ones) was within 1 % only for "
+            f"{_names(within)}; it was furthest off for {_names(worst)} (up to "
+            f"{_pc(by_old[0]['old_error'])}), whose heavy columns channel (the *old default "
+            "error* column).",
+            f"* Every automatic choice met 1 % (at worst {_pc(truest['true_error'])}, "
+            f"{name(truest)}), and its estimate was {min(ratios):.2f}–{max(ratios):.2f} times "
+            "its true error, never below it: ``tolerance=0.01`` means within 1 %. The estimate "
+            "is furthest above the truth where the truth is smallest, because the "
+            "single-precision noise of the eigen-solves is in it.",
+            f"* With Bethe weak beams {_names(fewer)} need fewer strong beams than strong beams "
+            "alone (the *strong only for 1 %* column).",
+            f"* The references of the heavy crystals agree with 800 strong + 1600 weak beams "
+            f"within {_pc(loosest['reference_check'])} ({name(loosest)}).",
+        ]
+    )
+
+
 def test_convergence_text_says_what_the_table_shows():
-    """convergence.rst's reading of its table follows the results file."""
-    rows = {r["case"].split()[0]: r for r in res("bench_convergence-table")}
+    """convergence.rst's reading of its table follows the results file, and the promise holds:
+    every choice within its tolerance, no estimate below 0.8 of the truth (issue 24)."""
+    rows = res("bench_convergence-table")
     text = " ".join((GUIDE / "convergence.rst").read_text(encoding="utf-8").split())
-    within = [name for name, r in rows.items() if r["old_error"] <= 0.01]
-    assert f"was within 1 % only for {_names(within)};" in text
-    worst = sorted(rows, key=lambda name: rows[name]["old_error"])[-2:]
-    assert set(worst) == {"SrTiO3", "GeSn"} and "furthest off for SrTiO3" in text
-    assert all(r["converged"] and r["true_error"] <= 0.01 for r in rows.values())
-    assert all(0.5 <= r["estimate"] / r["true_error"] <= 2 for r in rows.values())
-    assert "within a factor 2 of its true error" in text
-    for name in ("SrTiO3", "GeSn"):
-        assert rows[name]["strong"] < (rows[name]["strong_only_1pct"] or math.inf)
-    assert "SrTiO3 and GeSn need fewer strong beams" in text
+    assert " ".join(convergence_reading(rows).split()) in text
+    assert all(r["converged"] and r["true_error"] <= 0.01 for r in rows)
+    assert all(r["estimate"] >= 0.8 * r["true_error"] for r in rows)
 
 
 def _pc(x: float) -> str:

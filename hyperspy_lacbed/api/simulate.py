@@ -107,15 +107,17 @@ def simulate(
         Convergence tolerance as a fraction of each image's maximum; default 0.01 (1 %).
         Without explicit beam counts the strong and weak beams are chosen from the
         physics (the phase that left-out beams would add, from |U_g| with its
-        Debye–Waller decay and the excitation errors), verified on 9 tilts across the
-        disc against a set larger by half, and enlarged until the discs agree within the
-        tolerance or the budget (400 strong, ``max_beams`` strong + weak) is reached,
-        which raises a :class:`~hyperspy_lacbed.bloch.convergence.ConvergenceWarning`.
+        Debye–Waller decay and the excitation errors), verified on up to 16 tilts of the
+        grid (spread over the irreducible wedge) against a set larger by half, and
+        enlarged until the estimate is within the tolerance or the budget (600 strong,
+        ``max_beams`` strong + weak) is reached, which raises a
+        :class:`~hyperspy_lacbed.bloch.convergence.ConvergenceWarning`.
         With explicit counts the same estimate is measured on 5 tilts and reported only;
         ``float("inf")`` skips it. The beam counts, the estimate and the verdict go to
         ``metadata.LACBED.convergence``.
     max_beams
-        Budget of strong + weak beams of the automatic choice; default 1200.
+        Budget of strong + weak beams of the automatic choice; default 1800 (at most
+        ``max(400, max_beams // 3)`` of them strong).
     surface_normal
         Direct-lattice direction of the surface normal; default the beam direction.
     beam_pool

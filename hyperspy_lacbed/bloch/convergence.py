@@ -12,17 +12,21 @@ percent off for a perovskite. This module
    ranks them, and the set is cut where the phase of everything left out falls below the
    tolerance. Strong beams are cut at the tolerance itself, strong + weak (Bethe) beams ten
    times deeper, because Bethe potentials recover most, not all, of a left-out beam;
-2. **verifies** it (:func:`choose_beams`): on a few incident tilts spread over the disc it
-   solves the beam set and one enlarged by ``ConvergenceBudget.growth`` (about half) and
-   takes the largest difference of any disc at any thickness, in units of that image's
-   maximum, as the convergence estimate. While the estimate exceeds the tolerance the set
+2. **verifies** it (:func:`choose_beams`): on probe tilts of the run's own grid, spread
+   over the irreducible wedge of the disc (:func:`select_probes`; every disc of the
+   symmetry orbit is checked there, so a probe stands for all its images), it solves the
+   beam set and one enlarged by ``ConvergenceBudget.growth`` (about half) and takes the
+   largest difference of any disc at any thickness, in units of that image's maximum,
+   times ``ConvergenceBudget.safety`` (what the enlarged set itself still misses), as the
+   convergence estimate. While the estimate exceeds the tolerance the set
    grows (by what the estimate asks for, at most by half), up to ``ConvergenceBudget.max_strong`` strong and
    ``ConvergenceBudget.max_beams`` strong + weak beams; then a :class:`ConvergenceWarning`
-   says by how much the result misses the tolerance;
+   says by how much the result misses the tolerance. The probes' solves of the chosen set
+   are pixels of the result and are not solved again;
 3. **reports** it (:class:`ConvergenceReport`): beam counts, the estimate, the tolerance, the
    tilts it was measured on and whether it converged, for ``metadata.LACBED.convergence``.
 
-Explicit beam counts are honoured exactly; their estimate is still measured, on fewer tilts.
+Explicit beam counts are honoured exactly; their estimate is still measured, on fewer probes.
 
 This module works on plain arrays and the crystal; it imports neither HyperSpy nor the signal
 classes.
@@ -40,11 +44,14 @@ from typing import Any
 import numpy as np
 
 from hyperspy_lacbed.bloch.geometry import excitation_errors, incident_vectors
-from hyperspy_lacbed.bloch.solver import BeamPool, BeamRule, pool_reflections, solve_tilts
-from hyperspy_lacbed.crystal.structure import Crystal, ZoneFrame
-from hyperspy_lacbed.crystal.structure_factors import (
-    optical_structure_factors,
+from hyperspy_lacbed.bloch.solver import (
+    BeamPool,
+    BeamRule,
+    cached_optical_factors,
+    pool_reflections,
+    solve_tilts,
 )
+from hyperspy_lacbed.crystal.structure import Crystal, ZoneFrame
 
 #: Default tolerance of :func:`hyperspy_lacbed.simulate`: 1 % of each image's maximum.
 DEFAULT_TOLERANCE = 0.01
@@ -67,7 +74,10 @@ class ConvergenceBudget:
     ----------
     max_strong
         Most strong beams (the eigen-solve is O(n³) in them): 400 costs about 0.1 s per
-        tilt in single precision on one core.
+        tilt in single precision on one core. Heavy small cells need more: Cu3Au [001]
+        (Au columns 3.75 Å apart) missed 1 % at 400 + 800 beams (1.4 %,
+        benchmarks/bench_convergence.py --section table). A smaller ``max_beams`` of the
+        settings caps it at ``max(400, max_beams // 3)``.
     max_beams
         Most strong + weak beams; weak beams cost O(n_strong² n_weak) each tilt.
     min_strong
@@ -76,9 +86,18 @@ class ConvergenceBudget:
         Factor by which the verification enlarges a beam set (and the choice grows while
         it fails).
     probe_tilts
-        Tilts across the disc on which an automatic choice is verified.
+        Tilts of the grid on which a choice (automatic or explicit) is verified, spread over
+        the irreducible wedge (:func:`select_probes`). Each stands for its symmetry images,
+        so 16 probes of a square zone (8 operations) sample the disc like 128. A grid with
+        no more representative tilts than this is verified on all of them, and the
+        verification is then the whole calculation.
     explicit_probe_tilts
-        Tilts on which an explicit choice is measured (cheaper).
+        Probes on which an explicit choice is measured (cheaper): the first of the same
+        farthest-point order, so a subset of an automatic choice's probes.
+    error_order
+        The order p of the beam-set error ``∝ n^-p`` (the growth rule's n⁻³): the set
+        enlarged by ``growth`` still misses ``growth^-p`` of the error, so the difference
+        to it is divided by ``1 − growth^-p`` (:attr:`safety`).
     strong_factor, total_factor
         The physical guess cuts strong beams where the left-out phase is
         ``strong_factor × tolerance`` and strong + weak where it is ``total_factor ×
@@ -90,11 +109,12 @@ class ConvergenceBudget:
         growth step.
     """
 
-    max_strong: int = 400
-    max_beams: int = 1200
+    max_strong: int = 600
+    max_beams: int = 1800
     min_strong: int = 30
     growth: float = 1.5
-    probe_tilts: int = 9
+    error_order: float = 3.0
+    probe_tilts: int = 16
     explicit_probe_tilts: int = 5
     strong_factor: float = 1.5
     total_factor: float = 0.1
@@ -109,6 +129,21 @@ class ConvergenceBudget:
             raise ValueError(f"ConvergenceBudget.growth must exceed 1, got {self.growth}.")
         if self.probe_tilts < 1 or self.explicit_probe_tilts < 1:
             raise ValueError("ConvergenceBudget needs at least one probe tilt.")
+        if not self.error_order > 0:
+            raise ValueError(
+                f"ConvergenceBudget.error_order must be positive, got {self.error_order}."
+            )
+
+    @property
+    def safety(self) -> float:
+        """Factor from the difference to the enlarged set to the error: ``1 / (1 − growth^-p)``.
+
+        With the default growth 1.5 and p = 3, 1.42. Measured on 14 cases, heavy columns
+        with absorption included (benchmarks/bench_convergence.py --section table, every
+        pixel): the error against 600 + 1200 beams was at most 1.39× (CaF2 [001]) the
+        difference to the enlarged set.
+        """
+        return 1.0 / (1.0 - self.growth**-self.error_order)
 
 
 DEFAULT_BUDGET = ConvergenceBudget()
@@ -131,8 +166,8 @@ class ConvergenceReport:
         The requested tolerance (fraction of each image's maximum), or None.
     estimate
         Largest difference between the two sets over the probe tilts, every requested disc
-        and every thickness, in units of each image's maximum (after the full run, that of
-        the full image).
+        (and its symmetry images) and every thickness, in units of each image's maximum
+        (after the full run, that of the full image), times ``ConvergenceBudget.safety``.
     estimate_per_thickness
         The same, per thickness (largest over the discs).
     verified_tilts
@@ -157,13 +192,17 @@ class ConvergenceReport:
     converged: bool
     steps: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
-    # Largest probe differences per (thickness, disc), to renormalise by the full images.
+    # Largest probe differences per (thickness, disc) (safety factor included), to
+    # renormalise by the full images.
     probe_difference: np.ndarray | None = field(default=None, repr=False)
+    # The chosen set's intensities at the probes (T, n_t, R_orbit): pixels of the result.
+    probe_intensities: np.ndarray | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values, for metadata."""
         d = asdict(self)
         d.pop("probe_difference")
+        d.pop("probe_intensities")
         return d
 
     def normalise_by(self, discs: np.ndarray) -> ConvergenceReport:
@@ -207,31 +246,36 @@ def image_scale(peak: np.ndarray) -> np.ndarray:
     return np.maximum(np.maximum(peak, floor), _TINY)
 
 
-def probe_tilts(radius: float, count: int) -> np.ndarray:
-    """Incident tilts (kx, ky) spread over a disc: its centre and a golden-angle spiral.
+def select_probes(tilts: np.ndarray, count: int) -> np.ndarray:
+    """Which of a grid's tilts to verify on: ``count`` of them, spread as evenly as possible.
 
-    The spiral covers the disc evenly out to 95 % of its radius and puts no two points on
-    the same mirror line, so that the zone-axis symmetry does not make probes redundant.
+    Farthest-point sampling: the tilt nearest the zone axis first, then each time the tilt
+    farthest from those already taken, so that the probes reach the edges and corners of
+    the tilts given (the irreducible wedge of the grid) and fill them evenly. Deterministic.
 
     Parameters
     ----------
-    radius
-        Disc radius in 1/Å.
+    tilts
+        (T, 2) tilts (kx, ky) in 1/Å, e.g. the representatives of the folded grid.
     count
-        Number of tilts (≥ 1); the first is the zone axis.
+        Number of probes (≥ 1); all T when T ≤ count.
 
     Returns
     -------
     numpy.ndarray
-        (count, 2) in 1/Å.
+        Indices into ``tilts``, in the order they were taken.
     """
     if count < 1:
-        raise ValueError(f"probe_tilts needs at least one tilt, got {count}.")
-    n = count - 1
-    i = np.arange(n)
-    r = 0.95 * radius * np.sqrt((i + 0.5) / max(n, 1))
-    angle = i * math.pi * (3.0 - math.sqrt(5.0)) + 0.3
-    return np.concatenate([[[0.0, 0.0]], np.stack([r * np.cos(angle), r * np.sin(angle)], 1)])
+        raise ValueError(f"select_probes needs at least one probe, got {count}.")
+    tilts = np.asarray(tilts, float)
+    if len(tilts) <= count:
+        return np.arange(len(tilts))
+    taken = [int(np.argmin(np.hypot(*tilts.T)))]
+    distance = np.hypot(*(tilts - tilts[taken[0]]).T)
+    for _ in range(count - 1):
+        taken.append(int(np.argmax(distance)))
+        distance = np.minimum(distance, np.hypot(*(tilts - tilts[taken[-1]]).T))
+    return np.array(taken)
 
 
 def left_out_phase(
@@ -248,6 +292,7 @@ def left_out_phase(
     absorption: str = "proportional",
     absorption_fraction: float = 0.1,
     candidates: int = 4000,
+    factors: dict | None = None,
 ) -> np.ndarray:
     """Phase left out by keeping only the n beams nearest the Ewald sphere, for every n.
 
@@ -268,6 +313,9 @@ def left_out_phase(
         The largest thickness, Å.
     candidates
         Number of shortest reflections considered.
+    factors
+        Cache of structure factors shared with the calculation's pools
+        (:func:`~hyperspy_lacbed.bloch.solver.cached_optical_factors`).
 
     Returns
     -------
@@ -276,8 +324,15 @@ def left_out_phase(
         (000 included), radians; non-increasing in n.
     """
     hkl = pool_reflections(crystal, frame.zone_axis, candidates, laue_zones)
-    u, u_abs = optical_structure_factors(
-        crystal, hkl, voltage, absorption, absorption_fraction, scattering_factors, debye_waller
+    u, u_abs = cached_optical_factors(
+        factors,
+        crystal,
+        hkl,
+        voltage,
+        absorption,
+        absorption_fraction,
+        scattering_factors,
+        debye_waller,
     )
     coupling = np.abs(u + 1j * u_abs)
     g = crystal.g_vectors(hkl) @ frame.rotation.T
@@ -331,7 +386,12 @@ class ProbeProblem:
     thickness
         Thicknesses in Å.
     reflections
-        The requested discs, (R, 3).
+        The discs solved, (R', 3): the requested ones and their symmetry images.
+    groups
+        (n_ops, R) columns of ``reflections`` holding the images R⁻¹g of each requested
+        disc g: the image of g at tilt R k is the image of R⁻¹g at k, so the error of g is
+        the largest over its column group (:func:`difference`). None: the reflections are
+        the requested discs.
     solver, device
         As for :func:`~hyperspy_lacbed.bloch.solver.solve_tilts`.
     reference_pool_for
@@ -345,6 +405,7 @@ class ProbeProblem:
     tilts: np.ndarray
     thickness: np.ndarray
     reflections: np.ndarray
+    groups: np.ndarray | None = None
     solver: str = "fast"
     device: str = "cpu"
     max_memory: float = 2**30
@@ -376,7 +437,9 @@ def _index_of(hkl: np.ndarray, h: Sequence[int]) -> int:
     return int(hits[0])
 
 
-def difference(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def difference(
+    a: np.ndarray, b: np.ndarray, groups: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Largest ``|a − b|`` over the tilts, and its ratio to b's largest value, per (thickness, disc).
 
     Dark images are measured against ``DARK_IMAGE`` of the brightest (:func:`image_scale`).
@@ -384,10 +447,14 @@ def difference(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     Parameters
     ----------
     a, b
-        Intensities (T, n_t, R); b is the reference.
+        Intensities (T, n_t, R'); b is the reference.
+    groups
+        (n_ops, R) columns making up each disc (:class:`ProbeProblem`); None: R' = R.
     """
-    diff = np.abs(a - b).max(axis=0)
-    return diff, diff / image_scale(b.max(axis=0))
+    diff, peak = np.abs(a - b).max(axis=0), b.max(axis=0)
+    if groups is not None:
+        diff, peak = diff[:, groups].max(axis=1), peak[:, groups].max(axis=1)
+    return diff, diff / image_scale(peak)
 
 
 def grow(strong: int, weak: int, factor: float) -> tuple[int, int]:
@@ -431,7 +498,8 @@ def choose_beams(
     while True:
         ref_strong, ref_weak = grow(strong, weak, budget.growth)
         reference = problem.solve(ref_strong, ref_weak, reference=True)
-        diff, rel = difference(current, reference)
+        diff, rel = difference(current, reference, problem.groups)
+        diff, rel = budget.safety * diff, budget.safety * rel
         estimate = float(rel.max())
         steps.append({"strong_beams": strong, "weak_beams": weak, "estimate": estimate})
         if explicit or tolerance is None or estimate <= tolerance:
@@ -467,6 +535,7 @@ def choose_beams(
         steps=steps,
         seconds=time.perf_counter() - t0,
         probe_difference=diff,
+        probe_intensities=current,
     )
 
 
@@ -476,8 +545,8 @@ def warn_if_unconverged(report: ConvergenceReport, what: str = "The simulation")
         return
     warnings.warn(
         f"{what} is not converged to the tolerance {report.tolerance:g}: with the beam budget "
-        f"({report.strong_beams} strong + {report.weak_beams} weak beams) the discs change by "
-        f"up to {report.estimate:.3g} of their maximum when the beam set grows by half. "
+        f"({report.strong_beams} strong + {report.weak_beams} weak beams) the discs are off by "
+        f"up to an estimated {report.estimate:.3g} of their maximum. "
         "Pass a larger tolerance, fewer/thinner thicknesses, or explicit strong_beams= / "
         "weak_beams= beyond the budget.",
         ConvergenceWarning,

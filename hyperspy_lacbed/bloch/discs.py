@@ -82,6 +82,10 @@ def default_reflections(crystal: Crystal, zone_axis: Sequence[int], shells: int 
     return allowed[np.isin(lengths, levels)]
 
 
+#: Strong beams an automatic choice may always reach within its ``max_beams``.
+STRONG_CAP = 400
+
+
 def _solver_for(settings: SimulationSettings) -> str:
     """Resolve ``solver="auto"``.
 
@@ -139,25 +143,17 @@ def compute_discs(
         nonzero = nonzero[nonzero > 1e-9]
         radius = 0.5 * float(nonzero.min()) if nonzero.size else 0.25
         settings = replace(settings, disc_radius=radius)
-    n_half = settings.pixels // 2
-    dk = settings.disc_radius / n_half
-
-    # Symmetry: operations keeping beam and normal; the output set must be closed under them.
-    ops = frame_point_group(crystal, frame, normal) if settings.symmetry else np.eye(3)[None]
-    kx, ky = tilt_grid(n_half, dk)
-    fold = fold_tilts(kx, ky, ops)
-    orbit = _orbit(crystal, frame, requested, fold.rotations)
+    grid = _Grid.of(crystal, frame, settings, normal, requested)
+    kx, ky, fold, orbit = grid.kx, grid.ky, grid.fold, grid.orbit
 
     # --- beam choice and convergence (issue 16) ------------------------------------------
     report, pools = None, {}
     if math.isfinite(settings.tolerance):
-        report = _choose_beams(
-            crystal, frame, settings, normal, orbit, requested, device, max_memory, pools
-        )
+        report = _choose_beams(crystal, frame, settings, normal, grid, device, max_memory, pools)
         settings = replace(
             settings, strong_beams=report.strong_beams, weak_beams=report.weak_beams
         )
-    key = (pool_size(settings), settings.beam_pool)
+    key = _pool_key(settings)
     if key in pools:  # built for the verification already
         pool, rule = pools[key], beam_rule(settings)
     else:
@@ -169,11 +165,27 @@ def compute_discs(
     if device == "auto":
         device = _auto_device()
     stats = SolveStats()
-    with ProgressBar(len(reps), show_progressbar, "Bloch-wave tilts", "tilt") as bar:
-        intens = _solve(
-            pool, k_all[reps], out_idx, rule, settings, device, max_memory, bar.update, stats
-        )
-    discs = _unfold(intens, reps, fold, crystal, frame, orbit, requested, kx.shape)
+    # The verification solved the chosen set at its probes already: those pixels are done.
+    intens = np.empty((len(reps), len(settings.thickness), len(orbit)))
+    todo = np.ones(len(reps), bool)
+    if report is not None and report.probe_intensities is not None:
+        probes = grid.probes(report.verified_tilts)
+        intens[probes] = report.probe_intensities
+        todo[probes] = False
+    with ProgressBar(int(todo.sum()), show_progressbar, "Bloch-wave tilts", "tilt") as bar:
+        if todo.any():
+            intens[todo] = _solve(
+                pool,
+                k_all[reps[todo]],
+                out_idx,
+                rule,
+                settings,
+                device,
+                max_memory,
+                bar.update,
+                stats,
+            )
+    discs = _unfold(intens, reps, fold, grid.sources, kx.shape)
     if report is not None:
         report = report.normalise_by(discs)
         conv.warn_if_unconverged(report, f"The simulation of {crystal.name}")
@@ -181,6 +193,7 @@ def compute_discs(
     settings = replace(
         settings, solver=_solver_for(settings), strong_beams=strong, weak_beams=weak
     )
+    dk = settings.disc_radius / (settings.pixels // 2)
     return DiscResult(discs, requested, g_req[:, :2], dk, settings, crystal, stats, report)
 
 
@@ -215,10 +228,46 @@ def converged_beam_counts(
         requested = np.concatenate([[[0, 0, 0]], requested])
     if settings.disc_radius is None:
         raise ValueError("converged_beam_counts needs settings.disc_radius (1/Å).")
-    report = _choose_beams(
-        crystal, frame, settings, normal, requested, requested, device, max_memory, {}
-    )
+    grid = _Grid.of(crystal, frame, settings, normal, requested)
+    report = _choose_beams(crystal, frame, settings, normal, grid, device, max_memory, {})
     return report.strong_beams, report.weak_beams
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """The tilt grid of a calculation, folded by the zone-axis symmetry, and its discs."""
+
+    kx: np.ndarray
+    ky: np.ndarray
+    fold: TiltSymmetry
+    orbit: np.ndarray  # the requested reflections and their images, requested first
+    sources: np.ndarray  # (n_ops, R): orbit index of R⁻¹g for each operation and requested g
+
+    @classmethod
+    def of(cls, crystal, frame, settings: SimulationSettings, normal, requested) -> _Grid:
+        # Symmetry: operations keeping beam and normal; the output set must be closed under them.
+        ops = frame_point_group(crystal, frame, normal) if settings.symmetry else np.eye(3)[None]
+        n_half = settings.pixels // 2
+        kx, ky = tilt_grid(n_half, settings.disc_radius / n_half)
+        fold = fold_tilts(kx, ky, ops)
+        orbit = _orbit(crystal, frame, requested, fold.rotations)
+        lookup = {tuple(h): i for i, h in enumerate(orbit)}
+        sources = np.array(
+            [
+                [lookup[tuple(h)] for h in _rotate_hkl(crystal, frame, requested, r.T)]
+                for r in fold.rotations
+            ]
+        )
+        return cls(kx, ky, fold, orbit, sources)
+
+    def tilts(self) -> np.ndarray:
+        """(n_reps, 2) tilts of the representatives, 1/Å."""
+        reps = self.fold.representatives
+        return np.stack([self.kx.ravel()[reps], self.ky.ravel()[reps]], axis=1)
+
+    def probes(self, count: int) -> np.ndarray:
+        """The ``count`` representatives (indices into them) a verification solves."""
+        return conv.select_probes(self.tilts(), count)
 
 
 def _choose_beams(
@@ -226,8 +275,7 @@ def _choose_beams(
     frame,
     settings: SimulationSettings,
     normal: np.ndarray,
-    orbit: np.ndarray,
-    requested: np.ndarray,
+    grid: _Grid,
     device: str,
     max_memory: float,
     pools: dict,
@@ -237,28 +285,36 @@ def _choose_beams(
     budget = replace(
         DEFAULT_BUDGET,
         max_beams=settings.max_beams,
-        max_strong=min(DEFAULT_BUDGET.max_strong, settings.max_beams),
+        # One strong beam in three, but 400 (the former cap) where the budget allows it.
+        max_strong=min(
+            DEFAULT_BUDGET.max_strong, max(STRONG_CAP, settings.max_beams // 3), settings.max_beams
+        ),
         min_strong=min(DEFAULT_BUDGET.min_strong, settings.max_beams),
     )
+
+    factors: dict = {}  # structure factors shared by the guess and every pool
 
     def pool_for(strong: int, weak: int, free: bool = False) -> BeamPool:
         chosen = replace(settings, strong_beams=strong, weak_beams=weak)
         if free:
             chosen = replace(chosen, beam_pool=None)
-        key = (pool_size(chosen), chosen.beam_pool)
+        key = _pool_key(chosen)
         if key not in pools:
-            pools[key] = prepare_pool(crystal, frame, chosen, normal, orbit)[0]
+            pools[key] = prepare_pool(crystal, frame, chosen, normal, grid.orbit, factors=factors)[
+                0
+            ]
         return pools[key]
 
-    tilts = conv.probe_tilts(
-        settings.disc_radius, budget.explicit_probe_tilts if explicit else budget.probe_tilts
-    )
+    tilts = grid.tilts()[
+        grid.probes(budget.explicit_probe_tilts if explicit else budget.probe_tilts)
+    ]
     problem = conv.ProbeProblem(
         pool_for=pool_for,
         rule=beam_rule(settings),
         tilts=tilts,
         thickness=np.asarray(settings.thickness),
-        reflections=requested,
+        reflections=grid.orbit,
+        groups=grid.sources,
         solver=_solver_for(settings),
         device=_auto_device() if device == "auto" else device,
         max_memory=max_memory,
@@ -281,6 +337,7 @@ def _choose_beams(
             debye_waller=settings.debye_waller,
             absorption=settings.absorption,
             absorption_fraction=settings.absorption_fraction,
+            factors=factors,
         )
         initial = conv.physical_beam_counts(phase, settings.tolerance, budget)
         if settings.holz:
@@ -288,6 +345,13 @@ def _choose_beams(
     return conv.choose_beams(
         problem, settings.tolerance, initial=initial, explicit=explicit, budget=budget
     )
+
+
+def _pool_key(settings: SimulationSettings) -> tuple:
+    """What a pool depends on: its size and, with HOLZ, the strong + weak beams (the HOLZ
+    reflections reach as far from the Ewald sphere as the zero-order beams they take)."""
+    holz = sum(explicit_beams(settings)) if settings.holz else None
+    return pool_size(settings), settings.beam_pool, holz
 
 
 def _with_holz_beams(initial, pool_for, frame, tilts, budget) -> tuple[int, int]:
@@ -445,24 +509,19 @@ def _rotate_hkl(crystal: Crystal, frame, hkl: np.ndarray, r: np.ndarray) -> np.n
     return np.round(h).astype(int)
 
 
-def _unfold(intens, reps, fold: TiltSymmetry, crystal, frame, orbit, requested, shape):
-    """Map the representatives' intensities to every pixel: I_g(R k) = I_{R⁻¹ g}(k)."""
+def _unfold(intens, reps, fold: TiltSymmetry, sources: np.ndarray, shape):
+    """Map the representatives' intensities to every pixel: I_g(R k) = I_{R⁻¹ g}(k).
+
+    ``sources`` (n_ops, R) holds the orbit index of R⁻¹g for each operation and requested g.
+    """
     n_pix = fold.rep_of.size
     row_of_rep = np.empty(n_pix, int)
     row_of_rep[reps] = np.arange(len(reps))
-    lookup = {tuple(h): i for i, h in enumerate(orbit)}
-    # For each op, the orbit index of R⁻¹ g for each requested g.
-    src = np.array(
-        [
-            [lookup[tuple(h)] for h in _rotate_hkl(crystal, frame, requested, r.T)]
-            for r in fold.rotations
-        ]
-    )  # (n_ops, R)
     rows = row_of_rep[fold.rep_of]  # (n_pix,)
-    cols = src[fold.op_of]  # (n_pix, R)
+    cols = sources[fold.op_of]  # (n_pix, R)
     out = intens[rows[:, None], :, cols]  # (n_pix, R, n_t)
     out = np.moveaxis(out, -1, 0)  # (n_t, n_pix, R)
-    return np.moveaxis(out, -1, 1).reshape(intens.shape[1], len(requested), *shape)
+    return np.moveaxis(out, -1, 1).reshape(intens.shape[1], sources.shape[1], *shape)
 
 
 def _auto_device() -> str:

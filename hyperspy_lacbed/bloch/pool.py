@@ -81,12 +81,14 @@ def prepare_pool(
     normal: np.ndarray,
     required: np.ndarray,
     g_max: float | None = None,
+    factors: dict | None = None,
     tilt_radius: float | None = None,
 ) -> tuple[BeamPool, BeamRule]:
     """The beam pool (with K) and the beam rule for a set of settings.
 
-    With ``settings.holz`` the pool holds the upper-Laue-zone reflections that the
-    settings' largest thickness and tolerance need (:func:`holz_reach`) for tilts up to
+    ``factors``: see :func:`~hyperspy_lacbed.bloch.solver.cached_optical_factors`. With
+    ``settings.holz`` the pool holds the upper-Laue-zone reflections that the settings'
+    largest thickness and tolerance need (:func:`holz_reach`) for tilts up to
     ``tilt_radius`` (1/Å; default the settings' disc radius).
     """
     k = 1.0 / electron_wavelength(settings.voltage)
@@ -110,6 +112,7 @@ def prepare_pool(
         diagonal=settings.diagonal,
         normal=normal,
         required=required,
+        factors=factors,
         holz=holz_reach(settings, tilt_radius) if settings.holz else None,
     )
     return pool, beam_rule(settings)

@@ -94,7 +94,7 @@ def eigen_propagate(a: Any, thickness: Any, pos: Any, single: bool = False) -> A
     single
         Solve the eigenproblem in complex64 (1.6–2× faster on a CPU; 1–4e-4 of the image
         maximum from the double-precision solve in ``benchmarks/bench_engine.py``); the
-        propagation stays in the matrices' precision.
+        propagation is then in complex128, whatever the matrices' precision.
 
     Returns
     -------
@@ -105,7 +105,9 @@ def eigen_propagate(a: Any, thickness: Any, pos: Any, single: bool = False) -> A
 
     x = a.to(torch.complex64) if single else a
     gamma, vec = map_per_core(_eig, x)
-    gamma, vec = gamma.to(a.dtype), vec.to(a.dtype)
+    # A single-precision solve propagates in complex128 (phases 2πγt reach 10³ rad).
+    wide = torch.complex128 if single else a.dtype
+    gamma, vec = gamma.to(wide), vec.to(wide)
     t, m = a.shape[:2]
     # ψ(0) = e_000: the excitations α = C⁻¹ e_000.
     e0 = torch.zeros((t, m, 1), dtype=vec.dtype, device=a.device)

@@ -102,15 +102,18 @@ def build_pool(
     diagonal: str = "absorptive",
     normal: np.ndarray | None = None,
     required: np.ndarray | None = None,
+    factors: dict | None = None,
     holz: HolzReach | None = None,
 ) -> BeamPool:
     """Enumerate the beam pool and compute every Fourier coefficient the matrices need.
 
     The pool holds the ``pool_size`` shortest reflections of the Laue zones, whole shells
     included so that it keeps the crystal's symmetry, and ``required`` ones. ``diagonal``
-    is one of :data:`~hyperspy_lacbed.bloch.matrix.DIAGONAL_MODES`. With ``holz`` the
-    upper-Laue-zone reflections of :func:`~hyperspy_lacbed.bloch.holz.holz_reflections`
-    follow the zero-order ones (``k0`` is then the wave number in the crystal).
+    is one of :data:`~hyperspy_lacbed.bloch.matrix.DIAGONAL_MODES`. ``factors`` is a
+    cache for :func:`cached_optical_factors`, shared by the pools of one calculation.
+    With ``holz`` the upper-Laue-zone reflections of
+    :func:`~hyperspy_lacbed.bloch.holz.holz_reflections` follow the zero-order ones
+    (``k0`` is then the wave number in the crystal).
     """
     import torch
 
@@ -137,8 +140,15 @@ def build_pool(
     key = ((diff[:, 0] - lo[0]) * span[1] + (diff[:, 1] - lo[1])) * span[2] + (diff[:, 2] - lo[2])
     _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
     uniq = diff[first]
-    u, u_abs = optical_structure_factors(
-        crystal, uniq, voltage, absorption, absorption_fraction, scattering_factors, debye_waller
+    u, u_abs = cached_optical_factors(
+        factors,
+        crystal,
+        uniq,
+        voltage,
+        absorption,
+        absorption_fraction,
+        scattering_factors,
+        debye_waller,
     )
     full = (u + 1j * u_abs)[inverse.reshape(-1)].reshape(len(hkl), len(hkl))
     full = with_diagonal(torch.as_tensor(full), diagonal).numpy()
@@ -147,6 +157,29 @@ def build_pool(
     coupled = connected_to_origin(np.abs(full) > 1e-10 * scale)
     n = np.array([0.0, 0.0, 1.0]) if normal is None else np.asarray(normal, float)
     return BeamPool(hkl, g, full, coupled, np.abs(full[:, 0]), k0, n / np.linalg.norm(n))
+
+
+def cached_optical_factors(
+    cache: dict | None, crystal: Crystal, hkl: np.ndarray, *physics
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`~hyperspy_lacbed.crystal.structure_factors.optical_structure_factors`, remembered.
+
+    The verification of a beam choice builds pools of several sizes, each needing U_g of
+    the differences of its reflections, and the physical guess needs them for thousands of
+    reflections; with Bird–King absorption (a numerical integral per |g|) computing each
+    once cut GeSn [1-10]'s setup by a third. ``cache`` maps Miller indices to
+    ``(U_g, U'_g)`` for one crystal and one ``physics`` (the positional arguments after
+    ``hkl``); None computes without remembering.
+    """
+    if cache is None:
+        return optical_structure_factors(crystal, hkl, *physics)
+    keys = list(map(tuple, np.asarray(hkl).tolist()))
+    missing = [i for i, key in enumerate(keys) if key not in cache]
+    if missing:
+        u, u_abs = optical_structure_factors(crystal, np.asarray(hkl)[missing], *physics)
+        cache.update(zip([keys[i] for i in missing], zip(u, u_abs), strict=True))
+    both = np.array([cache[key] for key in keys], complex).reshape(-1, 2)
+    return both[:, 0], both[:, 1]
 
 
 def refracted_wavenumber(
@@ -337,9 +370,10 @@ def solve_tilts(
     rule
         Beam selection.
     solver
-        ``"exact"``: complex128 non-Hermitian eigen-solve. ``"fast"``: the same in complex64
-        (about 1.6–2× faster on CPU; 1–4e-4 of the image maximum from the exact solve in
-        ``benchmarks/bench_engine.py``); the propagation stays in complex128.
+        ``"exact"``: complex128 non-Hermitian eigen-solve. ``"fast"``: the matrices and their
+        eigen-solve in complex64 (about 1.6–2× faster on CPU; 1–4e-4 of the image maximum
+        from the exact solve in ``benchmarks/bench_engine.py``); the propagation stays in
+        complex128.
     device
         torch device.
     max_memory
@@ -376,6 +410,11 @@ def solve_tilts(
     result = np.empty((len(k), len(thickness), len(outputs)))
     thick = torch.as_tensor(np.asarray(thickness, float), device=dev)
     potential = torch.as_tensor(pool.potential, device=dev)
+    if solver == "fast":
+        # The eigen-solve rounds the matrices to complex64 anyway: assembling them (the
+        # Bethe sums over hundreds of weak beams) in complex64 halves that cost and memory
+        # and changes nothing the solve keeps (benchmarks/bench_revisions.py).
+        potential = potential.to(torch.complex64)
     for start in range(0, len(k), chunk):
         sl = slice(start, min(start + chunk, len(k)))
         result[sl] = _solve_chunk(

@@ -152,3 +152,32 @@ def test_the_prior_keeps_the_network_start_where_the_pattern_is_silent():
     start_c = potential_coefficients(start, 12)
     assert moved(map_) < moved(ml)
     assert map_["fom_after"] <= map_["fom_before"]  # the pattern fit, without the penalty
+
+
+def test_no_pattern_determines_the_mean_potential():
+    """V₀ (U₀ on the structure matrix's diagonal) puts one phase on every Bloch wave.
+
+    Only the refraction it adds to the wave vector reaches the discs, so a 30 % change
+    of the mean potential moves them far less than a 3 % change of one low-order
+    coefficient: a retrieval's V₀ is the network's (retrieval_validation.py reports the
+    ℓMSE with V₀ from the truth for this reason).
+    """
+    true = hl.projected_potential("Si", shape=(64, 64)).data
+    coeff = potential_coefficients(true, 12)
+    refl = np.array([(0, 0, 0), (2, 2, 0), (-2, -2, 0), (4, 0, 0)])
+    a = 5.431
+    kw = {"thickness": 800.0, "strong_beams": 10, "weak_beams": 10, "absorption_fraction": 0.0}
+
+    def discs(c):
+        model = CoefficientBlochModel(c, a, zolz_classes(12)[:1], refl, 8, 0.75 * 2 / a / 4, **kw)
+        return model.discs(model.start_vector()).detach().numpy()
+
+    base = discs(coeff)
+    shifted = coeff.copy()
+    shifted[12, 12] *= 1.3  # the mean potential 30 % higher
+    changed = coeff.copy()
+    changed[12 + 2, 12 + 2] *= 1.03  # the 220 coefficient, 3 % stronger
+    by_v0 = np.abs(discs(shifted) - base).max()
+    by_u220 = np.abs(discs(changed) - base).max()
+    assert by_u220 > 1e-3 * base.max()
+    assert by_v0 < 0.05 * by_u220, (by_v0, by_u220)
