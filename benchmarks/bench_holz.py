@@ -13,7 +13,7 @@ where no other HOLZ line comes within 3 pixels and the edge is at least 4 pixels
 
 * the predictions along the profile across the line (along g_t): the kinematic position
   (0 by construction) and the first-order dynamical branches of
-  :func:`~hyperspy_lacbed.bloch.holz.line_branches` (where the HOLZ beam's diagonal
+  :func:`~hyperspy_lacbed.bloch.holz_lines.line_branches` (where the HOLZ beam's diagonal
   element meets each of the two most excited zero-order Bloch states: a dynamical line is
   split and displaced from s_g = 0 by the Bloch-state eigenvalues);
 * the engine's lines: the peaks of the HOLZ beam's own intensity and the minima of the
@@ -43,7 +43,8 @@ from _results import add_results_argument, write_results
 from scipy.ndimage import map_coordinates
 
 from hyperspy_lacbed.bloch.discs import beam_intensities, compute_discs
-from hyperspy_lacbed.bloch.holz import line_branches, line_crossing, line_excitation_errors
+from hyperspy_lacbed.bloch.holz import line_crossing, line_excitation_errors
+from hyperspy_lacbed.bloch.holz_lines import line_branches
 from hyperspy_lacbed.bloch.pool import normal_in_frame, prepare_pool
 from hyperspy_lacbed.bloch.settings import SimulationSettings
 from hyperspy_lacbed.crystal.structure import Crystal, load_structure, zone_frame

@@ -27,7 +27,7 @@ approximation of their own: they only have to be in the pool.
    the largest |g| any such reflection can have, and with it the highest zone.
 
 :func:`line_excitation_errors` and :func:`line_crossing` are the kinematic geometry of
-the lines (s_g at each tilt of a disc; where s_g = 0 along a path); :func:`line_branches`
+the lines (s_g at each tilt of a disc; where s_g = 0 along a path); :func:`~hyperspy_lacbed.bloch.holz_lines.line_branches`
 their first-order dynamical positions (the line splits where the HOLZ beam meets each
 zero-order Bloch state); the engine's lines are validated against both
 (``benchmarks/bench_holz.py``).
@@ -36,7 +36,7 @@ zero-order Bloch state); the engine's lines are validated against both
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -52,7 +52,6 @@ __all__ = [
     "holz_beam_share",
     "holz_reflections",
     "laue_zone_spacing",
-    "line_branches",
     "line_crossing",
     "line_excitation_errors",
 ]
@@ -283,81 +282,3 @@ def holz_beam_share(pool, zone_axis, k: np.ndarray, beams: int) -> int:
     kth = np.partition(s[:, zero], n - 1, axis=1)[:, n - 1 : n]
     upper = (layer != 0) & pool.coupled
     return int((s[:, upper] <= kth).sum(1).max()) if upper.any() else 0
-
-
-def line_branches(
-    crystal: Crystal,
-    frame: ZoneFrame,
-    settings,
-    hkl,
-    tilts: np.ndarray,
-    states: int = 2,
-) -> np.ndarray:
-    """Where the dynamical HOLZ line of ``hkl`` lies along a path: one branch per Bloch state.
-
-    A weak HOLZ beam g couples to the zero-order Bloch wave j where its own diagonal
-    element of the structure matrix, s_g K / (k·n d_g), equals that state's eigenvalue
-    γ_j: the line splits into branches, one per excited state, displaced from the
-    kinematic s_g = 0 by γ_j (first order in U_g; Jones, Rackham & Steeds 1977). This
-    returns, at each tilt, that diagonal element minus Re γ_j for the ``states`` states
-    most excited from 000 at the path's middle; a branch lies where a column changes
-    sign.
-
-    Parameters
-    ----------
-    crystal, frame
-        The crystal and its zone-axis frame.
-    settings
-        :class:`~hyperspy_lacbed.bloch.settings.SimulationSettings` with explicit beam
-        counts; its zero-order physics gives the Bloch states.
-    hkl
-        The HOLZ reflection.
-    tilts
-        (T, 2) transverse tilts of the path, 1/Å.
-    states
-        Bloch states followed.
-
-    Returns
-    -------
-    numpy.ndarray
-        (T, states) in 1/Å.
-    """
-    import torch
-
-    from hyperspy_lacbed.bloch.matrix import structure_matrices
-    from hyperspy_lacbed.bloch.pool import normal_in_frame, prepare_pool
-    from hyperspy_lacbed.bloch.solver import padded_indices, select_beams
-
-    zolz = replace(settings, holz=False)
-    normal = normal_in_frame(crystal, frame, settings.surface_normal)
-    pool, rule = prepare_pool(crystal, frame, zolz, normal, np.zeros((1, 3), int))
-    t = np.atleast_2d(np.asarray(tilts, float))
-    k = incident_vectors(t[:, 0], t[:, 1], pool.k0)
-    s = excitation_errors(k, pool.g, pool.k0)
-    strong, weak = select_beams(s, pool, rule, np.array([0]))
-    idx = padded_indices(strong)[0]
-    widx = padded_indices(weak)[0] if weak.any() else None
-    a, _ = structure_matrices(
-        torch.as_tensor(pool.potential), torch.as_tensor(s), pool.k0,
-        torch.as_tensor(k @ pool.normal), torch.as_tensor(pool.g @ pool.normal),
-        torch.as_tensor(idx), None if widx is None else torch.as_tensor(widx),
-    )  # fmt: skip
-    gamma, vec = torch.linalg.eig(a)
-    e0 = torch.zeros(vec.shape[:2], dtype=vec.dtype)
-    e0[:, 0] = 1.0
-    alpha = torch.linalg.solve(vec, e0)
-    weight = (vec[:, 0, :] * alpha).abs().numpy()  # (T, M)
-    gamma = gamma.real.numpy()
-    # follow the states most excited at the middle by eigenvalue continuity
-    mid = len(t) // 2
-    chosen = np.argsort(-weight[mid])[:states]
-    ref = gamma[mid, chosen]
-    followed = np.empty((len(t), states))
-    for j in range(states):
-        for i in range(len(t)):
-            followed[i, j] = gamma[i, np.argmin(np.abs(gamma[i] - ref[j]) - 1e-3 * weight[i])]
-    g = (crystal.g_vectors(np.asarray(hkl).reshape(1, 3)) @ frame.rotation.T)[0]
-    s_g = excitation_errors(k, g[None], pool.k0)[:, 0]
-    kn = k @ pool.normal
-    diag = s_g * pool.k0 / (kn * (1 + (g @ pool.normal) / kn))
-    return diag[:, None] - followed

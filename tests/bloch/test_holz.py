@@ -13,10 +13,10 @@ from hyperspy_lacbed.bloch.holz import (
     HolzReach,
     holz_reflections,
     laue_zone_spacing,
-    line_branches,
     line_crossing,
     line_excitation_errors,
 )
+from hyperspy_lacbed.bloch.holz_lines import line_branches
 from hyperspy_lacbed.bloch.pool import normal_in_frame, prepare_pool
 from hyperspy_lacbed.bloch.settings import SimulationSettings
 from hyperspy_lacbed.bloch.solver import build_pool, pool_reflections
