@@ -45,6 +45,7 @@ def simulate(
     surface_normal: Sequence[int] | None = None,
     beam_pool: int | None = None,
     laue_zones: Sequence[int] | None = None,
+    holz: bool | None = None,
     solver: str | None = None,
     symmetry: bool | None = None,
     preset: str | None = None,
@@ -123,7 +124,20 @@ def simulate(
         Number of reflections in the pool from which beams are chosen; default about
         three times ``strong_beams``.
     laue_zones
-        Laue zones of the pool; default (0,), the zero-order zone only.
+        Laue zones of the pool, each filled by |g| like the zero-order zone; default
+        (0,), the zero-order zone only. For HOLZ lines use ``holz`` instead.
+    holz
+        Put the reflections of the higher-order Laue zones in the beam pool, so that
+        their deficiency lines cross the discs (:mod:`hyperspy_lacbed.bloch.holz`): each
+        upper-zone reflection that comes, somewhere in the disc, as near the Ewald sphere
+        as the zero-order pool's farthest beam, and whose kinematic line depth
+        (π t |U_g| / K)² at the largest thickness reaches a tenth of ``tolerance``. They
+        are ranked with the zero-order beams by their exact excitation errors, so the
+        tolerance-driven strong/weak choice covers them. Default ``False``: the lines
+        are about a pixel wide, so the convergence check on 9 probe tilts cannot tell
+        whether they matter, and the extra beams cost time (on Si [111] about 40 strong
+        beams more); with ``holz=False`` the results are exactly those of a zero-order
+        calculation. Incompatible with ``laue_zones`` other than (0,).
     solver
         ``"exact"`` (complex128 eigen-solve), ``"fast"`` (complex64 eigen-solve, within 1e-3
         of the image maximum of the exact one) or ``"auto"`` (the default: fast, or exact
@@ -199,6 +213,7 @@ def simulate(
         surface_normal=surface_normal,
         beam_pool=beam_pool,
         laue_zones=laue_zones,
+        holz=holz,
         solver=solver,
         symmetry=symmetry,
         strong_beam_step=strong_beam_step,

@@ -27,6 +27,7 @@ from hyperspy_lacbed.bloch.geometry import (
     incident_vectors,
     tilt_grid,
 )
+from hyperspy_lacbed.bloch.holz import holz_beam_share
 from hyperspy_lacbed.bloch.pool import (
     beam_rule,
     explicit_beams,
@@ -124,13 +125,13 @@ def compute_discs(
     else:
         requested = np.array(settings.reflections, int)
         layer = requested @ np.asarray(frame.zone_axis)
-        bad = ~np.isin(layer, settings.laue_zones)
+        bad = ~np.isin(layer, settings.laue_zones) & (not settings.holz)
         if bad.any():
             raise ValueError(
                 f"Reflection {requested[bad][0].tolist()} is not in the Laue zone(s) "
                 f"{list(settings.laue_zones)} of zone axis {list(frame.zone_axis)} "
                 "(h·u + k·v + l·w must be 0 for the zero-order zone); choose reflections of "
-                "the zone or add laue_zones."
+                "the zone, add laue_zones or set holz=True."
             )
     if not (requested == 0).all(1).any():
         requested = np.concatenate([[[0, 0, 0]], requested])
@@ -152,7 +153,7 @@ def compute_discs(
         settings = replace(
             settings, strong_beams=report.strong_beams, weak_beams=report.weak_beams
         )
-    key = (pool_size(settings), settings.beam_pool)
+    key = _pool_key(settings)
     if key in pools:  # built for the verification already
         pool, rule = pools[key], beam_rule(settings)
     else:
@@ -297,7 +298,7 @@ def _choose_beams(
         chosen = replace(settings, strong_beams=strong, weak_beams=weak)
         if free:
             chosen = replace(chosen, beam_pool=None)
-        key = (pool_size(chosen), chosen.beam_pool)
+        key = _pool_key(chosen)
         if key not in pools:
             pools[key] = prepare_pool(crystal, frame, chosen, normal, grid.orbit, factors=factors)[
                 0
@@ -339,9 +340,36 @@ def _choose_beams(
             factors=factors,
         )
         initial = conv.physical_beam_counts(phase, settings.tolerance, budget)
+        if settings.holz:
+            initial = _with_holz_beams(initial, pool_for, frame, tilts, budget)
     return conv.choose_beams(
         problem, settings.tolerance, initial=initial, explicit=explicit, budget=budget
     )
+
+
+def _pool_key(settings: SimulationSettings) -> tuple:
+    """What a pool depends on: its size and, with HOLZ, the strong + weak beams (the HOLZ
+    reflections reach as far from the Ewald sphere as the zero-order beams they take)."""
+    holz = sum(explicit_beams(settings)) if settings.holz else None
+    return pool_size(settings), settings.beam_pool, holz
+
+
+def _with_holz_beams(initial, pool_for, frame, tilts, budget) -> tuple[int, int]:
+    """Zero-order beam counts enlarged by the HOLZ beams that come nearer the sphere.
+
+    The left-out phase of the zero-order guess is a 2-D estimate; HOLZ beams near the
+    Ewald sphere would take strong and weak places from the ZOLZ beams it asks for, so
+    the HOLZ beams nearer than the last strong (and the last weak) ZOLZ beam at any probe
+    tilt are added on top. The verification then measures the result as usual.
+    """
+    strong, weak = initial
+    pool = pool_for(strong, weak)
+    k = incident_vectors(tilts[:, 0], tilts[:, 1], pool.k0)
+    extra_strong = holz_beam_share(pool, frame.zone_axis, k, strong)
+    extra_all = holz_beam_share(pool, frame.zone_axis, k, strong + weak)
+    strong = min(strong + extra_strong, budget.max_strong)
+    total = min(strong + weak + extra_all - extra_strong, budget.max_beams)
+    return strong, max(total - strong, 0)
 
 
 def beam_intensities(
@@ -387,8 +415,12 @@ def beam_intensities(
     frame = zone_frame(crystal, settings.zone_axis, settings.x_direction)
     normal = normal_in_frame(crystal, frame, settings.surface_normal)
     requested = np.array(settings.reflections, int)
-    pool, rule = prepare_pool(crystal, frame, settings, normal, requested, g_max=g_max)
     t = np.atleast_2d(np.asarray(tilts, float))
+    # HOLZ reflections are chosen for the disc (or, without one, the tilts) they cover
+    radius = max(float(np.linalg.norm(t, axis=1).max()), settings.disc_radius or 0.0)
+    pool, rule = prepare_pool(
+        crystal, frame, settings, normal, requested, g_max=g_max, tilt_radius=radius
+    )
     k = incident_vectors(t[:, 0], t[:, 1], pool.k0)
     out_idx = np.array([_index_of(pool.hkl, h) for h in requested])
     return _solve(pool, k, out_idx, rule, settings, device, max_memory)

@@ -10,12 +10,12 @@ surrogates' physics layer all take their pools from :func:`prepare_pool`.
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from hyperspy_lacbed.bloch import convergence as conv
+from hyperspy_lacbed.bloch.holz import HolzReach
 from hyperspy_lacbed.bloch.settings import SimulationSettings
 from hyperspy_lacbed.bloch.solver import BeamPool, BeamRule, build_pool, refracted_wavenumber
 from hyperspy_lacbed.crystal.structure import Crystal, ZoneFrame
@@ -24,6 +24,7 @@ from hyperspy_lacbed.units import electron_wavelength
 __all__ = [
     "beam_rule",
     "explicit_beams",
+    "holz_reach",
     "is_explicit",
     "normal_in_frame",
     "pool_size",
@@ -81,14 +82,25 @@ def prepare_pool(
     required: np.ndarray,
     g_max: float | None = None,
     factors: dict | None = None,
+    tilt_radius: float | None = None,
 ) -> tuple[BeamPool, BeamRule]:
-    """The beam pool (with K) and the beam rule for a set of settings (``factors``: see
-    :func:`~hyperspy_lacbed.bloch.solver.cached_optical_factors`)."""
-    k_vac = 1.0 / electron_wavelength(settings.voltage)
+    """The beam pool (with K) and the beam rule for a set of settings.
+
+    ``factors``: see :func:`~hyperspy_lacbed.bloch.solver.cached_optical_factors`. With
+    ``settings.holz`` the pool holds the upper-Laue-zone reflections that the settings'
+    largest thickness and tolerance need (:func:`holz_reach`) for tilts up to
+    ``tilt_radius`` (1/Å; default the settings' disc radius).
+    """
+    k = 1.0 / electron_wavelength(settings.voltage)
+    if settings.mean_inner_potential:
+        # Inside the crystal K² = K_vac² + U_0 (refraction by the mean inner potential).
+        k = refracted_wavenumber(
+            crystal, k, settings.voltage, settings.scattering_factors, settings.debye_waller
+        )
     pool = build_pool(
         crystal,
         frame,
-        k_vac,
+        k,
         settings.voltage,
         pool_size(settings),
         g_max=g_max,
@@ -101,11 +113,16 @@ def prepare_pool(
         normal=normal,
         required=required,
         factors=factors,
+        holz=holz_reach(settings, tilt_radius) if settings.holz else None,
     )
-    if settings.mean_inner_potential:
-        # Inside the crystal K² = K_vac² + U_0 (refraction by the mean inner potential).
-        k_in = refracted_wavenumber(
-            crystal, k_vac, settings.voltage, settings.scattering_factors, settings.debye_waller
-        )
-        pool = replace(pool, k0=k_in)
     return pool, beam_rule(settings)
+
+
+def holz_reach(settings: SimulationSettings, tilt_radius: float | None = None) -> HolzReach:
+    """What decides the HOLZ reflections of a calculation: its largest thickness, its
+    tolerance (the default one where the tolerance is ``inf``), its tilt radius and its
+    strong + weak beams."""
+    radius = settings.disc_radius if tilt_radius is None else tilt_radius
+    tolerance = settings.tolerance if math.isfinite(settings.tolerance) else conv.DEFAULT_TOLERANCE
+    strong, weak = explicit_beams(settings)
+    return HolzReach(max(settings.thickness), tolerance, float(radius or 0.0), strong + weak)

@@ -65,6 +65,8 @@ class SimulationSettings:
     beam_pool: int | None = None
     strong_beam_step: float = 0.0
     laue_zones: tuple[int, ...] = (0,)
+    # Upper-Laue-zone reflections in the pool (bloch.holz); off by default (see simulate).
+    holz: bool = False
     mean_inner_potential: bool = True
     mean_absorption: bool = True
     solver: str = "auto"
@@ -164,6 +166,14 @@ class SimulationSettings:
         if solver not in SOLVERS:
             raise ValueError(f"Unknown solver {solver!r}; choose 'auto', 'exact' or 'fast'.")
         x_dir, normal = get("x_direction"), get("surface_normal")
+        holz, laue_zones = get("holz"), tuple(int(z) for z in np.atleast_1d(get("laue_zones")))
+        if not isinstance(holz, (bool, np.bool_)):
+            raise ValueError(f"holz must be True or False, got {holz!r}.")
+        if holz and laue_zones != (0,):
+            raise ValueError(
+                f"holz=True chooses the upper Laue zones itself (every zone whose reflections "
+                f"come near the Ewald sphere); leave laue_zones at (0,), not {list(laue_zones)}."
+            )
         radius = get("disc_radius")
         if radius is not None:
             radius = disc_radius_in_inverse_angstrom(radius, voltage)
@@ -183,7 +193,8 @@ class SimulationSettings:
             solver=solver,
             reflections=reflection_tuples(get("reflections")),
             disc_radius=radius,
-            laue_zones=tuple(int(z) for z in np.atleast_1d(get("laue_zones"))),
+            laue_zones=laue_zones,
+            holz=bool(holz),
             preset=preset,
             **given,
         )

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hyperspy_lacbed.bloch.geometry import excitation_errors
+from hyperspy_lacbed.bloch.holz import HolzReach, holz_reflections
 from hyperspy_lacbed.bloch.matrix import output_positions, structure_matrices, with_diagonal
 from hyperspy_lacbed.bloch.propagate import eigen_propagate, output_intensities
 from hyperspy_lacbed.crystal.structure import Crystal, ZoneFrame, zolz_reflections
@@ -102,6 +103,7 @@ def build_pool(
     normal: np.ndarray | None = None,
     required: np.ndarray | None = None,
     factors: dict | None = None,
+    holz: HolzReach | None = None,
 ) -> BeamPool:
     """Enumerate the beam pool and compute every Fourier coefficient the matrices need.
 
@@ -109,6 +111,9 @@ def build_pool(
     included so that it keeps the crystal's symmetry, and ``required`` ones. ``diagonal``
     is one of :data:`~hyperspy_lacbed.bloch.matrix.DIAGONAL_MODES`. ``factors`` is a
     cache for :func:`cached_optical_factors`, shared by the pools of one calculation.
+    With ``holz`` the upper-Laue-zone reflections of
+    :func:`~hyperspy_lacbed.bloch.holz.holz_reflections` follow the zero-order ones
+    (``k0`` is then the wave number in the crystal).
     """
     import torch
 
@@ -117,6 +122,12 @@ def build_pool(
         hkl = hkl[_lattice_centring_allowed(hkl, crystal.space_group_symbol)]
     else:
         hkl = pool_reflections(crystal, frame.zone_axis, pool_size, laue_zones)
+    if holz is not None:
+        hkl = np.concatenate(
+            [hkl, holz_reflections(crystal, frame, k0, voltage, holz, hkl,
+                                   scattering_factors=scattering_factors,
+                                   debye_waller=debye_waller)]
+        )  # fmt: skip
     if required is not None and len(required):
         missing = [tuple(r) for r in np.asarray(required) if not (hkl == r).all(1).any()]
         if missing:

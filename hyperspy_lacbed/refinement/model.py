@@ -144,6 +144,36 @@ class _BirdKing:
         return _F.apply(b)
 
 
+def _scattering_factors_at(elements: Sequence[str], q, table: str):
+    """f_j(q) (n_atoms, n_q) of each atom's element at the tensor ``q`` (1/Å), with dq.
+
+    The tables are numpy; the derivative in q comes from a central difference of the
+    analytic parameterisation (step 1e-6 1/Å), so lattice parameters reach the form factors.
+    """
+    import torch
+
+    class _F(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, qq):
+            qn = qq.detach().numpy()
+            vals, ders = {}, {}
+            for e in set(elements):
+                vals[e] = scattering_factor(e, qn, table=table)
+                ders[e] = (
+                    scattering_factor(e, qn + 1e-6, table=table)
+                    - scattering_factor(e, np.maximum(qn - 1e-6, 0.0), table=table)
+                ) / (qn + 1e-6 - np.maximum(qn - 1e-6, 0.0))
+            ctx.save_for_backward(torch.as_tensor(np.stack([ders[e] for e in elements])))
+            return torch.as_tensor(np.stack([vals[e] for e in elements]))
+
+        @staticmethod
+        def backward(ctx, grad):
+            (der,) = ctx.saved_tensors
+            return (grad * der).sum(0)
+
+    return _F.apply(q)
+
+
 class BlochModel:
     """LACBED disc intensities as a differentiable function of the refinable parameters.
 
@@ -220,7 +250,12 @@ class BlochModel:
         self.normal = normal_in_frame(crystal, self.frame, settings.surface_normal)
         self.k_vac = 1.0 / electron_wavelength(settings.voltage)
         required = np.concatenate([np.zeros((1, 3), int), self.reflections])
-        self.pool, self.rule = prepare_pool(crystal, self.frame, settings, self.normal, required)
+        # HOLZ reflections for tilts out to the largest scale (1.15) and offset (0.3 of the
+        # radius) that the parameters allow
+        self.pool, self.rule = prepare_pool(
+            crystal, self.frame, settings, self.normal, required,
+            tilt_radius=1.5 * self.pixels * self.dk / 2,
+        )  # fmt: skip
         self.out_idx = np.array(
             [int(np.flatnonzero((self.pool.hkl == h).all(1))[0]) for h in self.reflections]
         )
@@ -266,6 +301,15 @@ class BlochModel:
         )
         self._g = torch.as_tensor(self.pool.g)
         self._normal = torch.as_tensor(self.normal)
+        self._lattice = [(i, p) for i, p in enumerate(self.parameters) if p.kind == "lattice"]
+        if self._lattice and crystal.u_aniso is not None:
+            raise ValueError(
+                "Lattice parameters cannot yet be refined with anisotropic displacement "
+                "tensors (their Debye–Waller factors are fixed at the start cell); use "
+                "isotropic B or fix the lattice."
+            )
+        self._basis0 = torch.as_tensor(crystal.direct_basis)
+        self._pool_hkl = torch.as_tensor(self.pool.hkl.astype(float))
         # U_g parameters: which unique differences each one scales (and which conjugates).
         lookup = {tuple(h): i for i, h in enumerate(uniq.tolist())}
         self._ug_index = []
@@ -319,21 +363,68 @@ class BlochModel:
                 pos = pos + (x[i] - p.reference) * w
         return occ, b, pos
 
+    # ------------------------------------------------------------------ geometry
+    def direct_basis(self, x):
+        """The cell's lattice vectors (rows, Å) at ``x``: lengths scaled, angles kept."""
+        import torch
+
+        ratio = torch.ones(3, dtype=torch.float64)
+        for i, p in self._lattice:
+            ratio = ratio * (x[i] / p.reference) ** torch.as_tensor(p.axes)
+        return ratio[:, None] * self._basis0
+
+    def geometry(self, x):
+        """Pool vectors g (P, 3) in the zone-axis frame and the unit surface normal at ``x``.
+
+        Fixed at the start unless a lattice parameter is refined; then the frame follows
+        the cell: z along [uvw], x along the x-direction made perpendicular to it.
+        """
+        import torch
+
+        if not self._lattice:
+            return self._g, self._normal
+        basis = self.direct_basis(x)
+        recip = torch.linalg.inv(basis).T
+        unit = lambda v: v / torch.linalg.norm(v)  # noqa: E731
+        ez = unit(torch.as_tensor(np.asarray(self.frame.zone_axis, float)) @ basis)
+        ex = torch.as_tensor(np.asarray(self.frame.x_direction, float)) @ basis
+        ex = unit(ex - (ex @ ez) * ez)
+        rot = torch.stack([ex, torch.linalg.cross(ez, ex), ez])
+        g = self._pool_hkl @ recip @ rot.T
+        surface = self.settings.surface_normal
+        if surface is None:
+            return g, torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64)
+        return g, rot @ unit(torch.as_tensor(np.asarray(surface, float)) @ basis)
+
+    def _form_factor_tables(self, x):
+        """(f (n_atoms, n_u), s² (n_u,), γ/(πΩ)) at ``x``: the start's unless the cell changes."""
+        import torch
+
+        if not self._lattice:
+            return self._f, self._s2, self._prefactor
+        basis = self.direct_basis(x)
+        q = torch.linalg.norm(self._hkl_u @ torch.linalg.inv(basis).T, dim=1)
+        f = _scattering_factors_at(self.crystal.elements, q, self.settings.scattering_factors)
+        volume = torch.abs(torch.linalg.det(basis))
+        prefactor = relativistic_gamma(self.settings.voltage) / (math.pi * volume)
+        return f, (q / 2) ** 2, prefactor
+
     # ------------------------------------------------------------------ physics
     def fourier_coefficients(self, x):
         """U_g + i U'_g of every unique beam difference (Å⁻²), complex tensor (n_u,)."""
         import torch
 
         occ, b, pos = self.atom_values(x)
+        f, s2, prefactor = self._form_factor_tables(x)
         phase = torch.exp(-2j * math.pi * (self._hkl_u @ pos.T))  # (n_u, n_atoms)
-        weight = occ[:, None] * self._f
+        weight = occ[:, None] * f
         if self.settings.debye_waller and self._dw_aniso is None:
-            weight = weight * torch.exp(-b[:, None] * self._s2[None, :])
+            weight = weight * torch.exp(-b[:, None] * s2[None, :])
         elif self.settings.debye_waller:
             # anisotropic tensors at the start; a refined B adds an isotropic change
             db = b - torch.as_tensor(self.crystal.b_iso)
-            weight = weight * self._dw_aniso * torch.exp(-db[:, None] * self._s2[None, :])
-        u = self._prefactor * (phase * weight.T).sum(1)
+            weight = weight * self._dw_aniso * torch.exp(-db[:, None] * s2[None, :])
+        u = prefactor * (phase * weight.T).sum(1)
         factor = torch.ones(len(self.uniq), dtype=torch.complex128)
         for name, kind, hits in self._ug_index:
             v = x[self.names.index(name)]
@@ -355,7 +446,7 @@ class BlochModel:
             fp = torch.stack(
                 [self._bird_king(e, b[a]) * occ[a] for a, e in enumerate(self.crystal.elements)]
             )  # (n_atoms, n_u)
-            u_abs = self._prefactor * (phase * fp.T).sum(1)
+            u_abs = prefactor * (phase * fp.T).sum(1)
         return u + 1j * u_abs
 
     def wave_number(self, x, coefficients=None):
@@ -388,8 +479,9 @@ class BlochModel:
 
         with torch.no_grad():
             t = self.tilts(x).numpy()
+            g = self.geometry(x)[0].numpy()
         k = incident_vectors(t[:, 0], t[:, 1], self.pool.k0)
-        s = excitation_errors(k, self.pool.g, self.pool.k0)
+        s = excitation_errors(k, g, self.pool.k0)
         strong, weak = select_beams(s, self.pool, self.rule, self.out_idx)
         self._weak = padded_indices(weak)[0] if weak.any() else None
         self._strong, counts = padded_indices(strong)
@@ -418,10 +510,11 @@ class BlochModel:
         t2 = self.tilts(x, sub)
         kz = torch.sqrt(k0**2 - (t2**2).sum(1))
         k = torch.cat([t2, kz[:, None]], dim=1)  # (T, 3)
-        s = excitation_errors(k, self._g, k0)
+        g, normal = self.geometry(x)
+        s = excitation_errors(k, g, k0)
         weak = None if self._weak is None else torch.as_tensor(self._weak[sub])
         return structure_matrices(
-            pot, s, k0, k @ self._normal, self._g @ self._normal,
+            pot, s, k0, k @ normal, g @ normal,
             torch.as_tensor(self._strong[sub]), weak,
         )  # fmt: skip
 
@@ -474,9 +567,13 @@ class BlochModel:
     def crystal_at(self, x) -> Crystal:
         """The crystal with the parameters ``x`` applied (U_g factors are not a crystal property)."""
         occ, b, pos = (v.detach().numpy() for v in self.atom_values(x))
+        lengths = np.asarray(self.crystal.lattice_parameters[:3], float)
+        for i, p in self._lattice:
+            lengths = lengths * (float(x[i]) / p.reference) ** p.axes
         return Crystal.from_dict(
             {
                 **self.crystal.to_dict(),
+                "lattice_parameters": [*lengths.tolist(), *self.crystal.lattice_parameters[3:]],
                 "positions": np.mod(pos, 1.0).tolist(),
                 "occupancies": np.clip(occ, 1e-6, 1.0).tolist(),
                 "b_iso": np.clip(b, 0.0, None).tolist(),

@@ -32,6 +32,7 @@ KINDS = {
     "Ug": "relative change of |U_g| of a reflection and its symmetry equivalents",
     "Ug_phase": "phase change of U_g (only where symmetry does not fix it) [rad]",
     "absorption": "proportional absorption fraction κ (U' = κ U)",
+    "lattice": "a lattice parameter a, b or c, with the lengths symmetry ties to it [Å]",
     "scale": "disc calibration: factor on the pixel size dk",
     "offset": "tilt-grid centre offset (kx, ky) [1/Å]",
     "blur": "Gaussian blur σ of the simulation [data pixels]",
@@ -67,6 +68,8 @@ class Parameter:
     hkl
         For U_g parameters: the tied reflections (n, 3) and their signs (+1 for g-like,
         −1 for the Friedel mates that take the complex conjugate).
+    axes
+        For lattice parameters: which cell lengths (a, b, c) scale with it, (3,) of 0/1.
     """
 
     name: str
@@ -79,6 +82,7 @@ class Parameter:
     atoms: np.ndarray | None = field(default=None, repr=False)
     hkl: np.ndarray | None = field(default=None, repr=False)
     signs: np.ndarray | None = field(default=None, repr=False)
+    axes: np.ndarray | None = field(default=None, repr=False)
     reference: float = field(default=math.nan, repr=False)
 
     def __post_init__(self) -> None:
@@ -284,7 +288,10 @@ def resolve_parameters(
         ``"thickness"``, ``"B"`` (one per element), ``"B[El]"`` (an element),
         ``"B[Site]"`` (a site label, see :func:`crystal_sites`), ``"occupancy[El or Site]"``,
         ``"xyz[Site]"``, ``"Ug[h,k,l]"``, ``"Ug[h,k,l].phase"``, ``"absorption"``,
-        ``"scale"``, ``"offset"``, ``"blur"``, ``"background"``.
+        ``"scale"``, ``"offset"``, ``"blur"``, ``"background"``, and the lattice
+        parameters ``"a"`` (every length symmetry ties to a: all three in a cubic or
+        rhombohedral cell, a and b in a tetragonal, trigonal or hexagonal one), ``"c"``
+        (where c is free of a) and ``"b"`` (orthorhombic and lower).
     crystal
         The start crystal.
     thickness
@@ -486,6 +493,54 @@ def _offset(ctx: _Context, key, suffix, raw) -> list[Parameter]:
     ]
 
 
+def lattice_axes(crystal: Crystal, name: str) -> np.ndarray:
+    """Which cell lengths (a, b, c) the lattice parameter ``name`` scales, kept by symmetry.
+
+    Cubic and rhombohedral cells (a = b = c, equal angles) have one length, ``"a"``;
+    tetragonal, trigonal and hexagonal cells on hexagonal axes have ``"a"`` (a = b) and
+    ``"c"``; lower symmetry has ``"a"``, ``"b"`` and ``"c"``. Angles stay fixed.
+    """
+    a, b, c, al, be, ga = crystal.lattice_parameters
+    number = crystal.space_group_number
+    tied_ab = number >= 75 and math.isclose(a, b, rel_tol=1e-6)
+    tied_abc = (
+        tied_ab
+        and math.isclose(a, c, rel_tol=1e-6)
+        and (
+            number >= 195
+            or (math.isclose(al, be, rel_tol=1e-6) and math.isclose(be, ga, rel_tol=1e-6))
+        )
+    )
+    if tied_abc:
+        axes = {"a": (1, 1, 1)}
+    elif tied_ab:
+        axes = {"a": (1, 1, 0), "c": (0, 0, 1)}
+    else:
+        axes = {"a": (1, 0, 0), "b": (0, 1, 0), "c": (0, 0, 1)}
+    if name not in axes:
+        raise ParameterError(
+            f"Lattice parameter {name!r} is tied to 'a' by the symmetry of "
+            f"{crystal.space_group_symbol} (a, b, c = {a:g}, {b:g}, {c:g} Å); refine "
+            f"{' and '.join(repr(k) for k in axes)} instead."
+        )
+    return np.array(axes[name], float)
+
+
+def _lattice(name: str):
+    def build(ctx: _Context, key, suffix, raw) -> list[Parameter]:
+        if ctx.absorption == "bird-king":
+            raise ParameterError(
+                f"Lattice parameter {name!r} with Bird–King absorption is not supported (its "
+                "absorptive form factors are tabulated at the start cell); use "
+                "absorption='proportional' or 'none'."
+            )
+        axes = lattice_axes(ctx.crystal, name)
+        v = float(ctx.crystal.lattice_parameters["abc".index(name)])
+        return [Parameter(name, "lattice", v, 0.95 * v, 1.05 * v, "Å", 1e-4 * v, axes=axes)]
+
+    return build
+
+
 def _background(ctx: _Context, key, suffix, raw) -> list[Parameter]:
     if ctx.fom == "zncc":
         raise ParameterError(
@@ -510,4 +565,7 @@ _BUILDERS = {
     "offset": _offset,
     "blur": lambda ctx, *_: [Parameter("blur", "blur", max(ctx.blur, 0.3), 0.1, 6.0, "px", 0.01)],
     "background": _background,
+    "a": _lattice("a"),
+    "b": _lattice("b"),
+    "c": _lattice("c"),
 }
