@@ -2,10 +2,10 @@
 
 The zone axis [uvw] is a direct-lattice direction and the reflections (hkl) live in
 reciprocal space; a reflection belongs to Laue zone n = h·u + k·v + l·w, and the zones are
-planes at height g_z = n / |r_uvw| along the beam (r_uvw the lattice vector [uvw]). The
+planes at height g_z = n / ``|r_uvw|`` along the beam (r_uvw the lattice vector [uvw]). The
 engine's beam travels along +[uvw] (k_z > 0), so the Ewald sphere, which curves away from
 the beam's direction of travel, meets the zones of **negative** n: zone n < 0 on a ring of
-radius about sqrt(2K |n| / |r_uvw|). The engine computes every excitation error exactly in
+radius about sqrt(2K ``|n|`` / ``|r_uvw|``). The engine computes every excitation error exactly in
 three dimensions (:func:`~hyperspy_lacbed.bloch.geometry.excitation_errors`: the distance
 along k̂ from g to the Ewald sphere of the tilt's own wave vector), so HOLZ beams need no
 approximation of their own: they only have to be in the pool.
@@ -75,7 +75,7 @@ class HolzReach:
     tolerance
         The convergence tolerance (fraction of the image maximum).
     tilt_radius
-        Largest transverse tilt |k_t| of the calculation (the disc radius), 1/Å.
+        Largest transverse tilt ``|k_t|`` of the calculation (the disc radius), 1/Å.
     beams
         Strong + weak beams of each tilt: a HOLZ beam farther from the Ewald sphere than
         the zero-order beam of this rank is never chosen.
@@ -88,7 +88,7 @@ class HolzReach:
 
 
 def laue_zone_spacing(crystal: Crystal, zone_axis) -> float:
-    """Height (1/Å) between successive Laue zones of [uvw]: 1 / |r_uvw|, uvw reduced."""
+    """Height (1/Å) between successive Laue zones of [uvw]: 1 / ``|r_uvw|``, uvw reduced."""
     uvw = np.asarray(zone_axis, int)
     uvw = uvw // math.gcd(*(abs(int(x)) for x in uvw))
     return 1.0 / float(np.linalg.norm(uvw @ crystal.direct_basis))
