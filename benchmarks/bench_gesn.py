@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
-import re
 import resource
 import time
 from pathlib import Path
@@ -80,14 +79,6 @@ RECOMMENDED = (120, 120, "fast")
 FIGURE_DISCS = [(0, 0, 0), (0, 0, 4), (1, 1, 1), (2, 2, 0), (1, 1, 3)]
 
 
-def reflection_from_name(path: Path) -> list[int]:
-    """[h, k, l] from a file name such as ``GeSn_+2+2-4.dm3``."""
-    digits = re.findall(r"[+-]\d+", path.stem.split("_", 1)[1])
-    if len(digits) != 3:
-        raise ValueError(f"Cannot read a reflection from {path.name!r}.")
-    return [int(d) for d in digits]
-
-
 def load_recorded(folder: Path = DATA):
     """The 27 recorded discs as one calibrated LACBED signal with a reflection axis.
 
@@ -95,26 +86,16 @@ def load_recorded(folder: Path = DATA):
     columns run along [110] and their rows along [001], which is the engine's frame for
     x_direction [110] (y = z × x = [001] for z = [1-10]).
     """
-    import hyperspy.api as hs
+    from hyperspy_lacbed.api.recorded import load_discs
 
-    files = sorted(folder.glob("GeSn_*.dm3"))
-    if not files:
-        raise FileNotFoundError(f"No GeSn_*.dm3 files in {folder}.")
-    discs = []
-    for f in files:
-        s = hs.load(f)
-        s.set_signal_type("LACBED")
-        discs.append(s)
-    stack = hs.stack(discs, new_axis_name="reflection", show_progressbar=False)
-    stack.set_experimental_parameters(
+    return load_discs(
+        sorted(folder.glob("GeSn_*.dm3")),
+        disc_radius="0.673 1/Å",
+        title="GeSn [1-10] recorded",
         beam_energy="200 kV",
         zone_axis=[1, -1, 0],
         x_direction=[1, 1, 0],
-        reflections=[reflection_from_name(f) for f in files],
     )
-    stack = stack.calibrate(disc_radius="0.673 1/Å")
-    stack.metadata.General.title = "GeSn [1-10] recorded"
-    return stack
 
 
 def _run(args, queue) -> None:

@@ -44,7 +44,6 @@ from pathlib import Path
 
 import numpy as np
 from _results import add_results_argument, write_results
-from bench_gesn import reflection_from_name
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "experimental" / "LiNbO3_1-10"
@@ -75,26 +74,16 @@ def load_recorded(folder: Path = DATA):
 
     The ``.dm3`` images are 168 × 168 with the disc radius 0.725 1/Å over 84 pixels.
     """
-    import hyperspy.api as hs
+    from hyperspy_lacbed.api.recorded import load_discs
 
-    files = sorted(folder.glob("LiNbO3_*.dm3"))
-    if not files:
-        raise FileNotFoundError(f"No LiNbO3_*.dm3 files in {folder}.")
-    discs = []
-    for f in files:
-        s = hs.load(f)
-        s.set_signal_type("LACBED")
-        discs.append(s)
-    stack = hs.stack(discs, new_axis_name="reflection", show_progressbar=False)
-    stack.set_experimental_parameters(
+    return load_discs(
+        sorted(folder.glob("LiNbO3_*.dm3")),
+        disc_radius="0.725 1/Å",
+        title="LiNbO3 [1-10] recorded",
         beam_energy="200 kV",
         zone_axis=[1, -1, 0],
         x_direction=[0, 0, -1],
-        reflections=[reflection_from_name(f) for f in files],
     )
-    stack = stack.calibrate(disc_radius="0.725 1/Å")
-    stack.metadata.General.title = "LiNbO3 [1-10] recorded"
-    return stack
 
 
 def sampled(s, step: int):

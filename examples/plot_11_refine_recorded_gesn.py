@@ -19,16 +19,13 @@ refines all 27 discs).
 # Loading and calibrating the discs
 # ---------------------------------
 # Each file holds one disc; its reflection is in the file name (``GeSn_+2+2-4.dm3``).
-# ``hs.stack`` makes one signal with a ``reflection`` axis, and
-# ``set_experimental_parameters`` and ``calibrate`` add what the refinement needs: the
-# beam energy, the beam direction, the reflections and the disc radius (0.673 1/Å over
-# 75 pixels, from the authors' input).
+# :func:`hyperspy_lacbed.api.recorded.load_discs` stacks them along a ``reflection`` axis, reads the
+# reflections from the names, and sets what the refinement needs: the beam energy, the
+# beam direction and the disc radius (0.673 1/Å over 75 pixels, from the authors' input).
 import os
-import re
 import tempfile
 from pathlib import Path
 
-import hyperspy.api as hs
 import matplotlib.pyplot as plt
 
 import hyperspy_lacbed as hl
@@ -38,20 +35,14 @@ shared = Path(os.environ.get("HYPERSPY_LACBED_SHARED") or here.parent.parent / "
 folder = shared / "experimental" / "GeSn_1-10"
 
 picks = ["+0+0+0", "+0+0+4", "+0+0-4", "+1+1+1", "+1+1-3", "+2+2+0", "-2-2+0", "+2+2+4", "+3+3+1"]
-files = [folder / f"GeSn_{p}.dm3" for p in picks]
-discs = []
-for f in files:
-    d = hs.load(f)
-    d.set_signal_type("LACBED")
-    discs.append(d)
-s = hs.stack(discs, new_axis_name="reflection", show_progressbar=False)
-s.set_experimental_parameters(
+# one file per disc; the reflections are read from the names (GeSn_+2+2-4.dm3)
+s = hl.load_discs(
+    [folder / f"GeSn_{p}.dm3" for p in picks],
+    disc_radius="0.673 1/Å",
     beam_energy="200 kV",
     zone_axis=[1, -1, 0],
     x_direction=[0, 0, -1],
-    reflections=[[int(v) for v in re.findall(r"[+-]\d+", p)] for p in picks],
 )
-s = s.calibrate(disc_radius="0.673 1/Å")
 print(s)
 
 # %%

@@ -15,6 +15,9 @@ list_models
 model_settings
     The ``simulate`` keywords of a surrogate model's domain, e.g.
     ``simulate(si, **model_settings(si))`` before ``retrieve_potential``.
+load_discs
+    Recorded discs, one file per reflection, as one calibrated ``LACBED`` signal
+    (:mod:`hyperspy_lacbed.api.recorded`).
 refine
     Fit a crystal, the thickness and the geometry to recorded discs by gradient descent
     through the Bloch-wave engine (:mod:`hyperspy_lacbed.signals.refinement`).
@@ -39,6 +42,7 @@ _LAZY = {
     "projected_potential": "hyperspy_lacbed.api.potential",
     "example_structures": "hyperspy_lacbed.data",
     "refine": "hyperspy_lacbed.signals.refinement",
+    "load_discs": "hyperspy_lacbed.api.recorded",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -9,9 +9,6 @@ Bethe beams (about 3 s of solve; measured 131.8 nm, mean NCC 0.871). The compari
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
 import numpy as np
 import pytest
 from helpers import EXPERIMENTAL
@@ -117,16 +114,12 @@ def test_fit_thickness_refines_between_grid_points(rng):
 
 
 # ---------------------------------------------------------------- the experiment
-def _reflection(path: Path) -> tuple[int, int, int]:
-    """[h, k, l] from a file name such as ``GeSn_+2+2-4.dm3``."""
-    h, k, l = (int(d) for d in re.findall(r"[+-]\d+", path.stem.split("_", 1)[1]))
-    return h, k, l
-
-
 @pytest.fixture(scope="module")
 def recorded():
     """The 27 recorded discs, loaded and calibrated as a user would, binned 3 × 3."""
     import hyperspy.api as hs
+
+    from hyperspy_lacbed.api.recorded import reflection_from_filename
 
     files = sorted(DATA.glob("GeSn_*.dm3"))
     s = hs.load(files, stack=True, new_axis_name="reflection")
@@ -136,7 +129,7 @@ def recorded():
         beam_energy="200 kV",
         zone_axis=[1, -1, 0],
         x_direction=[1, 1, 0],
-        reflections=[_reflection(f) for f in files],
+        reflections=[reflection_from_filename(f) for f in files],
     )
     s = s.calibrate(disc_radius="0.673 1/Å")  # 75 px = 0.673 1/Å
     return s.rebin(scale=(1, BIN, BIN))
@@ -203,3 +196,12 @@ def test_orientation_map_is_the_x110_frame():
     b = hl.simulate(str(DATA / "GeSn.cif"), x_direction=(1, 1, 0), **args).data
     np.testing.assert_allclose(compare.orient(a, 1), b, rtol=1e-6, atol=1e-9 * a.max())
     assert not np.allclose(a, b, rtol=1e-3)  # the map is not trivial
+
+
+def test_reflection_from_filename_reads_signed_indices_and_names_the_fix():
+    from hyperspy_lacbed.api.recorded import reflection_from_filename
+
+    assert reflection_from_filename("data/GeSn_+2+2-4.dm3") == [2, 2, -4]
+    assert reflection_from_filename("LiNbO3_-1-1+12.dm3") == [-1, -1, 12]
+    with pytest.raises(ValueError, match="reflections="):
+        reflection_from_filename("GeSn_220.dm3")

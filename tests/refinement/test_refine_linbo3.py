@@ -4,7 +4,6 @@ does the same on all 63 discs at full size)."""
 
 from __future__ import annotations
 
-import re
 import warnings
 
 import numpy as np
@@ -19,27 +18,16 @@ DATA = EXPERIMENTAL / "LiNbO3_1-10"
 PICKS = ["+0+0+0", "+0+0-3", "+0+0+6", "+1+1+0", "-1-1+0", "+1+1+3", "+2+2-6", "+3+3+3"]
 
 
-def _reflection(path) -> list[int]:
-    return [int(v) for v in re.findall(r"[+-]\d+", path.stem.split("_", 1)[1])]
-
-
 def _load(step: int = 1):
-    import hyperspy.api as hs
+    from hyperspy_lacbed.api.recorded import load_discs
 
-    files = [DATA / f"LiNbO3_{p}.dm3" for p in PICKS]
-    discs = []
-    for f in files:
-        s = hs.load(f)
-        s.set_signal_type("LACBED")
-        discs.append(s)
-    s = hs.stack(discs, new_axis_name="reflection", show_progressbar=False)
-    s.set_experimental_parameters(
+    s = load_discs(
+        [DATA / f"LiNbO3_{p}.dm3" for p in PICKS],
+        disc_radius="0.725 1/Å",
         beam_energy="200 kV",
         zone_axis=[1, -1, 0],
         x_direction=[0, 0, -1],
-        reflections=[_reflection(f) for f in files],
     )
-    s = s.calibrate(disc_radius="0.725 1/Å")
     if step == 1:
         return s
     # every step-th recorded pixel, on a grid centred like the disc (step odd)
